@@ -1,0 +1,62 @@
+"""The `run_farm.py` command line: flags in, one experiment out, one clear line on bad input."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from farm.errors import FarmError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="run_farm.py",
+        description="Grow many small GANs with Ray Tune, keep each trial's best epoch, "
+                    "export synthetic data and score it on held-out real data.")
+    p.add_argument("--preset", default="smoke",
+                   help="trials/presets/<name>.yaml: smoke (minutes on a laptop), full, tiny")
+    p.add_argument("--only", help="comma-separated families to grow, e.g. tabular-a")
+    p.add_argument("--data-dir", default=os.environ.get("FARM_DATA_DIR"),
+                   help="folder with <dataset>/<file> copies (default $FARM_DATA_DIR, then the "
+                        "cache, then a download)")
+    p.add_argument("--storage-path", default=os.environ.get("FARM_STORAGE", "results"),
+                   help="where experiments are written (default ./results)")
+    p.add_argument("--name", help="experiment name (default <preset>-<date>-<time>)")
+    p.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
+                   help="Ray cluster to join (default $RAY_ADDRESS, else an embedded local Ray)")
+    p.add_argument("--seed", type=int, help="split and trial seed (default: data.split_seed)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the planned trials and their resources; train nothing")
+    p.add_argument("--tabular-data", metavar="PATH",
+                   help="your own ARFF or CSV for the tabular families instead of the defaults")
+    p.add_argument("--target", metavar="COLUMN", help="target column of --tabular-data "
+                                                       "(default: the last column)")
+    p.add_argument("--trials-dir", default=str(REPO / "trials"), help=argparse.SUPPRESS)
+    p.add_argument("--debug", action="store_true", help="show full tracebacks")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from farm.experiment import Settings, run
+
+    settings = Settings(
+        trials_dir=Path(args.trials_dir), preset=args.preset,
+        only=args.only.split(",") if args.only else None, data_dir=args.data_dir,
+        storage_path=args.storage_path, name=args.name, address=args.address, seed=args.seed,
+        dry_run=args.dry_run, tabular_data=args.tabular_data, target=args.target)
+    try:
+        run(settings)
+    except FarmError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,174 @@
+"""Reading `trials/*.yaml` and a preset into one checked configuration.
+
+Every file is checked against the keys the code knows before anything runs, so a typo such as
+`lr_gg` is one line naming the file and the key (with a suggestion), never a silent default.
+Presets (`trials/presets/<name>.yaml`) override family settings; `search` is replaced whole.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from farm.errors import ConfigError
+from farm.families import KINDS
+
+FAMILY_KEYS = {"kind", "description", "datasets", "epochs", "eval_every", "resources", "select",
+               "keep_checkpoints", "params", "per_dataset", "search", "seeds"}
+RESOURCE_KEYS = {"cpu", "gpu"}
+SELECT_KEYS = {"metric", "mode"}
+DATA_KEYS = {"split_seed", "tables", "images"}
+TABLE_KEYS = {"test_fraction", "val_fraction", "missing", "synthetic_rows"}
+IMAGE_KEYS = {"test_fraction", "size"}
+TOP_KEYS = {"families", "data", "description"}
+REPLACED = {"search", "datasets"}
+
+
+def _suggest(key: str, allowed) -> str:
+    close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else f"; known: {', '.join(sorted(allowed))}"
+
+
+def _check_keys(section: Any, allowed, where: Path, path: str) -> None:
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path} must be a mapping, got {type(section).__name__}", where=where)
+    for key in section:
+        if key not in allowed:
+            raise ConfigError(f"unknown key {key!r} in {path}{_suggest(key, allowed)}", where=where)
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError("no such file", where=path) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"YAML syntax error{line}: {getattr(exc, 'problem', exc)}",
+                          where=path) from None
+    if data is None:
+        return {}
+    _check_keys(data, TOP_KEYS, path, "the file's top level")
+    return data
+
+
+def _check_params(values: Any, kind: str, where: Path, path: str, lists: bool = False) -> None:
+    fields = {f.name: f for f in dataclasses.fields(KINDS[kind].params)}
+    _check_keys(values, fields, where, path)
+    for key, value in values.items():
+        default = fields[key].default
+        candidates = value if lists else [value]
+        if lists and (not isinstance(value, list) or not value):
+            raise ConfigError(f"{path}.{key} must be a non-empty list of values to search",
+                              where=where)
+        for item in candidates:
+            if not _same_type(item, default):
+                raise ConfigError(f"{path}.{key} = {item!r} should be a {type(default).__name__}",
+                                  where=where)
+
+
+def _same_type(value: Any, default: Any) -> bool:
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, tuple):
+        return isinstance(value, (list, tuple)) and all(isinstance(v, int) and v > 0 for v in value)
+    return isinstance(value, type(default))
+
+
+def _check_family(name: str, section: Any, kind: str | None, where: Path) -> str:
+    """Check one family section (from a family file or a preset); returns its kind."""
+    path = f"families.{name}"
+    _check_keys(section, FAMILY_KEYS, where, path)
+    kind = section.get("kind", kind)
+    if kind not in KINDS:
+        raise ConfigError(f"{path}.kind must be one of {', '.join(sorted(KINDS))}, got {kind!r}",
+                          where=where)
+    if "params" in section:
+        _check_params(section["params"], kind, where, f"{path}.params")
+    if "search" in section:
+        _check_params(section["search"] or {}, kind, where, f"{path}.search", lists=True)
+    for dataset, values in (section.get("per_dataset") or {}).items():
+        _check_params(values, kind, where, f"{path}.per_dataset.{dataset}")
+    if "resources" in section:
+        _check_keys(section["resources"], RESOURCE_KEYS, where, f"{path}.resources")
+    if "select" in section:
+        _check_keys(section["select"], SELECT_KEYS, where, f"{path}.select")
+        if section["select"].get("mode", "max") not in ("max", "min"):
+            raise ConfigError(f"{path}.select.mode must be 'max' or 'min'", where=where)
+    for key in ("epochs", "eval_every", "keep_checkpoints", "seeds"):
+        if key in section and (not isinstance(section[key], int) or section[key] < 1):
+            raise ConfigError(f"{path}.{key} must be a positive integer, got {section[key]!r}",
+                              where=where)
+    return kind
+
+
+def _check_data(section: Any, where: Path) -> None:
+    _check_keys(section, DATA_KEYS, where, "data")
+    _check_keys(section.get("tables", {}), TABLE_KEYS, where, "data.tables")
+    _check_keys(section.get("images", {}), IMAGE_KEYS, where, "data.images")
+    for part in ("tables", "images"):
+        fraction = section.get(part, {}).get("test_fraction", 0.3)
+        if not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+            raise ConfigError(f"data.{part}.test_fraction must be between 0 and 1, got {fraction!r}",
+                              where=where)
+    val = section.get("tables", {}).get("val_fraction", 0.2)
+    if not isinstance(val, (int, float)) or not 0 < val < 1:
+        raise ConfigError(f"data.tables.val_fraction must be between 0 and 1, got {val!r}",
+                          where=where)
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in REPLACED:
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_config(trials_dir: str | Path, preset: str) -> dict:
+    """All family files merged, then the preset applied; returns {families, data, preset}."""
+    trials_dir = Path(trials_dir)
+    if not trials_dir.is_dir():
+        raise ConfigError("no such folder (expected trials/*.yaml)", where=trials_dir)
+    families: dict[str, dict] = {}
+    kinds: dict[str, str] = {}
+    data: dict = {}
+    for path in sorted(trials_dir.glob("*.yaml")):
+        content = _read_yaml(path)
+        for name, section in (content.get("families") or {}).items():
+            if name in families:
+                raise ConfigError(f"family {name!r} is defined twice", where=path)
+            kinds[name] = _check_family(name, section, None, path)
+            families[name] = section
+        if "data" in content:
+            _check_data(content["data"], path)
+            data = _merge(data, content["data"])
+    preset_path = trials_dir / "presets" / f"{preset}.yaml"
+    if not preset_path.is_file():
+        known = sorted(p.stem for p in (trials_dir / "presets").glob("*.yaml"))
+        raise ConfigError(f"no preset {preset!r}; known presets: {', '.join(known) or 'none'}",
+                          where=preset_path)
+    overrides = _read_yaml(preset_path)
+    for name, section in (overrides.get("families") or {}).items():
+        if name not in families:
+            raise ConfigError(f"preset names family {name!r}, which no trials/*.yaml defines"
+                              f"{_suggest(name, families)}", where=preset_path)
+        _check_family(name, section, kinds[name], preset_path)
+        families[name] = _merge(families[name], section)
+    if "data" in overrides:
+        _check_data(overrides["data"], preset_path)
+        data = _merge(data, overrides["data"])
+    _check_data(data, preset_path)
+    return {"families": families, "data": data, "preset": preset}

@@ -1,0 +1,109 @@
+"""One stratified split per dataset, written into the experiment so a later run can check it.
+
+Three parts for tables: `fit` (what a GAN trains on), `val` (a slice of the train split that
+picks epochs), `test` (the held-out split, only ever seen by the final evaluator). The manifest
+records the indices and the source's sha256; resuming with different data is an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from farm.errors import DataError
+
+
+@dataclass(frozen=True)
+class Split:
+    dataset: str
+    source_sha256: str
+    seed: int
+    test_fraction: float
+    val_fraction: float
+    fit: tuple[int, ...]
+    val: tuple[int, ...]
+    test: tuple[int, ...]
+
+    @property
+    def train(self) -> np.ndarray:
+        """fit and val together: everything except the held-out test rows."""
+        return np.sort(np.r_[self.fit, self.val]).astype(np.int64)
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode())
+        with open(file, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def stratified_split(labels, test_fraction: float, val_fraction: float, seed: int,
+                     dataset: str, source_sha256: str) -> Split:
+    """Stratify by label; val is carved from the train part, also stratified."""
+    labels = np.asarray(labels)
+    index = np.arange(len(labels))
+    train, test = _stratified(index, labels, test_fraction, seed)
+    if val_fraction > 0:
+        fit, val = _stratified(train, labels[train], val_fraction, seed + 1)
+    else:
+        fit, val = train, np.array([], dtype=np.int64)
+    return Split(dataset, source_sha256, seed, test_fraction, val_fraction,
+                 tuple(map(int, np.sort(fit))), tuple(map(int, np.sort(val))),
+                 tuple(map(int, np.sort(test))))
+
+
+def _stratified(index, labels, fraction, seed):
+    _, counts = np.unique(labels, return_counts=True)
+    stratify = labels if counts.min() >= 2 else None
+    return train_test_split(index, test_size=fraction, random_state=seed, stratify=stratify)
+
+
+def write_manifest(split: Split, path: Path) -> None:
+    """Atomic write: a crash never leaves half a manifest."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".split-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(asdict(split), handle)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def read_manifest(path: Path) -> Split:
+    try:
+        data = json.loads(Path(path).read_text())
+        return Split(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+    except (OSError, ValueError, TypeError) as exc:
+        raise DataError(f"unreadable split manifest ({exc})", where=path) from None
+
+
+def load_or_create(path: Path, labels, *, test_fraction: float, val_fraction: float, seed: int,
+                   dataset: str, source_sha256: str) -> Split:
+    """Reuse the experiment's split if it exists (and still matches the data), else write one."""
+    if path.exists():
+        kept = read_manifest(path)
+        if kept.source_sha256 != source_sha256:
+            raise DataError(f"dataset {dataset!r} changed since this experiment was split "
+                            "(sha256 differs); use a new --name", where=path)
+        if (kept.seed, kept.test_fraction, kept.val_fraction) != (seed, test_fraction, val_fraction):
+            raise DataError(f"experiment was split with seed {kept.seed}, test fraction "
+                            f"{kept.test_fraction}; rerun with those or a new --name", where=path)
+        return kept
+    fresh = stratified_split(labels, test_fraction, val_fraction, seed, dataset, source_sha256)
+    write_manifest(fresh, path)
+    return fresh

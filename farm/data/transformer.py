@@ -1,0 +1,104 @@
+"""The seeds' reversible encoding of a table: one-hot for nominal, min-max to [0, 1] for numeric.
+
+`inverse_transform` is exact on real rows (integers stay integers, floats are rounded to the
+decimals the source used) and safe on generated ones: numeric values are clipped into the fitted
+range and every nominal block decodes to one of the column's original categories.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from farm.data.tabular import Column
+
+
+@dataclass(frozen=True)
+class Block:
+    """Where one column lives in the encoded array."""
+
+    column: Column
+    start: int
+    stop: int
+    low: float = 0.0
+    high: float = 1.0
+
+
+class TableTransformer:
+    """Fit on the rows a GAN trains on; encode to float32, decode back to the original schema."""
+
+    def __init__(self, columns: tuple[Column, ...]):
+        self.columns = tuple(columns)
+        self.blocks: tuple[Block, ...] = ()
+
+    def fit(self, frame: pd.DataFrame) -> "TableTransformer":
+        blocks, start = [], 0
+        for col in self.columns:
+            if col.kind == "nominal":
+                width = len(col.categories)
+                blocks.append(Block(col, start, start + width))
+            else:
+                values = frame[col.name].to_numpy(dtype=np.float64)
+                width = 1
+                blocks.append(Block(col, start, start + 1, float(values.min()), float(values.max())))
+            start += width
+        self.blocks = tuple(blocks)
+        return self
+
+    @property
+    def width(self) -> int:
+        return self.blocks[-1].stop if self.blocks else 0
+
+    def block(self, name: str) -> Block:
+        for block in self.blocks:
+            if block.column.name == name:
+                return block
+        raise KeyError(name)
+
+    def feature_slices(self, target: str) -> np.ndarray:
+        """Indices of the encoded array that are not the target's block."""
+        tb = self.block(target)
+        return np.r_[0:tb.start, tb.stop:self.width]
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        out = np.zeros((len(frame), self.width), dtype=np.float32)
+        for b in self.blocks:
+            values = frame[b.column.name]
+            if b.column.kind == "nominal":
+                index = {c: i for i, c in enumerate(b.column.categories)}
+                codes = values.astype(str).map(index)
+                if codes.isna().any():
+                    bad = values[codes.isna()].iloc[0]
+                    raise ValueError(f"column {b.column.name!r}: unknown category {bad!r}")
+                out[np.arange(len(frame)), b.start + codes.to_numpy(dtype=np.int64)] = 1.0
+            else:
+                span = b.high - b.low
+                x = values.to_numpy(dtype=np.float64)
+                out[:, b.start] = 0.0 if span == 0 else (x - b.low) / span
+        return out
+
+    def inverse_transform(self, encoded: np.ndarray) -> pd.DataFrame:
+        # A diverged generator may emit NaN/inf: decode it to in-range values, never garbage.
+        encoded = np.nan_to_num(np.asarray(encoded, dtype=np.float64), nan=0.0, posinf=1.0,
+                                neginf=0.0)
+        data = {}
+        for b in self.blocks:
+            col = b.column
+            if col.kind == "nominal":
+                codes = encoded[:, b.start:b.stop].argmax(axis=1)
+                data[col.name] = np.asarray(col.categories, dtype=object)[codes]
+            else:
+                x = np.clip(encoded[:, b.start], 0.0, 1.0) * (b.high - b.low) + b.low
+                x = np.clip(x, b.low, b.high)
+                if col.integer:
+                    data[col.name] = np.clip(np.round(x), np.ceil(b.low), np.floor(b.high)).astype(np.int64)
+                else:
+                    data[col.name] = np.clip(np.round(x, col.decimals), b.low, b.high)
+        return pd.DataFrame(data, columns=[c.name for c in self.columns])
+
+    def labels(self, encoded: np.ndarray, target: str) -> np.ndarray:
+        """The target column decoded from encoded rows (argmax of its one-hot block)."""
+        b = self.block(target)
+        return np.asarray(b.column.categories, dtype=object)[encoded[:, b.start:b.stop].argmax(axis=1)]

@@ -1,0 +1,36 @@
+"""Errors a user can fix.
+
+Every problem with the user's input (a path, a file's contents, a config key) is raised as a
+`FarmError` naming the file and the problem. `run_farm.py` prints it as one line and exits
+non-zero; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+class FarmError(Exception):
+    """A problem with the user's input, reported as ``<where>: <problem>``."""
+
+    exit_code = 2
+
+    def __init__(self, problem: str, where: str | os.PathLike | None = None):
+        self.problem = problem
+        self.where = None if where is None else str(where)
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.problem}" if self.where else self.problem
+
+
+class DataError(FarmError):
+    """A dataset is missing, unreadable or malformed."""
+
+
+class DownloadError(DataError):
+    """A public dataset could not be fetched or failed its checksum."""
+
+
+class ConfigError(FarmError):
+    """A trials/*.yaml file or a command-line flag asks for something impossible."""

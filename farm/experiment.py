@@ -1,0 +1,175 @@
+"""One farm run: plan -> prepare data -> grow every family with Tune -> export best epochs -> summary.
+
+Layout of an experiment (`<storage>/<name>/`):
+  splits/<dataset>.json        the split manifest (indices + source sha256)
+  tune/<family>/<trial>/       Tune's trial folders: checkpoints, progress, TensorBoard events
+  synthetic/<dataset>/<trial>.csv
+  summary.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from farm.config import load_config
+from farm.errors import ConfigError, FarmError
+from farm.export import sample_from_checkpoint, trtr, tstr, write_csv_atomic
+from farm.plan import format_plan, plan_trials, select_families
+from farm.tables import class_counts, dataset_name_for, prepare_tables
+
+SUMMARY_VERSION = 1
+
+
+@dataclass
+class Settings:
+    """Everything a run needs, from the command line."""
+
+    trials_dir: Path
+    preset: str = "smoke"
+    only: list[str] | None = None
+    data_dir: str | None = None
+    storage_path: str = "results"
+    name: str | None = None
+    address: str | None = None
+    seed: int | None = None
+    dry_run: bool = False
+    tabular_data: str | None = None
+    target: str | None = None
+
+
+def _experiment_dir(settings: Settings) -> tuple[str, Path]:
+    storage = settings.storage_path
+    if "://" in storage:
+        raise ConfigError(f"--storage-path {storage!r}: remote storage is not supported yet; "
+                          "use a local or NFS path")
+    name = settings.name or f"{settings.preset}-{datetime.now():%Y%m%d-%H%M%S}"
+    if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise ConfigError(f"--name {name!r}: use letters, digits, '-', '_' and '.' only")
+    return name, Path(storage).expanduser().resolve() / name
+
+
+def run(settings: Settings) -> dict | None:
+    config = load_config(settings.trials_dir, settings.preset)
+    families = select_families(config, settings.only)
+    data_cfg = config["data"]
+    seed = settings.seed if settings.seed is not None else int(data_cfg.get("split_seed", 0))
+    if settings.target and not settings.tabular_data:
+        raise ConfigError("--target needs --tabular-data (the registry datasets know their target)")
+    user_datasets = [dataset_name_for(settings.tabular_data)] if settings.tabular_data else None
+    trials = plan_trials(families, seed, user_datasets)
+    name, experiment_dir = _experiment_dir(settings)
+
+    if settings.dry_run:
+        print(f"Experiment {name!r} (preset {settings.preset}) would grow {len(trials)} trials:")
+        print(format_plan(trials, gpus_available=False))
+        print("GPU shares apply only on a cluster with GPUs. Nothing was trained (--dry-run).")
+        return None
+
+    started = time.time()
+    datasets = sorted({t["dataset"] for t in trials})
+    print(f"Preparing {len(datasets)} dataset(s): {', '.join(datasets)}")
+    fresh = not experiment_dir.exists()
+    experiment_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        prepared = prepare_tables(datasets, data_cfg=data_cfg, experiment_dir=experiment_dir,
+                                  seed=seed, data_dir=settings.data_dir,
+                                  user_path=settings.tabular_data, user_target=settings.target)
+    except FarmError:
+        if fresh:  # bad input leaves nothing half-written behind
+            shutil.rmtree(experiment_dir, ignore_errors=True)
+        raise
+
+    from farm import tuning
+
+    tuning.connect(settings.address)
+    use_gpu = tuning.gpus_available()
+    print(f"Growing {len(trials)} trials in {experiment_dir} "
+          f"({'GPU' if use_gpu else 'CPU'}); watch with: tensorboard --logdir {experiment_dir}")
+    trial_data = {n: p.trial_data for n, p in prepared.items()}
+    outcomes = []
+    for family in families:
+        family_trials = [t for t in trials if t["family"] == family]
+        outcomes += tuning.run_family(family, family_trials, trial_data,
+                                      experiment_dir / "tune", use_gpu)
+
+    print("Exporting each trial's best epoch and scoring it on the held-out test split")
+    summary = _summarise(name, settings, seed, prepared, outcomes, experiment_dir, data_cfg)
+    summary["seconds"] = round(time.time() - started, 1)
+    _write_json(summary, experiment_dir / "summary.json")
+    print(format_summary(summary, experiment_dir))
+    return summary
+
+
+def _summarise(name, settings, seed, prepared, outcomes, experiment_dir, data_cfg) -> dict:
+    rows_cfg = int(data_cfg.get("tables", {}).get("synthetic_rows", 0))
+    datasets = {}
+    for dataset, p in prepared.items():
+        datasets[dataset] = {
+            "source": str(Path(p.table.path).resolve()), "sha256": p.source_sha256, "target": p.table.target,
+            "rows": len(p.table.frame), "dropped_rows": p.table.dropped_rows,
+            "classes": class_counts(p.table.labels),
+            "split": {"manifest": str(experiment_dir / "splits" / f"{dataset}.json"),
+                      "fit": len(p.split.fit), "val": len(p.split.val), "test": len(p.split.test)},
+            "trtr": trtr(p, seed),
+        }
+    trials = []
+    for outcome in sorted(outcomes, key=lambda o: o.spec["index"]):
+        spec = outcome.spec
+        entry = {"family": spec["family"], "dataset": spec["dataset"], "trial": Path(outcome.path).name,
+                 "setting": spec["tag"], "params": spec["params"], "seed": spec["seed"],
+                 "status": "error" if outcome.error else "ok", "error": outcome.error,
+                 "best_epoch": outcome.best_epoch, "metrics": outcome.best_metrics,
+                 "checkpoint": outcome.checkpoint_path, "synthetic_csv": None, "tstr": None}
+        if outcome.checkpoint_path:
+            p = prepared[spec["dataset"]]
+            rows = rows_cfg or len(p.split.train)
+            synthetic = sample_from_checkpoint(spec, outcome.checkpoint_path, p, rows)
+            csv = experiment_dir / "synthetic" / spec["dataset"] / f"{entry['trial']}.csv"
+            write_csv_atomic(synthetic, csv)
+            entry["synthetic_csv"] = str(csv)
+            entry["tstr"] = tstr(synthetic, p, seed)
+        trials.append(entry)
+    return {"version": SUMMARY_VERSION, "name": name, "preset": settings.preset,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "seed": seed, "experiment_dir": str(experiment_dir),
+            "datasets": datasets, "trials": trials}
+
+
+def _write_json(data: dict, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".summary-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2, default=str)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def format_summary(summary: dict, experiment_dir: Path) -> str:
+    lines = ["", f"Experiment {summary['name']}: {len(summary['trials'])} trials in "
+             f"{summary.get('seconds', 0):.0f} s"]
+    for dataset, info in summary["datasets"].items():
+        lines.append(f"  {dataset}: real train -> test (TRTR) accuracy {info['trtr']['accuracy']:.3f}"
+                     f", AUC {info['trtr']['auc']:.3f}")
+    header = f"  {'trial':32} {'best epoch':>10} {'select':>7} {'detect':>7} {'TSTR acc':>8} {'TSTR AUC':>8}"
+    lines += ["", header]
+    for t in summary["trials"]:
+        if t["tstr"] is None:
+            lines.append(f"  {t['trial']:32} failed: {t['error']}")
+            continue
+        m = t["metrics"]
+        lines.append(f"  {t['trial']:32} {t['best_epoch']:>10} {m.get('select/score', float('nan')):>7.3f} "
+                     f"{m.get('detection_auc', float('nan')):>7.3f} {t['tstr']['accuracy']:>8.3f} "
+                     f"{t['tstr']['auc']:>8.3f}")
+    lines += ["", f"Synthetic CSVs: {experiment_dir / 'synthetic'}",
+              f"Summary:        {experiment_dir / 'summary.json'}",
+              f"TensorBoard:    tensorboard --logdir {experiment_dir}"]
+    return "\n".join(lines)

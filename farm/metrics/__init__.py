@@ -1,0 +1,1 @@
+"""Cheap quality metrics that a GAN trial reports every few epochs."""

@@ -1,0 +1,1 @@
+"""Network definitions, one small module per family."""

@@ -1,0 +1,74 @@
+"""The tabular report's MLPs (part A), plus the minibatch-discrimination layer its part B adds.
+
+Generator: noise (20-d normal) through leaky-ReLU(0.4) layers to one value per encoded column,
+squashed into [0, 1] like the encoded data (the report: a ReLU capped at the top of the range).
+Discriminator: the mirror image ending in one logit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+OUTPUTS = {
+    # The report's choice: ReLU capped at 1, so one-hot cells can be exactly 0 or 1.
+    "capped_relu": lambda: nn.Hardtanh(0.0, 1.0),
+    "sigmoid": nn.Sigmoid,
+}
+
+
+def mlp(sizes: Sequence[int], slope: float) -> nn.Sequential:
+    """Linear layers with leaky ReLU between them (none after the last)."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.LeakyReLU(slope))
+    return nn.Sequential(*layers)
+
+
+class MLPGenerator(nn.Module):
+    def __init__(self, noise_dim: int, out_dim: int, hidden: Sequence[int] = (64, 128, 256),
+                 slope: float = 0.4, output: str = "capped_relu", cond_dim: int = 0):
+        super().__init__()
+        self.noise_dim, self.cond_dim = noise_dim, cond_dim
+        self.body = mlp([noise_dim + cond_dim, *hidden, out_dim], slope)
+        self.out = OUTPUTS[output]()
+
+    def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        x = z if cond is None else torch.cat([z, cond], dim=1)
+        return self.out(self.body(x))
+
+
+class MinibatchDiscrimination(nn.Module):
+    """Salimans et al. 2016: B features that tell D how alike the rows of a batch are."""
+
+    def __init__(self, in_dim: int, out_features: int = 5, kernel_dim: int = 3):
+        super().__init__()
+        self.T = nn.Parameter(torch.randn(in_dim, out_features * kernel_dim) * 0.1)
+        self.out_features, self.kernel_dim = out_features, kernel_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = (x @ self.T).view(-1, self.out_features, self.kernel_dim)
+        l1 = (m.unsqueeze(0) - m.unsqueeze(1)).abs().sum(dim=3)  # [n, n, B]
+        features = torch.exp(-l1).sum(dim=1) - 1.0  # minus the row's match with itself
+        return torch.cat([x, features], dim=1)
+
+
+class MLPDiscriminator(nn.Module):
+    def __init__(self, in_dim: int, hidden: Sequence[int] = (256, 128, 64), slope: float = 0.4,
+                 minibatch_features: int = 0, minibatch_kernel: int = 3):
+        super().__init__()
+        self.body = nn.Sequential(mlp([in_dim, *hidden], slope), nn.LeakyReLU(slope))
+        last = hidden[-1]
+        if minibatch_features:
+            self.mbd = MinibatchDiscrimination(last, minibatch_features, minibatch_kernel)
+            last += minibatch_features
+        else:
+            self.mbd = nn.Identity()
+        self.head = nn.Linear(last, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.mbd(self.body(x))).squeeze(1)

@@ -1,0 +1,71 @@
+"""Turning the checked configuration into the explicit list of trials the farm will grow.
+
+The plan is data: one dict per trial (family, dataset, settings, epochs, seed, resources).
+`--dry-run` prints it; the driver hands it to Tune as one grid axis.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+
+from farm.errors import ConfigError
+
+
+def select_families(config: dict, only: Iterable[str] | None) -> dict[str, dict]:
+    families = config["families"]
+    if not only:
+        return dict(families)
+    wanted = [name.strip() for name in only if name.strip()]
+    unknown = [name for name in wanted if name not in families]
+    if unknown:
+        raise ConfigError(f"--only names unknown family {unknown[0]!r}; known: "
+                          f"{', '.join(sorted(families))}")
+    return {name: families[name] for name in wanted}
+
+
+def _tag(values: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in values.items()) or "defaults"
+
+
+def plan_trials(families: dict[str, dict], base_seed: int,
+                datasets_override: list[str] | None = None) -> list[dict]:
+    """Every (family, dataset, search point, seed) combination, in a stable order."""
+    trials = []
+    for family, section in families.items():
+        datasets = datasets_override or section.get("datasets") or []
+        if not datasets:
+            raise ConfigError(f"family {family!r} lists no datasets")
+        search = section.get("search") or {}
+        axes = sorted(search)
+        for dataset in datasets:
+            for point in itertools.product(*(search[axis] for axis in axes)):
+                chosen = dict(zip(axes, point))
+                for repeat in range(section.get("seeds", 1)):
+                    params = {**section.get("params", {}),
+                              **(section.get("per_dataset") or {}).get(dataset, {}), **chosen}
+                    trials.append({
+                        "family": family, "kind": section["kind"], "dataset": dataset,
+                        "tag": _tag(chosen) + (f",seed#{repeat}" if repeat else ""),
+                        "params": params, "epochs": section["epochs"],
+                        "eval_every": section.get("eval_every", 10),
+                        "seed": base_seed + 1000 * repeat + len(trials),
+                        "resources": dict(section.get("resources") or {"cpu": 1}),
+                        "select": dict(section.get("select") or {}),
+                        "keep_checkpoints": section.get("keep_checkpoints", 2),
+                    })
+    for index, trial in enumerate(trials):
+        trial["index"] = index
+    return trials
+
+
+def format_plan(trials: list[dict], gpus_available: bool) -> str:
+    """A table a person can read before committing hours of compute."""
+    rows = [("#", "family", "dataset", "setting", "epochs", "cpu", "gpu")]
+    for t in trials:
+        gpu = t["resources"].get("gpu", 0) if gpus_available else 0
+        rows.append((str(t["index"]), t["family"], t["dataset"], t["tag"], str(t["epochs"]),
+                     str(t["resources"].get("cpu", 1)), str(gpu)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""The GAN step loop and the Ray Tune trainables built on it."""

@@ -1,0 +1,82 @@
+"""The Ray Tune trainable every family runs: a plain function of its trial config.
+
+It trains epoch after epoch with the shared GAN loop, and every `eval_every` epochs reports the
+family's metrics together with a checkpoint; Tune's CheckpointConfig keeps the best ones by the
+family's selection metric. Resumes from `tune.get_checkpoint()` after a failure.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from ray import tune
+
+from farm.families import kind_of, params_from
+from farm.train.gan_loop import gan_epoch, shuffled_batches
+
+STATE_FILE = "state.pt"
+
+
+def trial_device() -> torch.device:
+    """The GPU Ray gave this trial, if any; CPU otherwise (CI and laptops)."""
+    import ray
+
+    if torch.cuda.is_available() and ray.get_gpu_ids():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def save_state(directory: Path, pair, epoch: int) -> None:
+    torch.save({"epoch": epoch,
+                "generator": pair.generator.state_dict(),
+                "discriminator": pair.discriminator.state_dict(),
+                "g_opt": pair.g_opt.state_dict(),
+                "d_opt": pair.d_opt.state_dict()}, directory / STATE_FILE)
+
+
+def load_state(directory: Path, map_location="cpu") -> dict:
+    return torch.load(Path(directory) / STATE_FILE, map_location=map_location, weights_only=True)
+
+
+def train_gan(config: dict, datasets: dict) -> None:
+    """Ray Tune function trainable; `config["trial"]` is one planned trial (see farm.plan)."""
+    spec = config["trial"]
+    kind = kind_of(spec["kind"])
+    params = params_from(spec["kind"], spec["params"])
+    data = datasets[spec["dataset"]]
+    seed = int(spec["seed"])
+    torch.manual_seed(seed)
+    device = trial_device()
+    pair = kind.build(params, data, device)
+    start = 1
+    checkpoint = tune.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as directory:
+            state = load_state(directory, device)
+        for name in ("generator", "discriminator", "g_opt", "d_opt"):
+            getattr(pair, name).load_state_dict(state[name])
+        start = state["epoch"] + 1
+
+    real = kind.real_rows(data, device)
+    order = torch.Generator().manual_seed(seed + start)
+    tricks = params.tricks()
+    window: list[dict] = []
+    tick = time.perf_counter()
+    for epoch in range(start, spec["epochs"] + 1):
+        batches = shuffled_batches(real, params.batch_size, order)
+        window.append(gan_epoch(pair, batches, lambda n: kind.sample_inputs(params, n, device),
+                                tricks, epoch))
+        if epoch % spec["eval_every"] and epoch != spec["epochs"]:
+            continue
+        train_seconds = time.perf_counter() - tick
+        metrics = {key: sum(w[key] for w in window) / len(window) for key in window[0]}
+        metrics.update(kind.evaluate(pair.generator, params, data, seed))
+        metrics.update(epoch=epoch, epoch_seconds=train_seconds / len(window))
+        with tempfile.TemporaryDirectory() as directory:
+            save_state(Path(directory), pair, epoch)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+        window = []
+        tick = time.perf_counter()

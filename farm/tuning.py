@@ -1,0 +1,103 @@
+"""Growing one family's planned trials with Ray Tune and reading back each trial's best epoch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray
+from ray import tune
+
+from farm.train.trainable import train_gan
+
+
+def connect(address: str | None) -> None:
+    """Join a cluster (`--address` / RAY_ADDRESS), else start an embedded local Ray."""
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:
+        ray.init(address="local", include_dashboard=False, log_to_driver=True)
+
+
+def gpus_available() -> bool:
+    return ray.cluster_resources().get("GPU", 0) > 0
+
+
+def trial_resources(resources: dict, use_gpu: bool) -> dict:
+    """A trial asking for a GPU on a cluster without one would wait forever: drop the GPU."""
+    out = {"cpu": float(resources.get("cpu", 1))}
+    if use_gpu and resources.get("gpu", 0):
+        out["gpu"] = float(resources["gpu"])
+    return out
+
+
+@dataclass
+class TrialOutcome:
+    """What the driver needs from one finished trial."""
+
+    spec: dict
+    trial_id: str
+    path: str
+    error: str | None
+    best_epoch: int | None
+    best_metrics: dict
+    checkpoint_path: str | None
+
+
+# What Ray adds to every report; the rest is what the family measured.
+RAY_KEYS = {"timestamp", "checkpoint_dir_name", "should_checkpoint", "done", "training_iteration",
+            "trial_id", "date", "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip",
+            "config", "time_since_restore", "iterations_since_restore", "epoch"}
+
+
+def _trial_name(trial) -> str:
+    spec = trial.config["trial"]
+    return f"{spec['family']}_{spec['dataset']}_{spec['index']:03d}"
+
+
+def run_family(family: str, trials: list[dict], datasets: dict, storage_path: Path,
+               use_gpu: bool) -> list[TrialOutcome]:
+    """One Tuner per family: its trials share a trainable, resources and selection metric."""
+    first = trials[0]
+    metric = first["select"].get("metric", "select/score")
+    mode = first["select"].get("mode", "max")
+    trainable = tune.with_resources(tune.with_parameters(train_gan, datasets=datasets),
+                                    trial_resources(first["resources"], use_gpu))
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"trial": tune.grid_search(trials)},
+        tune_config=tune.TuneConfig(trial_name_creator=_trial_name,
+                                    trial_dirname_creator=_trial_name),
+        run_config=tune.RunConfig(
+            name=family,
+            storage_path=str(storage_path),
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=first["keep_checkpoints"],
+                checkpoint_score_attribute=metric,
+                checkpoint_score_order=mode),
+            failure_config=tune.FailureConfig(max_failures=2),
+            verbose=1,
+        ),
+    )
+    grid = tuner.fit()
+    return [_outcome(result, metric, mode) for result in grid]
+
+
+def _outcome(result, metric: str, mode: str) -> TrialOutcome:
+    spec = result.config["trial"]
+    error = None if result.error is None else f"{type(result.error).__name__}: {result.error}"
+    best = result.get_best_checkpoint(metric, mode) if result.best_checkpoints else None
+    best_metrics = {}
+    if best is not None:
+        for checkpoint, metrics in result.best_checkpoints:
+            if checkpoint.path == best.path:
+                best_metrics = metrics
+    clean = {k: float(v) for k, v in best_metrics.items()
+             if k not in RAY_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return TrialOutcome(
+        spec=spec, trial_id=str(best_metrics.get("trial_id", Path(result.path).name)),
+        path=result.path, error=error,
+        best_epoch=int(best_metrics["epoch"]) if "epoch" in best_metrics else None,
+        best_metrics=clean, checkpoint_path=best.path if best is not None else None)

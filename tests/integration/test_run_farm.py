@@ -1,0 +1,143 @@
+"""End to end: `run_farm.py` grows real (tiny) trials on an embedded Ray and writes its outputs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from farm.cli import main
+from farm.data.tabular import load_table
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def tiny_run(ray_local, shared_data, tmp_path_factory):
+    storage = tmp_path_factory.mktemp("storage")
+    code = main(["--preset", "tiny", "--data-dir", str(shared_data), "--storage-path",
+                 str(storage), "--name", "e2e"])
+    return code, storage / "e2e"
+
+
+def test_tiny_farm_writes_summary_checkpoints_and_csvs(tiny_run, shared_data):
+    code, experiment = tiny_run
+    assert code == 0
+    summary = json.loads((experiment / "summary.json").read_text())
+    assert {t["dataset"] for t in summary["trials"]} == {"german_credit", "diabetes"}
+    for trial in summary["trials"]:
+        assert trial["family"] == "tabular-a" and trial["status"] == "ok"
+        assert isinstance(trial["best_epoch"], int) and trial["best_epoch"] in (2, 4)
+        assert 0.0 <= trial["metrics"]["detection_auc"] <= 1.0
+        assert "select/score" in trial["metrics"] and "dcr/median" in trial["metrics"]
+        state = torch.load(Path(trial["checkpoint"]) / "state.pt", weights_only=True)
+        assert state["epoch"] == trial["best_epoch"]
+        real = load_table(shared_data / trial["dataset"] / f"{trial['dataset']}.arff")
+        synthetic = pd.read_csv(trial["synthetic_csv"])
+        assert list(synthetic.columns) == list(real.frame.columns)
+        assert len(synthetic) == summary["datasets"][trial["dataset"]]["split"]["fit"] + \
+            summary["datasets"][trial["dataset"]]["split"]["val"]
+        for col in real.columns:
+            if col.kind == "nominal":
+                assert set(synthetic[col.name].astype(str)) <= set(col.categories)
+            else:
+                assert synthetic[col.name].between(real.frame[col.name].min(),
+                                                   real.frame[col.name].max()).all()
+                if col.integer:
+                    assert pd.api.types.is_integer_dtype(synthetic[col.name])
+        assert 0.0 <= trial["tstr"]["auc"] <= 1.0
+    for info in summary["datasets"].values():
+        assert info["trtr"]["auc"] > 0.7  # the real-data ceiling is a real forest's score
+        assert Path(info["split"]["manifest"]).is_file()
+    assert list((experiment / "tune" / "tabular-a").glob("*/events.out.tfevents.*"))
+
+
+def test_split_is_written_and_test_rows_never_reach_trials(tiny_run):
+    _, experiment = tiny_run
+    split = json.loads((experiment / "splits" / "german_credit.json").read_text())
+    fit, val, test = set(split["fit"]), set(split["val"]), set(split["test"])
+    assert not (fit & test) and not (val & test) and not (fit & val)
+    assert len(fit | val | test) == 1000 and len(test) == 300
+
+
+def test_users_own_csv_with_named_target(ray_local, shared_data, tmp_path):
+    frame = load_table(shared_data / "diabetes" / "diabetes.arff").frame
+    frame = frame[["class", *[c for c in frame.columns if c != "class"]]]  # target not last
+    csv = tmp_path / "my data.csv"
+    frame.to_csv(csv, index=False)
+    code = main(["--preset", "tiny", "--tabular-data", str(csv), "--target", "class",
+                 "--storage-path", str(tmp_path / "out"), "--name", "own"])
+    assert code == 0
+    summary = json.loads((tmp_path / "out" / "own" / "summary.json").read_text())
+    assert [t["dataset"] for t in summary["trials"]] == ["my_data"]
+    synthetic = pd.read_csv(summary["trials"][0]["synthetic_csv"])
+    assert list(synthetic.columns) == list(frame.columns)
+
+
+def _run_cli(*args, cwd=REPO):
+    return subprocess.run([sys.executable, str(REPO / "run_farm.py"), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+def _bad_trials_dir(tmp_path: Path) -> Path:
+    trials = tmp_path / "trials"
+    shutil.copytree(REPO / "trials", trials)
+    text = (trials / "tabular.yaml").read_text().replace("lr_g: 1.0e-4", "lr_gg: 1.0e-4")
+    (trials / "tabular.yaml").write_text(text)
+    return trials
+
+
+@pytest.mark.parametrize("case", ["missing_file", "unknown_target", "unknown_family",
+                                  "bad_yaml_key", "text_in_numeric", "bad_arff"])
+def test_bad_input_is_one_line_nonzero_and_writes_nothing(case, tmp_path, shared_data):
+    storage = tmp_path / "out"
+    common = ["--storage-path", str(storage), "--name", "bad", "--preset", "tiny"]
+    csv = tmp_path / "table.csv"
+    load_table(shared_data / "diabetes" / "diabetes.arff").frame.to_csv(csv, index=False)
+    if case == "missing_file":
+        args, expect = ["--tabular-data", str(tmp_path / "nope.csv")], "nope.csv: no such file"
+    elif case == "unknown_target":
+        args, expect = ["--tabular-data", str(csv), "--target", "klass"], "no column named 'klass'"
+    elif case == "unknown_family":
+        args, expect = ["--only", "tabular-z"], "unknown family 'tabular-z'"
+    elif case == "bad_yaml_key":
+        args, expect = ["--trials-dir", str(_bad_trials_dir(tmp_path))], "did you mean 'lr_g'"
+    elif case == "text_in_numeric":
+        lines = csv.read_text().splitlines()
+        lines[5] = "abc," + lines[5].split(",", 1)[1]
+        csv.write_text("\n".join(lines) + "\n")
+        args, expect = ["--tabular-data", str(csv)], "column 'preg' is numeric but data row 5"
+    else:
+        arff = tmp_path / "broken.arff"
+        text = (shared_data / "diabetes" / "diabetes.arff").read_text()
+        arff.write_text(text.replace("@attribute 'plas' numeric", "@attribute 'plas' nonsense"))
+        args, expect = ["--tabular-data", str(arff)], "broken.arff: ARFF syntax error"
+    done = _run_cli(*common, *args)
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert expect in lines[0]
+    assert "Traceback" not in done.stderr + done.stdout
+    assert not (storage / "bad").exists()
+
+
+def test_dry_run_lists_trials_and_trains_nothing(tmp_path):
+    done = _run_cli("--preset", "smoke", "--dry-run", "--storage-path", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("tabular-a") == 4 and "Nothing was trained" in done.stdout
+    assert not any(tmp_path.iterdir())
