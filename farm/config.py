@@ -19,7 +19,8 @@ from farm.errors import ConfigError
 from farm.families import KINDS
 
 FAMILY_KEYS = {"kind", "description", "datasets", "epochs", "eval_every", "resources", "select",
-               "keep_checkpoints", "params", "per_dataset", "search", "seeds"}
+               "keep_checkpoints", "params", "per_dataset", "variants", "search", "seeds"}
+VARIANT_AXIS = "variant"  # a search axis over the family's named bundles of settings
 RESOURCE_KEYS = {"cpu", "gpu"}
 SELECT_KEYS = {"metric", "mode"}
 DATA_KEYS = {"split_seed", "tables", "images"}
@@ -56,6 +57,19 @@ def _read_yaml(path: Path) -> dict:
         return {}
     _check_keys(data, TOP_KEYS, path, "the file's top level")
     return data
+
+
+def _check_mapping(section: Any, where: Path, path: str) -> None:
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path} must be a mapping, got {type(section).__name__}", where=where)
+
+
+def _check_variant_axis(names: Any, where: Path, path: str) -> None:
+    if (not isinstance(names, list) or not names
+            or not all(isinstance(n, str) for n in names)):
+        raise ConfigError(f"{path} must be a non-empty list of variant names", where=where)
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path} names a variant twice", where=where)
 
 
 def _check_params(values: Any, kind: str, where: Path, path: str, lists: bool = False) -> None:
@@ -95,10 +109,16 @@ def _check_family(name: str, section: Any, kind: str | None, where: Path) -> str
                           where=where)
     if "params" in section:
         _check_params(section["params"], kind, where, f"{path}.params")
+    for group in ("variants", "per_dataset"):
+        _check_mapping(section.get(group) or {}, where, f"{path}.{group}")
+        for name, values in (section.get(group) or {}).items():
+            _check_params(values, kind, where, f"{path}.{group}.{name}")
     if "search" in section:
-        _check_params(section["search"] or {}, kind, where, f"{path}.search", lists=True)
-    for dataset, values in (section.get("per_dataset") or {}).items():
-        _check_params(values, kind, where, f"{path}.per_dataset.{dataset}")
+        _check_mapping(section["search"] or {}, where, f"{path}.search")
+        search = dict(section["search"] or {})
+        if VARIANT_AXIS in search:
+            _check_variant_axis(search.pop(VARIANT_AXIS), where, f"{path}.search.{VARIANT_AXIS}")
+        _check_params(search, kind, where, f"{path}.search", lists=True)
     if "resources" in section:
         _check_keys(section["resources"], RESOURCE_KEYS, where, f"{path}.resources")
     if "select" in section:
@@ -106,10 +126,22 @@ def _check_family(name: str, section: Any, kind: str | None, where: Path) -> str
         if section["select"].get("mode", "max") not in ("max", "min"):
             raise ConfigError(f"{path}.select.mode must be 'max' or 'min'", where=where)
     for key in ("epochs", "eval_every", "keep_checkpoints", "seeds"):
-        if key in section and (not isinstance(section[key], int) or section[key] < 1):
+        value = section.get(key, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{path}.{key} must be a positive integer, got {section[key]!r}",
                               where=where)
     return kind
+
+
+def _check_variant_names(name: str, section: dict, where: Path) -> None:
+    known = section.get("variants") or {}
+    if (section.get("search") or {}).get(VARIANT_AXIS) and not known:
+        raise ConfigError(f"families.{name}.search.variant is set but the family defines no "
+                          "variants", where=where)
+    for variant in (section.get("search") or {}).get(VARIANT_AXIS, []):
+        if variant not in known:
+            raise ConfigError(f"families.{name}.search.variant names {variant!r}, not among "
+                              f"families.{name}.variants{_suggest(variant, known)}", where=where)
 
 
 def _check_data(section: Any, where: Path) -> None:
@@ -144,6 +176,7 @@ def load_config(trials_dir: str | Path, preset: str) -> dict:
         raise ConfigError("no such folder (expected trials/*.yaml)", where=trials_dir)
     families: dict[str, dict] = {}
     kinds: dict[str, str] = {}
+    origin: dict[str, Path] = {}
     data: dict = {}
     for path in sorted(trials_dir.glob("*.yaml")):
         content = _read_yaml(path)
@@ -151,7 +184,7 @@ def load_config(trials_dir: str | Path, preset: str) -> dict:
             if name in families:
                 raise ConfigError(f"family {name!r} is defined twice", where=path)
             kinds[name] = _check_family(name, section, None, path)
-            families[name] = section
+            families[name], origin[name] = section, path
         if "data" in content:
             _check_data(content["data"], path)
             data = _merge(data, content["data"])
@@ -167,8 +200,12 @@ def load_config(trials_dir: str | Path, preset: str) -> dict:
                               f"{_suggest(name, families)}", where=preset_path)
         _check_family(name, section, kinds[name], preset_path)
         families[name] = _merge(families[name], section)
+        if "search" in section or "variants" in section:
+            origin[name] = preset_path
     if "data" in overrides:
         _check_data(overrides["data"], preset_path)
         data = _merge(data, overrides["data"])
     _check_data(data, preset_path)
+    for name, section in families.items():
+        _check_variant_names(name, section, origin[name])
     return {"families": families, "data": data, "preset": preset}

@@ -159,14 +159,16 @@ def format_summary(summary: dict, experiment_dir: Path) -> str:
     for dataset, info in summary["datasets"].items():
         lines.append(f"  {dataset}: real train -> test (TRTR) accuracy {info['trtr']['accuracy']:.3f}"
                      f", AUC {info['trtr']['auc']:.3f}")
-    header = f"  {'trial':32} {'best epoch':>10} {'select':>7} {'detect':>7} {'TSTR acc':>8} {'TSTR AUC':>8}"
+    header = (f"  {'trial':32} {'setting':28} {'best epoch':>10} {'select':>7} {'detect':>7} "
+              f"{'TSTR acc':>8} {'TSTR AUC':>8}")
     lines += ["", header]
     for t in summary["trials"]:
         if t["tstr"] is None:
-            lines.append(f"  {t['trial']:32} failed: {t['error']}")
+            lines.append(f"  {t['trial']:32} {t['setting']:28} failed: {t['error']}")
             continue
         m = t["metrics"]
-        lines.append(f"  {t['trial']:32} {t['best_epoch']:>10} {m.get('select/score', float('nan')):>7.3f} "
+        lines.append(f"  {t['trial']:32} {t['setting']:28} {t['best_epoch']:>10} "
+                     f"{m.get('select/score', float('nan')):>7.3f} "
                      f"{m.get('detection_auc', float('nan')):>7.3f} {t['tstr']['accuracy']:>8.3f} "
                      f"{t['tstr']['auc']:>8.3f}")
     lines += ["", f"Synthetic CSVs: {experiment_dir / 'synthetic'}",

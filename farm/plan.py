@@ -41,9 +41,13 @@ def plan_trials(families: dict[str, dict], base_seed: int,
         for dataset in datasets:
             for point in itertools.product(*(search[axis] for axis in axes)):
                 chosen = dict(zip(axes, point))
+                variant = (section.get("variants") or {}).get(chosen.get("variant"), {})
+                searched = {k: v for k, v in chosen.items() if k != "variant"}
                 for repeat in range(section.get("seeds", 1)):
+                    # Later wins: seed defaults < per-dataset < named variant < searched values.
                     params = {**section.get("params", {}),
-                              **(section.get("per_dataset") or {}).get(dataset, {}), **chosen}
+                              **(section.get("per_dataset") or {}).get(dataset, {}),
+                              **(variant or {}), **searched}
                     trials.append({
                         "family": family, "kind": section["kind"], "dataset": dataset,
                         "tag": _tag(chosen) + (f",seed#{repeat}" if repeat else ""),

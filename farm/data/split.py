@@ -87,6 +87,8 @@ def write_manifest(split: Split, path: Path) -> None:
 def read_manifest(path: Path) -> Split:
     try:
         data = json.loads(Path(path).read_text())
+        if not isinstance(data, dict):
+            raise TypeError(f"expected a JSON object, got {type(data).__name__}")
         return Split(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
     except (OSError, ValueError, TypeError) as exc:
         raise DataError(f"unreadable split manifest ({exc})", where=path) from None

@@ -151,7 +151,7 @@ def _apply_missing_policy(frame, declared, target, policy, path):
     missing = frame.isna()
     notes: list[str] = []
     if not missing.to_numpy().any():
-        return frame.reset_index(drop=True), 0, notes
+        return frame, 0, notes
     if policy == "error":
         row, col = np.argwhere(missing.to_numpy())[0]
         raise DataError(f"missing value in column {frame.columns[col]!r} at data row {row + 1} "
@@ -166,7 +166,10 @@ def _apply_missing_policy(frame, declared, target, policy, path):
                 values = frame[name].dropna()
                 numeric = pd.to_numeric(values, errors="coerce")
                 if declared.get(name) in ("NUMERIC", "REAL", "INTEGER") or numeric.notna().all():
-                    fill = float(np.median(numeric.astype(float)))
+                    floats = numeric.astype(float)
+                    fill = float(np.median(floats))
+                    if np.all(floats == np.round(floats)):  # integer columns stay integer
+                        fill = float(np.round(fill))
                 else:
                     fill = values.astype(str).value_counts().index[0]
                 frame[name] = frame[name].where(frame[name].notna(), fill)
@@ -178,7 +181,7 @@ def _apply_missing_policy(frame, declared, target, policy, path):
     if len(frame) < 10:
         raise DataError(f"only {len(frame)} rows left after the missing-value policy {policy!r}",
                         where=path)
-    return frame.reset_index(drop=True), dropped, notes
+    return frame, dropped, notes  # index kept: errors below name the original data row
 
 
 def _infer_column(values: pd.Series, declared, is_target: bool, path: Path) -> Column:
@@ -195,9 +198,9 @@ def _infer_column(values: pd.Series, declared, is_target: bool, path: Path) -> C
     bad = numbers.isna()
     numeric_declared = declared in ("NUMERIC", "REAL", "INTEGER")
     if bad.any() and (numeric_declared or (not is_target and 1 - bad.mean() >= NUMERIC_SHARE)):
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"column {name!r} is numeric but data row {row + 1} holds text "
-                        f"{values.iloc[row]!r}", where=path)
+        position = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(f"column {name!r} is numeric but data row {values.index[position] + 1} "
+                        f"holds text {values.iloc[position]!r}", where=path)
     if is_target or bad.any():
         categories = tuple(sorted(set(values.astype(str)), key=_natural_key))
         return Column(name, "nominal", categories=categories)
@@ -239,4 +242,4 @@ def _normalise(frame: pd.DataFrame, columns: tuple[Column, ...]) -> pd.DataFrame
             out[col.name] = pd.to_numeric(cells).astype(float).round().astype(np.int64)
         else:
             out[col.name] = pd.to_numeric(cells).astype(np.float64)
-    return pd.DataFrame(out, columns=[c.name for c in columns])
+    return pd.DataFrame(out, columns=[c.name for c in columns]).reset_index(drop=True)

@@ -27,7 +27,7 @@ class Block:
 
 
 class TableTransformer:
-    """Fit on the rows a GAN trains on; encode to float32, decode back to the original schema."""
+    """Fit on the rows a GAN trains on; encode to [0, 1], decode back to the original schema."""
 
     def __init__(self, columns: tuple[Column, ...]):
         self.columns = tuple(columns)
@@ -63,7 +63,8 @@ class TableTransformer:
         return np.r_[0:tb.start, tb.stop:self.width]
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
-        out = np.zeros((len(frame), self.width), dtype=np.float32)
+        # float64 so that decoding is exact for any column; trials cast to float32 themselves.
+        out = np.zeros((len(frame), self.width), dtype=np.float64)
         for b in self.blocks:
             values = frame[b.column.name]
             if b.column.kind == "nominal":

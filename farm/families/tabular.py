@@ -27,7 +27,14 @@ class TabularParams:
     g_hidden: tuple[int, ...] = (64, 128, 256)
     d_hidden: tuple[int, ...] = (256, 128, 64)
     leaky_slope: float = 0.4
-    g_output: str = "capped_relu"
+    g_output: str = "capped_relu"  # or sigmoid, or blockwise (one-hot per nominal column)
+    gumbel_tau: float = 0.2
+    d_dropout: float = 0.0
+    g_batchnorm: bool = False
+    pack: int = 1                 # D judges this many rows at once (PacGAN); 1 = the report
+    loss: str = "bce"             # bce (the report) | hinge | wasserstein
+    gradient_penalty: float = 0.0
+    beta2: float = 0.999
     lr_g: float = 1e-4
     lr_d: float = 1e-4
     beta1: float = 0.5
@@ -41,7 +48,8 @@ class TabularParams:
     metric_trees: int = 50       # forest size for the per-epoch utility metric
 
     def tricks(self) -> Tricks:
-        return Tricks(self.real_label, self.flip_every, self.flip_fraction, self.instance_noise)
+        return Tricks(self.real_label, self.flip_every, self.flip_fraction, self.instance_noise,
+                      self.loss, self.gradient_penalty)
 
 
 @dataclass
@@ -69,10 +77,14 @@ class TabularData:
 
 def build(params: TabularParams, data: TabularData, device: torch.device) -> GanPair:
     width = data.fit_enc.shape[1]
-    G = MLPGenerator(params.noise_dim, width, params.g_hidden, params.leaky_slope, params.g_output)
-    D = MLPDiscriminator(width, params.d_hidden, params.leaky_slope, params.minibatch_features)
+    nominal = [(b.start, b.stop) for b in data.transformer.blocks if b.column.kind == "nominal"]
+    G = MLPGenerator(params.noise_dim, width, params.g_hidden, params.leaky_slope, params.g_output,
+                     nominal_blocks=nominal, gumbel_tau=params.gumbel_tau,
+                     batchnorm=params.g_batchnorm)
+    D = MLPDiscriminator(width, params.d_hidden, params.leaky_slope, params.minibatch_features,
+                         dropout=params.d_dropout, pack=params.pack)
     G, D = G.to(device), D.to(device)
-    betas = (params.beta1, 0.999)
+    betas = (params.beta1, params.beta2)
     return GanPair(G, D, torch.optim.Adam(G.parameters(), params.lr_g, betas=betas),
                    torch.optim.Adam(D.parameters(), params.lr_d, betas=betas))
 
