@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         storage_path=args.storage_path, name=args.name, address=args.address, seed=args.seed,
         dry_run=args.dry_run, tabular_data=args.tabular_data, target=args.target)
     try:
-        run(settings)
+        summary = run(settings)
     except FarmError as exc:
         if args.debug:
             raise
@@ -59,4 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    if summary is not None and not any(t["status"] == "ok" for t in summary["trials"]):
+        print("error: every trial failed; see the errors above and in summary.json",
+              file=sys.stderr)
+        return 1
     return 0

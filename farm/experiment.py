@@ -73,22 +73,27 @@ def run(settings: Settings) -> dict | None:
         return None
 
     started = time.time()
+    from farm import tuning
+
+    tuning.check_address(settings.address)  # seconds, before anything is written
     datasets = sorted({t["dataset"] for t in trials})
     print(f"Preparing {len(datasets)} dataset(s): {', '.join(datasets)}")
     fresh = not experiment_dir.exists()
-    experiment_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        experiment_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the experiment folder ({exc.strerror})",
+                          where=experiment_dir) from None
     try:
         prepared = prepare_tables(datasets, data_cfg=data_cfg, experiment_dir=experiment_dir,
                                   seed=seed, data_dir=settings.data_dir,
                                   user_path=settings.tabular_data, user_target=settings.target)
+        tuning.connect(settings.address)
     except FarmError:
         if fresh:  # bad input leaves nothing half-written behind
             shutil.rmtree(experiment_dir, ignore_errors=True)
         raise
 
-    from farm import tuning
-
-    tuning.connect(settings.address)
     use_gpu = tuning.gpus_available()
     print(f"Growing {len(trials)} trials in {experiment_dir} "
           f"({'GPU' if use_gpu else 'CPU'}); watch with: tensorboard --logdir {experiment_dir}")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 import ray
 from ray import tune
 
+from farm.errors import ConfigError
 from farm.train.trainable import train_gan
 
 
@@ -16,9 +18,28 @@ def connect(address: str | None) -> None:
     if ray.is_initialized():
         return
     if address:
-        ray.init(address=address, log_to_driver=True)
+        try:
+            ray.init(address=address, log_to_driver=True)
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"--address {address}: cannot join a Ray cluster there ({first})") \
+                from None
     else:
         ray.init(address="local", include_dashboard=False, log_to_driver=True)
+
+
+def check_address(address: str | None) -> None:
+    """Ray retries an unreachable head for minutes; a plain TCP probe says so in seconds."""
+    if not address:
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" and other forms Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise ConfigError(f"--address {address}: no Ray head answers there "
+                          f"({exc.strerror or exc})") from None
 
 
 def gpus_available() -> bool:

@@ -103,7 +103,7 @@ def _bad_trials_dir(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("case", ["missing_file", "unknown_target", "unknown_family",
-                                  "bad_yaml_key", "text_in_numeric", "bad_arff"])
+                                  "bad_yaml_key", "text_in_numeric", "bad_arff", "bad_address"])
 def test_bad_input_is_one_line_nonzero_and_writes_nothing(case, tmp_path, shared_data):
     storage = tmp_path / "out"
     common = ["--storage-path", str(storage), "--name", "bad", "--preset", "tiny"]
@@ -117,6 +117,8 @@ def test_bad_input_is_one_line_nonzero_and_writes_nothing(case, tmp_path, shared
         args, expect = ["--only", "tabular-z"], "unknown family 'tabular-z'"
     elif case == "bad_yaml_key":
         args, expect = ["--trials-dir", str(_bad_trials_dir(tmp_path))], "did you mean 'lr_g'"
+    elif case == "bad_address":
+        args, expect = ["--address", "127.0.0.1:1"], "--address 127.0.0.1:1: no Ray head answers"
     elif case == "text_in_numeric":
         lines = csv.read_text().splitlines()
         lines[5] = "abc," + lines[5].split(",", 1)[1]
