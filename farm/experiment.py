@@ -20,11 +20,13 @@ from pathlib import Path
 
 from farm.config import load_config
 from farm.errors import ConfigError, FarmError
-from farm.export import sample_from_checkpoint, trtr, tstr, write_csv_atomic
+from farm.export import (sample_from_checkpoint, trtr, tstr, write_black_box_figures,
+                         write_csv_atomic, write_trial_figures)
 from farm.plan import format_plan, plan_trials, select_families
-from farm.tables import class_counts, dataset_name_for, prepare_tables
+from farm.tables import attach_black_box, class_counts, dataset_name_for, prepare_tables
 
 SUMMARY_VERSION = 1
+KINDS_WITH_BLACK_BOX = {"tabular-b"}
 
 
 @dataclass
@@ -88,6 +90,8 @@ def run(settings: Settings) -> dict | None:
         prepared = prepare_tables(datasets, data_cfg=data_cfg, experiment_dir=experiment_dir,
                                   seed=seed, data_dir=settings.data_dir,
                                   user_path=settings.tabular_data, user_target=settings.target)
+        steered = {t["dataset"] for t in trials if KINDS_WITH_BLACK_BOX & {t["kind"]}}
+        black_boxes = {name: attach_black_box(prepared[name], seed) for name in sorted(steered)}
         tuning.connect(settings.address)
     except FarmError:
         if fresh:  # bad input leaves nothing half-written behind
@@ -105,14 +109,16 @@ def run(settings: Settings) -> dict | None:
                                       experiment_dir / "tune", use_gpu)
 
     print("Exporting each trial's best epoch and scoring it on the held-out test split")
-    summary = _summarise(name, settings, seed, prepared, outcomes, experiment_dir, data_cfg)
+    summary = _summarise(name, settings, seed, prepared, outcomes, experiment_dir, data_cfg,
+                         black_boxes)
     summary["seconds"] = round(time.time() - started, 1)
     _write_json(summary, experiment_dir / "summary.json")
     print(format_summary(summary, experiment_dir))
     return summary
 
 
-def _summarise(name, settings, seed, prepared, outcomes, experiment_dir, data_cfg) -> dict:
+def _summarise(name, settings, seed, prepared, outcomes, experiment_dir, data_cfg,
+               black_boxes) -> dict:
     rows_cfg = int(data_cfg.get("tables", {}).get("synthetic_rows", 0))
     datasets = {}
     for dataset, p in prepared.items():
@@ -124,22 +130,34 @@ def _summarise(name, settings, seed, prepared, outcomes, experiment_dir, data_cf
                       "fit": len(p.split.fit), "val": len(p.split.val), "test": len(p.split.test)},
             "trtr": trtr(p, seed),
         }
+        if dataset in black_boxes:
+            report = black_boxes[dataset]
+            datasets[dataset]["black_box"] = {
+                "model": "random forest, 100 trees, trained on the train split",
+                "positive_class": report["positive_class"], "test_accuracy": report["accuracy"],
+                "test_auc": report["auc"],
+                "figures": write_black_box_figures(report, experiment_dir / "figures" / dataset)}
     trials = []
     for outcome in sorted(outcomes, key=lambda o: o.spec["index"]):
         spec = outcome.spec
         entry = {"family": spec["family"], "dataset": spec["dataset"], "trial": Path(outcome.path).name,
                  "setting": spec["tag"], "params": spec["params"], "seed": spec["seed"],
                  "status": "error" if outcome.error else "ok", "error": outcome.error,
-                 "best_epoch": outcome.best_epoch, "metrics": outcome.best_metrics,
+                 "best_epoch": outcome.best_epoch,
+                 "select_metric": spec["select"].get("metric", "select/score"),
+                 "metrics": outcome.best_metrics,
                  "checkpoint": outcome.checkpoint_path, "synthetic_csv": None, "tstr": None}
         if outcome.checkpoint_path:
             p = prepared[spec["dataset"]]
             rows = rows_cfg or len(p.split.train)
-            synthetic = sample_from_checkpoint(spec, outcome.checkpoint_path, p, rows)
+            generator, synthetic = sample_from_checkpoint(spec, outcome.checkpoint_path, p, rows)
             csv = experiment_dir / "synthetic" / spec["dataset"] / f"{entry['trial']}.csv"
             write_csv_atomic(synthetic, csv)
             entry["synthetic_csv"] = str(csv)
             entry["tstr"] = tstr(synthetic, p, seed)
+            entry["figures"] = write_trial_figures(spec, generator, p, synthetic,
+                                                   experiment_dir / "figures" / entry["trial"],
+                                                   Path(outcome.path))
         trials.append(entry)
     return {"version": SUMMARY_VERSION, "name": name, "preset": settings.preset,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -164,7 +182,7 @@ def format_summary(summary: dict, experiment_dir: Path) -> str:
     for dataset, info in summary["datasets"].items():
         lines.append(f"  {dataset}: real train -> test (TRTR) accuracy {info['trtr']['accuracy']:.3f}"
                      f", AUC {info['trtr']['auc']:.3f}")
-    header = (f"  {'trial':32} {'setting':28} {'best epoch':>10} {'select':>7} {'detect':>7} "
+    header = (f"  {'trial':32} {'setting':28} {'best epoch':>10} {'chosen by':>30} {'detect':>7} "
               f"{'TSTR acc':>8} {'TSTR AUC':>8}")
     lines += ["", header]
     for t in summary["trials"]:
@@ -172,8 +190,8 @@ def format_summary(summary: dict, experiment_dir: Path) -> str:
             lines.append(f"  {t['trial']:32} {t['setting']:28} failed: {t['error']}")
             continue
         m = t["metrics"]
-        lines.append(f"  {t['trial']:32} {t['setting']:28} {t['best_epoch']:>10} "
-                     f"{m.get('select/score', float('nan')):>7.3f} "
+        chosen = f"{t['select_metric']} {m.get(t['select_metric'], float('nan')):.3f}"
+        lines.append(f"  {t['trial']:32} {t['setting']:28} {t['best_epoch']:>10} {chosen:>30} "
                      f"{m.get('detection_auc', float('nan')):>7.3f} {t['tstr']['accuracy']:>8.3f} "
                      f"{t['tstr']['auc']:>8.3f}")
     lines += ["", f"Synthetic CSVs: {experiment_dir / 'synthetic'}",

@@ -12,6 +12,9 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
+from torch.utils.tensorboard import SummaryWriter
+
+from farm import figures
 
 from farm.families import kind_of, params_from
 from farm.metrics.tabular import utility
@@ -35,15 +38,48 @@ def write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
 
 
 def sample_from_checkpoint(spec: dict, checkpoint_dir: str | Path, prepared: PreparedTable,
-                           rows: int) -> pd.DataFrame:
-    """Rebuild the trial's generator from its checkpoint (weights only) and decode samples."""
+                           rows: int):
+    """Rebuild the trial's generator from its checkpoint (weights only); decoded samples."""
     import torch
 
     kind = kind_of(spec["kind"])
     params = params_from(spec["kind"], spec["params"])
     pair = kind.build(params, prepared.trial_data, torch.device("cpu"))
     pair.generator.load_state_dict(load_state(checkpoint_dir)["generator"])
-    return kind.export(pair.generator, params, prepared.trial_data, rows, spec["seed"] + 7)
+    return pair.generator, kind.export(pair.generator, params, prepared.trial_data, rows,
+                                       spec["seed"] + 7)
+
+
+def write_trial_figures(spec: dict, generator, prepared: PreparedTable, synthetic: pd.DataFrame,
+                        folder: Path, trial_dir: Path) -> dict[str, str]:
+    """The chosen epoch's pictures: PNG files for the report, and the same in TensorBoard."""
+    kind = kind_of(spec["kind"])
+    params = params_from(spec["kind"], spec["params"])
+    data = prepared.trial_data
+    pictures = dict(kind.pictures(generator, params, data, spec["seed"]))
+    real = data.fit_enc
+    pictures["tsne"] = figures.tsne_figure(real, data.transformer.transform(synthetic),
+                                           seed=spec["seed"],
+                                           title=f"t-SNE: real vs synthetic, {data.name}")
+    paths = {}
+    with SummaryWriter(str(trial_dir)) as writer:
+        for name, fig in pictures.items():
+            writer.add_figure(f"chosen_epoch/{name}", fig, close=False)
+            paths[name] = str(figures.save(fig, folder / f"{name}.png"))
+    return paths
+
+
+def write_black_box_figures(report: dict, folder: Path) -> dict[str, str]:
+    """The report's figures 8-13: the forest's ROC and its confidences per true class."""
+    roc = figures.roc_figure(report["roc"]["fpr"], report["roc"]["tpr"], report["auc"],
+                             title="black box on the test split")
+    confidences = report["confidence_positive_rows"] + report["confidence_negative_rows"]
+    positive = report["positive_class"]
+    labels = [f"truly {positive}"] * len(report["confidence_positive_rows"]) + \
+        [f"truly not {positive}"] * len(report["confidence_negative_rows"])
+    hist = figures.confidence_histograms(confidences, labels, title=f"black box: P({positive}) on test rows")
+    return {"roc": str(figures.save(roc, folder / "black_box_roc.png")),
+            "confidences": str(figures.save(hist, folder / "black_box_confidences.png"))}
 
 
 def forest_scores(train_X, train_y, test_X, test_y, seed: int) -> dict[str, float]:

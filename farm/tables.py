@@ -92,6 +92,18 @@ def prepare_tables(datasets: list[str], *, data_cfg: dict, experiment_dir: Path,
     return prepared
 
 
+def attach_black_box(prepared: PreparedTable, seed: int) -> dict:
+    """Train part B's forest on the train split; report it on the test split (it selects
+    nothing, so the test split may judge it) as the report's figures 8-13 do."""
+    from farm.blackbox import black_box_report, fit_black_box
+
+    data = prepared.trial_data
+    X, y = prepared.encode_xy(prepared.train_frame())
+    categories = data.transformer.block(data.target).column.categories
+    data.black_box = fit_black_box(X, y, categories, data.features, seed, where=prepared.table.path)
+    return black_box_report(data.black_box, *prepared.encode_xy(prepared.test_frame()))
+
+
 def class_counts(labels) -> dict[str, int]:
     values, counts = np.unique(np.asarray(labels, dtype=str), return_counts=True)
     return {str(v): int(c) for v, c in zip(values, counts)}

@@ -1,33 +1,57 @@
-"""trials/*.yaml + presets: loading, every checked mistake, preset merging, and the trial plan."""
+"""trials/*.yaml + presets: loading, every checked mistake, preset merging, and the trial plan.
+
+Two kinds of tests live here:
+
+* Exact behaviour (values, merging, precedence, error messages and their file/line, plan sizes and
+  tags) runs against a tmp copy of the fixture in tests/fixtures/trials/, written for these tests
+  and edited line by line. Tuning the farm's real trials/ never touches them.
+* The repo's real trials/ is checked for properties only: every preset loads, every planned trial
+  builds its family's params, every family selects on a metric its trials report, the presets
+  scale the way their names promise. Those hold whatever values someone tunes.
+"""
 
 from __future__ import annotations
 
 import copy
+import inspect
 import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
+import farm.metrics.tabular
 from farm.config import VARIANT_AXIS, load_config
 from farm.errors import ConfigError
-from farm.families import KINDS
+from farm.families import KINDS, params_from
 from farm.plan import format_plan, plan_trials, select_families
 
 REPO = Path(__file__).resolve().parents[1]
-TRIALS = REPO / "trials"
-FAMILY = "tabular-a"
+TRIALS = REPO / "trials"                                   # the farm's own: properties only
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "trials"   # exact values, edited copies
+FAMILY = "tabular-a"                                       # the fixture's one family
+FARM_PRESETS = ("smoke", "tiny", "full")                   # the presets the README / CLI name
+
+# What every trial of a kind reports to Tune, i.e. what its `select.metric` may name. Adding a
+# kind means adding its metrics here (test_reported_list_covers_every_kind insists).
+SHARED_TABULAR = {"fidelity/score", "correlation_diff", "detection_auc", "utility/accuracy",
+                  "utility/auc", "dcr/median", "dcr/p05", "dcr/exact_copies", "dcr/real_median",
+                  "diversity"}  # farm.metrics.tabular.tabular_report, used by both kinds
+REPORTED = {
+    "tabular": SHARED_TABULAR | {"select/score"},
+    "tabular-b": SHARED_TABULAR | {"confidence/error", "confidence/coverage", "balance/positive"},
+}
 
 
-def family_file() -> dict:
-    """tabular-a exactly as trials/tabular.yaml writes it (no preset applied)."""
-    return yaml.safe_load((TRIALS / "tabular.yaml").read_text())["families"][FAMILY]
+def fixture_family() -> dict:
+    """tabular-a exactly as the fixture's tabular.yaml writes it (no preset applied)."""
+    return yaml.safe_load((FIXTURE / "tabular.yaml").read_text())["families"][FAMILY]
 
 
 @pytest.fixture
 def trials(tmp_path) -> Path:
-    """A private copy of the repo's trials/ that a test may break."""
-    return Path(shutil.copytree(TRIALS, tmp_path / "trials"))
+    """A private copy of the fixture trials/ that a test may break."""
+    return Path(shutil.copytree(FIXTURE, tmp_path / "trials"))
 
 
 def edit(path: Path, old: str, new: str) -> Path:
@@ -61,12 +85,131 @@ def config_error(trials_dir: Path, preset: str = "smoke") -> ConfigError:
     return info.value
 
 
-# ---------------------------------------------------------------- the repo's own trials/
+def as_built(value):
+    """How params_from stores a YAML value (lists become tuples)."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+# ---------------------------------------------------------------- the repo's real trials/:
+# ---------------------------------------------------------------- properties, never values
+
+
+def real_presets() -> list[str]:
+    return sorted(p.stem for p in (TRIALS / "presets").glob("*.yaml"))
+
+
+def real_config(preset: str) -> dict:
+    return load_config(TRIALS, preset)
+
+
+def test_real_trials_have_the_farm_presets():
+    assert set(FARM_PRESETS) <= set(real_presets())
+
+
+@pytest.mark.parametrize("preset", real_presets())
+def test_real_preset_loads(preset):
+    config = real_config(preset)
+    assert config["preset"] == preset
+    assert config["families"], "trials/ defines no family"
+    assert set(config["families"]) == set(real_config("full")["families"])
+    for name, family in config["families"].items():
+        assert family["kind"] in KINDS, name
+        assert family["datasets"], name
+        searched = (family.get("search") or {}).get(VARIANT_AXIS, [])
+        assert set(searched) <= set(family.get("variants") or {}), name
+
+
+@pytest.mark.parametrize("preset", real_presets())
+def test_real_planned_trials_build_their_params(preset):
+    families = real_config(preset)["families"]
+    planned = plan_trials(families, base_seed=0)
+    assert {t["family"] for t in planned} == set(families)  # no family plans zero trials
+    for trial in planned:
+        assert trial["kind"] == families[trial["family"]]["kind"]
+        built = params_from(trial["kind"], trial["params"])
+        assert isinstance(built, KINDS[trial["kind"]].params)
+        for key, value in trial["params"].items():
+            assert getattr(built, key) == as_built(value), (trial["family"], trial["tag"], key)
+
+
+def test_real_every_variant_builds_on_every_dataset():
+    """Also the bundles no preset searches: each, over params and per_dataset, builds."""
+    for name, family in real_config("full")["families"].items():
+        for dataset in family["datasets"]:
+            per_dataset = (family.get("per_dataset") or {}).get(dataset, {})
+            for variant, bundle in (family.get("variants") or {}).items():
+                built = params_from(family["kind"],
+                                    {**family.get("params", {}), **per_dataset, **bundle})
+                for key, value in bundle.items():
+                    assert getattr(built, key) == as_built(value), (name, dataset, variant, key)
+
+
+def test_reported_list_covers_every_kind():
+    assert set(REPORTED) == set(KINDS), "add the new kind's reported metrics to REPORTED"
+    for kind, names in REPORTED.items():
+        # The names are the code's: each is a string literal in the kind's module or the
+        # shared tabular report, so a renamed metric fails here, not hours into a run.
+        source = (inspect.getsource(inspect.getmodule(KINDS[kind].evaluate))
+                  + inspect.getsource(farm.metrics.tabular))
+        missing = sorted(n for n in names if f'"{n}"' not in source)
+        assert not missing, (kind, missing)
+    assert "select/score" not in REPORTED["tabular-b"]
+    assert "confidence/error" not in REPORTED["tabular"]
+
+
+@pytest.mark.parametrize("preset", real_presets())
+def test_real_select_metric_is_reported(preset):
+    for name, family in real_config(preset)["families"].items():
+        select = family.get("select") or {}
+        assert select.get("metric") in REPORTED[family["kind"]], (name, select)
+        assert select.get("mode", "max") in ("max", "min"), name
+
+
+def test_real_smoke_trains_less_than_full():
+    full, smoke = real_config("full")["families"], real_config("smoke")["families"]
+    for name in full:
+        assert smoke[name]["epochs"] < full[name]["epochs"], name
+        assert smoke[name]["eval_every"] <= smoke[name]["epochs"], name
+
+
+def test_real_tiny_is_tiny():
+    families = real_config("tiny")["families"]
+    planned = plan_trials(families, base_seed=0)
+    for name, family in families.items():
+        count = sum(t["family"] == name for t in planned)
+        assert 1 <= count <= 2, (name, count)
+        assert family["epochs"] <= real_config("smoke")["families"][name]["epochs"], name
+
+
+@pytest.mark.parametrize("preset", real_presets())
+def test_real_dry_run_plan(preset, tmp_path, capsys):
+    """What `run_farm.py --dry-run` prints: a non-empty plan, one row per trial."""
+    from farm.experiment import Settings, run
+
+    assert run(Settings(trials_dir=TRIALS, preset=preset, dry_run=True,
+                        storage_path=str(tmp_path), name="dry")) is None
+    out = capsys.readouterr().out
+    config = real_config(preset)
+    planned = plan_trials(config["families"], config["data"].get("split_seed", 0))
+    assert len(planned) > 0
+    assert f"would grow {len(planned)} trials" in out
+    assert format_plan(planned, gpus_available=False) in out
+    assert not any(tmp_path.iterdir())  # a dry run writes nothing
+
+
+# ---------------------------------------------------------------- the fixture: exact values
+
+
+def test_fixture_is_self_contained():
+    """The fixture is one tabular-a family of kind tabular, independent of the real trials/."""
+    assert sorted(p.name for p in FIXTURE.glob("*.yaml")) == ["data.yaml", "tabular.yaml"]
+    assert sorted(p.stem for p in (FIXTURE / "presets").glob("*.yaml")) == sorted(FARM_PRESETS)
+    assert list(yaml.safe_load((FIXTURE / "tabular.yaml").read_text())["families"]) == [FAMILY]
 
 
 @pytest.mark.parametrize("preset", ["smoke", "full", "tiny"])
-def test_repo_trials_load(preset):
-    config = load_config(TRIALS, preset)
+def test_fixture_loads(trials, preset):
+    config = load_config(trials, preset)
     assert config["preset"] == preset
     assert list(config["families"]) == [FAMILY]
     family = config["families"][FAMILY]
@@ -74,7 +217,7 @@ def test_repo_trials_load(preset):
     assert family["datasets"] == ["german_credit", "diabetes"]
     assert family["per_dataset"] == {"diabetes": {"flip_every": 10}}
     # No preset touches the bundles: `report` is the report as it is, `stable` the farm's fixes.
-    assert family["variants"] == family_file()["variants"]
+    assert family["variants"] == fixture_family()["variants"]
     assert family["variants"]["report"] == {}
     assert family["variants"]["stable"]["loss"] == "wasserstein"
     # Every variant a preset searches is one the family defines.
@@ -86,52 +229,53 @@ def test_repo_trials_load(preset):
     assert data["images"] == {"test_fraction": 0.2, "size": 64}
 
 
-def test_every_variant_is_a_valid_param_bundle():
+def test_every_variant_is_a_valid_param_bundle(trials):
     """Each bundle, laid over params, must build the kind's params dataclass."""
-    family = load_config(TRIALS, "full")["families"][FAMILY]
+    family = load_config(trials, "full")["families"][FAMILY]
     params_type = KINDS[family["kind"]].params
     for name, bundle in family["variants"].items():
-        built = params_type(**{**family["params"], **bundle})
+        built = params_from(family["kind"], {**family["params"], **bundle})
+        assert isinstance(built, params_type)
         for key, value in bundle.items():
             assert getattr(built, key) == value, (name, key)
 
 
-def test_full_preset_keeps_family_settings():
-    family = load_config(TRIALS, "full")["families"][FAMILY]
-    assert family == family_file()  # full.yaml touches no family setting
-    smoke = load_config(TRIALS, "smoke")["families"][FAMILY]
-    assert family["epochs"] > smoke["epochs"]  # the full run trains longer than the smoke run
+def test_full_preset_keeps_family_settings(trials):
+    family = load_config(trials, "full")["families"][FAMILY]
+    assert family == fixture_family()  # full.yaml touches no family setting
+    smoke = load_config(trials, "smoke")["families"][FAMILY]
+    assert family["epochs"] == 300 and smoke["epochs"] == 30
     assert family["search"][VARIANT_AXIS] == ["report", "stable"]
     assert sorted(family["search"]) == ["lr_g", VARIANT_AXIS]  # lr_d, flip_fraction not searched
-    assert len(family["search"]["lr_g"]) == 2
+    assert family["search"]["lr_g"] == [1.0e-4, 2.0e-4]
     assert family["params"]["metric_trees"] == 50
     assert family["params"]["g_hidden"] == [64, 128, 256]
 
 
-def test_smoke_preset_replaces_search_whole():
-    family = load_config(TRIALS, "smoke")["families"][FAMILY]
-    assert family["epochs"] == 400 and family["eval_every"] == 20
+def test_smoke_preset_replaces_search_whole(trials):
+    family = load_config(trials, "smoke")["families"][FAMILY]
+    assert family["epochs"] == 30 and family["eval_every"] == 5
     assert family["search"] == {VARIANT_AXIS: ["report", "stable"]}  # the lr_g axis is gone
-    assert family["params"] == family_file()["params"]
+    assert family["params"] == fixture_family()["params"]
     assert family["params"]["lr_g"] == 1.0e-4 and family["params"]["noise_dim"] == 20
 
 
-def test_tiny_preset_merges_params_key_by_key():
-    family = load_config(TRIALS, "tiny")["families"][FAMILY]
+def test_tiny_preset_merges_params_key_by_key(trials):
+    family = load_config(trials, "tiny")["families"][FAMILY]
     assert family["epochs"] == 4 and family["eval_every"] == 2
     assert family["search"] == {VARIANT_AXIS: ["stable"]}
     assert family["params"]["metric_trees"] == 10           # from the preset
     assert family["params"]["noise_dim"] == 20               # kept from tabular.yaml
-    assert family["params"] == {**family_file()["params"], "metric_trees": 10}
-    assert family["variants"] == family_file()["variants"]
+    assert family["params"] == {**fixture_family()["params"], "metric_trees": 10}
+    assert family["variants"] == fixture_family()["variants"]
     assert family["select"] == {"metric": "select/score", "mode": "max"}
     assert family["resources"] == {"cpu": 1, "gpu": 0.1}
 
 
-def test_loading_does_not_mutate_between_presets():
-    tiny = load_config(TRIALS, "tiny")
+def test_loading_does_not_mutate_between_presets(trials):
+    tiny = load_config(trials, "tiny")
     tiny["families"][FAMILY]["variants"]["stable"]["lr_g"] = 9.0
-    full = load_config(TRIALS, "full")
+    full = load_config(trials, "full")
     assert full["families"][FAMILY]["params"]["metric_trees"] == 50
     assert full["families"][FAMILY]["variants"]["stable"]["lr_g"] == 2.0e-4
     assert tiny["families"][FAMILY]["params"] is not full["families"][FAMILY]["params"]
@@ -156,7 +300,7 @@ def test_preset_tweaking_one_variant_key_merges(trials):
     edit(trials / "presets" / "tiny.yaml", "    params: {metric_trees: 10}",
          "    params: {metric_trees: 10}\n    variants: {stable: {lr_d: 5.0e-4}}")
     family = load_config(trials, "tiny")["families"][FAMILY]
-    original = family_file()["variants"]
+    original = fixture_family()["variants"]
     assert family["variants"]["stable"] == {**original["stable"], "lr_d": 5.0e-4}
     assert family["variants"]["stable"]["loss"] == "wasserstein"  # untouched keys kept
     assert family["variants"]["report"] == original["report"]
@@ -233,6 +377,14 @@ def test_variant_params_are_type_checked(trials):
     assert "variants.stable.g_batchnorm" in str(error) and "bool" in str(error)
 
 
+def test_per_dataset_params_are_checked(trials):
+    path = edit(trials / "tabular.yaml", "diabetes: {flip_every: 10}", "diabetes: {flip_evry: 10}")
+    error = config_error(trials)
+    assert error.where == str(path)
+    assert "families.tabular-a.per_dataset.diabetes" in str(error)
+    assert "did you mean 'flip_every'" in str(error)
+
+
 def test_unknown_variant_param_key_in_preset(trials):
     path = edit(trials / "presets" / "tiny.yaml", "    params: {metric_trees: 10}",
                 "    params: {metric_trees: 10}\n    variants: {stable: {lr_gg: 3.0e-4}}")
@@ -288,6 +440,12 @@ def test_search_variant_null_refused(trials):
     assert error.where == str(path) and "search.variant" in str(error)
 
 
+def test_search_variant_named_twice(trials):
+    path = edit(trials / "presets" / "tiny.yaml", "variant: [stable]", "variant: [stable, stable]")
+    error = config_error(trials, "tiny")
+    assert error.where == str(path) and "names a variant twice" in str(error)
+
+
 def test_search_variant_must_be_a_list_in_preset(trials):
     path = edit(trials / "presets" / "tiny.yaml", "variant: [stable]", "variant: stable")
     error = config_error(trials, "tiny")
@@ -299,6 +457,16 @@ def test_search_variant_names_must_be_strings(trials):
     path = edit(trials / "presets" / "tiny.yaml", "variant: [stable]", "variant: [[stable]]")
     error = config_error(trials, "tiny")
     assert error.where == str(path) and "search.variant" in str(error)
+
+
+def test_search_variant_without_variants(trials):
+    path = trials / "tabular.yaml"
+    text = path.read_text()
+    start, end = text.index("    variants:\n"), text.index("    search:\n")
+    path.write_text(text[:start] + text[end:])
+    error = config_error(trials, "full")
+    assert error.where == str(path)
+    assert "search.variant is set but the family defines no variants" in str(error)
 
 
 def test_unknown_variant_name_in_family_file(trials):
@@ -350,9 +518,20 @@ def test_bad_epochs(trials, value):
     assert "epochs must be a positive integer" in str(error)
 
 
-def test_boolean_epochs_refused(trials):
-    set_line(trials / "tabular.yaml", "    epochs:", "    epochs: yes")
-    assert "epochs must be a positive integer" in str(config_error(trials))
+@pytest.mark.parametrize("value", ["yes", "true"])
+def test_boolean_epochs_refused(trials, value):
+    path = set_line(trials / "tabular.yaml", "    epochs:", f"    epochs: {value}")
+    error = config_error(trials)
+    assert error.where == str(path)
+    assert "epochs must be a positive integer" in str(error)
+
+
+@pytest.mark.parametrize("key", ["eval_every", "keep_checkpoints", "seeds"])
+def test_other_counts_must_be_positive_integers(trials, key):
+    path = set_line(trials / "tabular.yaml", f"    {key}:", f"    {key}: 0")
+    error = config_error(trials)
+    assert error.where == str(path)
+    assert f"{key} must be a positive integer" in str(error)
 
 
 def test_bad_select_mode(trials):
@@ -364,17 +543,24 @@ def test_bad_select_mode(trials):
 
 def test_bad_select_mode_in_preset(trials):
     path = set_line(trials / "presets" / "smoke.yaml", "    epochs:",
-                    "    epochs: 200\n    select: {mode: up}")
+                    "    epochs: 20\n    select: {mode: up}")
     error = config_error(trials)
     assert error.where == str(path)
     assert "select.mode" in str(error)
 
 
-def test_preset_names_unknown_family(trials):
-    path = edit(trials / "presets" / "smoke.yaml", "  tabular-a:", "  tabular-b:")
+def test_unknown_resource_key(trials):
+    path = edit(trials / "tabular.yaml", "{cpu: 1, gpu: 0.1}", "{cpu: 1, gpus: 0.1}")
     error = config_error(trials)
     assert error.where == str(path)
-    assert "'tabular-b'" in str(error) and "did you mean 'tabular-a'" in str(error)
+    assert "'gpus'" in str(error) and "did you mean 'gpu'" in str(error)
+
+
+def test_preset_names_unknown_family(trials):
+    path = edit(trials / "presets" / "smoke.yaml", "  tabular-a:", "  tabular-z:")
+    error = config_error(trials)
+    assert error.where == str(path)
+    assert "'tabular-z'" in str(error) and "did you mean 'tabular-a'" in str(error)
 
 
 def test_unknown_preset_lists_known(trials):
@@ -387,6 +573,7 @@ def test_unknown_preset_lists_known(trials):
 def test_invalid_yaml_reports_line(trials):
     path = trials / "tabular.yaml"
     line = line_of(path, "    epochs:")
+    assert line == 10  # the fixture's own layout, so the number below is a real check
     set_line(path, "    epochs:", "    epochs: 100: 3")
     error = config_error(trials)
     assert error.where == str(path)
@@ -407,6 +594,16 @@ def test_unknown_kind(trials):
     assert error.where == str(path) and "'tabulr'" in str(error)
 
 
+def test_kind_decides_which_params_are_known(trials):
+    """c_low is a tabular-b (ConfidenceParams) field, not a tabular one."""
+    edit(trials / "tabular.yaml", "      metric_trees: 50",
+         "      metric_trees: 50\n      c_low: 0.1")
+    error = config_error(trials)
+    assert "'c_low'" in str(error) and "families.tabular-a.params" in str(error)
+    edit(trials / "tabular.yaml", "    kind: tabular", "    kind: tabular-b")
+    assert load_config(trials, "smoke")["families"][FAMILY]["params"]["c_low"] == 0.1
+
+
 def test_unknown_top_level_and_data_keys(trials):
     edit(trials / "data.yaml", "  split_seed: 0", "  split_seeds: 0")
     error = config_error(trials)
@@ -414,8 +611,15 @@ def test_unknown_top_level_and_data_keys(trials):
     assert "did you mean 'split_seed'" in str(error)
 
 
+def test_unknown_top_level_key(trials):
+    path = trials / "tabular.yaml"
+    edit(path, "families:\n", "familes:\n")
+    error = config_error(trials)
+    assert error.where == str(path) and "did you mean 'families'" in str(error)
+
+
 def test_bad_test_fraction(trials):
-    edit(trials / "data.yaml", "    test_fraction: 0.3 ", "    test_fraction: 1.5 ")
+    set_line(trials / "data.yaml", "    test_fraction: 0.3", "    test_fraction: 1.5")
     error = config_error(trials)
     assert error.where == str(trials / "data.yaml") and "1.5" in str(error)
 
@@ -433,77 +637,81 @@ def test_missing_trials_folder(tmp_path):
     assert str(tmp_path / "nowhere") in str(info.value)
 
 
-# ---------------------------------------------------------------- the plan
+# ---------------------------------------------------------------- the plan (fixture)
 
 
-def test_plan_full_is_datasets_times_grid():
-    family = load_config(TRIALS, "full")["families"][FAMILY]
-    trials = plan_trials({FAMILY: family}, base_seed=100)
-    lrs = family["search"]["lr_g"]
-    assert len(trials) == 2 * 2 * len(lrs)
-    assert [t["index"] for t in trials] == list(range(len(trials)))
-    half = len(trials) // 2
-    assert [t["dataset"] for t in trials] == ["german_credit"] * half + ["diabetes"] * half
-    points = {(t["dataset"], t["params"]["lr_g"], t["tag"]) for t in trials}
-    assert len(points) == len(trials)
-    assert len({t["seed"] for t in trials}) == len(trials)
-    assert trials[0]["seed"] == 100
-    for trial in trials:
+def fixture_families(trials_dir: Path, preset: str) -> dict:
+    return copy.deepcopy(load_config(trials_dir, preset)["families"])
+
+
+def test_plan_full_is_datasets_times_grid(trials):
+    family = load_config(trials, "full")["families"][FAMILY]
+    planned = plan_trials({FAMILY: family}, base_seed=100)
+    assert len(planned) == 2 * 2 * 2  # datasets x variants x lr_g
+    assert [t["index"] for t in planned] == list(range(len(planned)))
+    assert [t["dataset"] for t in planned] == ["german_credit"] * 4 + ["diabetes"] * 4
+    points = {(t["dataset"], t["params"]["lr_g"], t["tag"]) for t in planned}
+    assert len(points) == len(planned)
+    assert len({t["seed"] for t in planned}) == len(planned)
+    assert planned[0]["seed"] == 100
+    for trial in planned:
         assert trial["family"] == FAMILY and trial["kind"] == "tabular"
-        assert trial["epochs"] == family["epochs"] and trial["eval_every"] == family["eval_every"]
+        assert trial["epochs"] == 300 and trial["eval_every"] == 10
         assert trial["resources"] == {"cpu": 1, "gpu": 0.1}
         assert trial["select"] == {"metric": "select/score", "mode": "max"}
         assert trial["keep_checkpoints"] == 2
         assert trial["params"]["flip_every"] == (10 if trial["dataset"] == "diabetes" else 1)
         assert trial["params"]["noise_dim"] == 20
         assert VARIANT_AXIS not in trial["params"]
-        KINDS["tabular"].params(**trial["params"])  # every planned point builds
-    assert trials[0]["tag"] == "lr_g=0.0001,variant=report"
+        params_from("tabular", trial["params"])  # every planned point builds
+    assert planned[0]["tag"] == "lr_g=0.0001,variant=report"
 
 
-def test_plan_tags_name_the_variant():
-    trials = plan_trials(load_config(TRIALS, "full")["families"], base_seed=0)
-    tags = [t["tag"] for t in trials if t["dataset"] == "german_credit"]
+def test_plan_tags_name_the_variant(trials):
+    planned = plan_trials(load_config(trials, "full")["families"], base_seed=0)
+    tags = [t["tag"] for t in planned if t["dataset"] == "german_credit"]
     assert tags == ["lr_g=0.0001,variant=report", "lr_g=0.0001,variant=stable",
                     "lr_g=0.0002,variant=report", "lr_g=0.0002,variant=stable"]
-    for trial in trials:
+    for trial in planned:
         variant = trial["tag"].split("variant=")[1]
         expected = "blockwise" if variant == "stable" else "capped_relu"
         assert trial["params"]["g_output"] == expected
 
 
-@pytest.mark.parametrize("preset, count", [("smoke", 4), ("tiny", 2)])
-def test_plan_sizes_of_presets(preset, count):
-    trials = plan_trials(load_config(TRIALS, preset)["families"], base_seed=0)
-    assert len(trials) == count
-    diabetes = [t for t in trials if t["dataset"] == "diabetes"]
+@pytest.mark.parametrize("preset, count", [("smoke", 4), ("tiny", 2), ("full", 8)])
+def test_plan_sizes_of_presets(trials, preset, count):
+    planned = plan_trials(load_config(trials, preset)["families"], base_seed=0)
+    assert len(planned) == count
+    diabetes = [t for t in planned if t["dataset"] == "diabetes"]
     assert diabetes and all(t["params"]["flip_every"] == 10 for t in diabetes)
     if preset == "tiny":
-        assert [t["tag"] for t in trials] == ["variant=stable", "variant=stable"]
-        assert all(t["epochs"] == 4 and t["params"]["metric_trees"] == 10 for t in trials)
-        assert all(t["params"]["loss"] == "wasserstein" for t in trials)
-    else:
-        assert [t["tag"] for t in trials] == ["variant=report", "variant=stable"] * 2
-        by_tag = {t["tag"]: t["params"] for t in trials if t["dataset"] == "german_credit"}
+        assert [t["tag"] for t in planned] == ["variant=stable", "variant=stable"]
+        assert all(t["epochs"] == 4 and t["params"]["metric_trees"] == 10 for t in planned)
+        assert all(t["params"]["loss"] == "wasserstein" for t in planned)
+    elif preset == "smoke":
+        assert [t["tag"] for t in planned] == ["variant=report", "variant=stable"] * 2
+        by_tag = {t["tag"]: t["params"] for t in planned if t["dataset"] == "german_credit"}
         assert by_tag["variant=report"]["lr_g"] == 1.0e-4   # params, untouched by `report`
         assert by_tag["variant=stable"]["lr_g"] == 2.0e-4   # the bundle's value
-        assert by_tag["variant=report"]["lr_d"] == 1.0e-4   # lr_d is not searched any more
+        assert by_tag["variant=report"]["lr_d"] == 1.0e-4   # lr_d is not searched
         assert by_tag["variant=stable"]["real_label"] == 1.0
 
 
-def test_report_variant_is_params_plus_per_dataset():
-    file = family_file()
-    trials = plan_trials(load_config(TRIALS, "smoke")["families"], base_seed=0)
-    for trial in (t for t in trials if t["tag"] == "variant=report"):
+def test_report_variant_is_params_plus_per_dataset(trials):
+    file = fixture_family()
+    planned = plan_trials(load_config(trials, "smoke")["families"], base_seed=0)
+    reports = [t for t in planned if t["tag"] == "variant=report"]
+    assert len(reports) == 2
+    for trial in reports:
         per_dataset = file["per_dataset"].get(trial["dataset"], {})
         assert trial["params"] == {**file["params"], **per_dataset}
 
 
-def test_variant_value_wins_over_per_dataset():
-    families = copy.deepcopy(load_config(TRIALS, "tiny")["families"])
+def test_variant_value_wins_over_per_dataset(trials):
+    families = fixture_families(trials, "tiny")
     families[FAMILY]["variants"]["stable"]["flip_every"] = 4
-    trials = plan_trials(families, base_seed=0)
-    assert [(t["dataset"], t["params"]["flip_every"]) for t in trials] == [
+    planned = plan_trials(families, base_seed=0)
+    assert [(t["dataset"], t["params"]["flip_every"]) for t in planned] == [
         ("german_credit", 4), ("diabetes", 4)]  # diabetes' per_dataset 10 loses
 
 
@@ -516,9 +724,9 @@ def test_variant_value_wins_over_per_dataset_via_yaml(trials):
                      ("diabetes", "variant=report"): 10, ("diabetes", "variant=stable"): 4}
 
 
-def test_searched_value_wins_over_variant():
-    trials = plan_trials(load_config(TRIALS, "full")["families"], base_seed=0)
-    stable = [t for t in trials if t["tag"].endswith("variant=stable")]
+def test_searched_value_wins_over_variant(trials):
+    planned = plan_trials(load_config(trials, "full")["families"], base_seed=0)
+    stable = [t for t in planned if t["tag"].endswith("variant=stable")]
     assert len(stable) == 4
     for trial in stable:
         searched = float(trial["tag"].split(",")[0].removeprefix("lr_g="))
@@ -527,9 +735,9 @@ def test_searched_value_wins_over_variant():
     assert sorted({t["params"]["lr_g"] for t in stable}) == [1.0e-4, 2.0e-4]
 
 
-def test_precedence_params_per_dataset_variant_search():
+def test_precedence_params_per_dataset_variant_search(trials):
     """One key set at every level: params < per_dataset < variant < searched."""
-    base = copy.deepcopy(load_config(TRIALS, "tiny")["families"])
+    base = fixture_families(trials, "tiny")
     section = base[FAMILY]
     section["params"]["flip_every"] = 1
     section["per_dataset"] = {"diabetes": {"flip_every": 10}}
@@ -547,61 +755,62 @@ def test_precedence_params_per_dataset_variant_search():
         ("german_credit", 7), ("diabetes", 7)]
 
 
-def test_search_value_wins_over_per_dataset():
-    families = copy.deepcopy(load_config(TRIALS, "tiny")["families"])
+def test_search_value_wins_over_per_dataset(trials):
+    families = fixture_families(trials, "tiny")
     families[FAMILY]["search"] = {"flip_every": [3, 5]}
-    trials = plan_trials(families, base_seed=0)
-    assert len(trials) == 4
-    assert {(t["dataset"], t["params"]["flip_every"]) for t in trials} == {
+    planned = plan_trials(families, base_seed=0)
+    assert len(planned) == 4
+    assert {(t["dataset"], t["params"]["flip_every"]) for t in planned} == {
         ("german_credit", 3), ("german_credit", 5), ("diabetes", 3), ("diabetes", 5)}
-    assert [t["tag"] for t in trials[:2]] == ["flip_every=3", "flip_every=5"]
+    assert [t["tag"] for t in planned[:2]] == ["flip_every=3", "flip_every=5"]
 
 
 def test_search_value_wins_via_yaml(trials):
     edit(trials / "presets" / "tiny.yaml", "      variant: [stable]",
          "      variant: [stable]\n      flip_every: [7]")
-    trials_list = plan_trials(load_config(trials, "tiny")["families"], base_seed=0)
-    assert [t["params"]["flip_every"] for t in trials_list] == [7, 7]
-    assert [t["tag"] for t in trials_list] == ["flip_every=7,variant=stable"] * 2
+    planned = plan_trials(load_config(trials, "tiny")["families"], base_seed=0)
+    assert [t["params"]["flip_every"] for t in planned] == [7, 7]
+    assert [t["tag"] for t in planned] == ["flip_every=7,variant=stable"] * 2
 
 
-def test_plan_seeds_and_datasets_override():
-    families = copy.deepcopy(load_config(TRIALS, "tiny")["families"])
+def test_plan_seeds_and_datasets_override(trials):
+    families = fixture_families(trials, "tiny")
     families[FAMILY]["seeds"] = 2
-    trials = plan_trials(families, base_seed=5, datasets_override=["diabetes"])
-    assert [t["dataset"] for t in trials] == ["diabetes", "diabetes"]
-    assert [t["tag"] for t in trials] == ["variant=stable", "variant=stable,seed#1"]
-    assert trials[0]["seed"] != trials[1]["seed"]
-    assert all(t["params"]["flip_every"] == 10 for t in trials)
-    assert trials[0]["params"] == trials[1]["params"]
+    planned = plan_trials(families, base_seed=5, datasets_override=["diabetes"])
+    assert [t["dataset"] for t in planned] == ["diabetes", "diabetes"]
+    assert [t["tag"] for t in planned] == ["variant=stable", "variant=stable,seed#1"]
+    assert planned[0]["seed"] != planned[1]["seed"]
+    assert all(t["params"]["flip_every"] == 10 for t in planned)
+    assert planned[0]["params"] == planned[1]["params"]
 
 
-def test_plan_without_search_is_defaults():
-    families = copy.deepcopy(load_config(TRIALS, "tiny")["families"])
+def test_plan_without_search_is_defaults(trials):
+    families = fixture_families(trials, "tiny")
     families[FAMILY]["search"] = {}
-    trials = plan_trials(families, base_seed=0)
-    assert [t["tag"] for t in trials] == ["defaults", "defaults"]
-    assert all(t["params"]["g_output"] == "capped_relu" for t in trials)  # no bundle applied
+    planned = plan_trials(families, base_seed=0)
+    assert [t["tag"] for t in planned] == ["defaults", "defaults"]
+    assert all(t["params"]["g_output"] == "capped_relu" for t in planned)  # no bundle applied
 
 
-def test_plan_without_datasets():
-    families = copy.deepcopy(load_config(TRIALS, "tiny")["families"])
+def test_plan_without_datasets(trials):
+    families = fixture_families(trials, "tiny")
     families[FAMILY]["datasets"] = []
     with pytest.raises(ConfigError, match="lists no datasets"):
         plan_trials(families, base_seed=0)
 
 
-def test_format_plan():
-    trials = plan_trials(load_config(TRIALS, "tiny")["families"], base_seed=0)
-    text = format_plan(trials, gpus_available=False).splitlines()
+def test_format_plan(trials):
+    planned = plan_trials(load_config(trials, "tiny")["families"], base_seed=0)
+    text = format_plan(planned, gpus_available=False).splitlines()
     assert len(text) == 3
     assert text[0].split() == ["#", "family", "dataset", "setting", "epochs", "cpu", "gpu"]
+    assert text[1].split() == ["0", FAMILY, "german_credit", "variant=stable", "4", "1", "0"]
     assert text[2].split() == ["1", FAMILY, "diabetes", "variant=stable", "4", "1", "0"]
-    assert format_plan(trials, gpus_available=True).splitlines()[1].split()[-1] == "0.1"
+    assert format_plan(planned, gpus_available=True).splitlines()[1].split()[-1] == "0.1"
 
 
-def test_select_families():
-    config = load_config(TRIALS, "smoke")
+def test_select_families(trials):
+    config = load_config(trials, "smoke")
     assert list(select_families(config, None)) == [FAMILY]
     assert list(select_families(config, [])) == [FAMILY]
     assert list(select_families(config, [" tabular-a ", ""])) == [FAMILY]
@@ -609,3 +818,17 @@ def test_select_families():
         select_families(config, ["tabular-a", "tabular-z"])
     assert "'tabular-z'" in str(info.value) and "tabular-a" in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_select_families_keeps_the_asked_order(trials):
+    """Two families, so --only's order and filtering are visible."""
+    path = trials / "tabular.yaml"
+    text = path.read_text()
+    body = text[text.index("  tabular-a:\n"):]
+    path.write_text(text + body.replace("  tabular-a:\n", "  tabular-c:\n", 1))
+    config = load_config(trials, "smoke")
+    assert list(select_families(config, None)) == [FAMILY, "tabular-c"]
+    assert list(select_families(config, ["tabular-c", FAMILY])) == ["tabular-c", FAMILY]
+    assert list(select_families(config, ["tabular-c"])) == ["tabular-c"]
+    planned = plan_trials(select_families(config, ["tabular-c"]), base_seed=0)
+    assert {t["family"] for t in planned} == {"tabular-c"}

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from farm.families import tabular
+from farm.families import tabular, tabular_b
 
 
 @dataclass(frozen=True)
@@ -18,15 +18,19 @@ class FamilyKind:
     params: type                      # dataclass of every setting, filled from YAML
     build: Callable                   # (params, data, device) -> GanPair
     real_rows: Callable               # (data, device) -> tensor of real training rows
-    sample_inputs: Callable           # (params, n, device) -> generator inputs
+    game: Callable                    # (params, data, pair, device) -> a gan_loop.Game
     evaluate: Callable                # (generator, params, data, seed) -> metrics (no test data)
     export: Callable                  # (generator, params, data, n, seed) -> synthetic output
+    pictures: Callable = lambda *args: {}  # (generator, params, data, seed) -> {name: Figure}
 
 
 KINDS: dict[str, FamilyKind] = {
     "tabular": FamilyKind(tabular.TabularParams, tabular.build,
-                          tabular.real_rows, tabular.sample_inputs, tabular.evaluate,
+                          tabular.real_rows, tabular.game, tabular.evaluate,
                           tabular.sample_frame),
+    "tabular-b": FamilyKind(tabular_b.ConfidenceParams, tabular_b.build, tabular_b.real_rows,
+                            tabular_b.game, tabular_b.evaluate, tabular_b.sample_frame,
+                            tabular_b.pictures),
 }
 
 

@@ -16,7 +16,7 @@ import torch
 from farm.data.transformer import TableTransformer
 from farm.metrics.tabular import tabular_report
 from farm.models.tabular import MLPDiscriminator, MLPGenerator
-from farm.train.gan_loop import GanPair, Tricks
+from farm.train.gan_loop import GanPair, RealVsFake, Tricks
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,7 @@ class TabularData:
     fit_enc: np.ndarray
     val_X: np.ndarray
     val_y: np.ndarray
+    black_box: object = None  # farm.blackbox.BlackBox, for families steered by one (tabular-b)
 
     @property
     def features(self) -> np.ndarray:
@@ -91,6 +92,12 @@ def build(params: TabularParams, data: TabularData, device: torch.device) -> Gan
 
 def real_rows(data: TabularData, device: torch.device) -> torch.Tensor:
     return torch.tensor(data.fit_enc, dtype=torch.float32, device=device)
+
+
+def game(params: TabularParams, data: TabularData, pair: GanPair,
+         device: torch.device) -> RealVsFake:
+    return RealVsFake(pair.discriminator, lambda n: sample_inputs(params, n, device),
+                      params.tricks())
 
 
 def sample_inputs(params: TabularParams, n: int, device: torch.device,

@@ -1,7 +1,8 @@
 """One GAN epoch, shared by every family.
 
-A family hands the loop its generator, discriminator, optimizers, the real batches and a way to
-sample the generator's inputs; the loop does the alternating steps with the seeds' tricks:
+A family hands the loop its generator and optimizers, the real batches, and a `Game`: how G's
+inputs are drawn and what D and G each minimise. `RealVsFake` is the usual game, with the seeds'
+tricks:
 one-sided label smoothing, label flipping on a schedule, decaying instance noise on fakes, and
 the loss (the seeds' cross-entropy, hinge, or Wasserstein with gradient penalty) as data.
 Losses are summed on the device and read back once per epoch (no host sync per step).
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -67,54 +69,83 @@ def _targets(n: int, value: float, flip: torch.Tensor | None, device) -> torch.T
     return target
 
 
-def gan_epoch(pair: GanPair, batches: Iterable[torch.Tensor],
-              sample_inputs: Callable[[int], tuple[torch.Tensor, ...]],
-              tricks: Tricks, epoch: int) -> dict[str, float]:
-    """Train one epoch; returns mean D loss, G loss and D accuracy on real and fake rows."""
-    G, D = pair.generator, pair.discriminator
-    G.train()
-    D.train()
-    sums = None
-    steps = 0
-    d_loss_fn, g_loss_fn = LOSSES[tricks.loss]
-    flipping = tricks.flip_every > 0 and tricks.flip_fraction > 0 and epoch % tricks.flip_every == 0
-    noise_std = tricks.instance_noise / max(epoch, 1)
-    for real in batches:
-        n, device = real.shape[0], real.device
-        fake = G(*sample_inputs(n))
+class Game(Protocol):
+    """What a family plays: how G's inputs are drawn and what D and G each minimise.
 
-        # Discriminator step.
-        fake_for_d = fake.detach()
+    `d_loss` gets the generated batch detached; `g_loss` gets it with its graph. Both return
+    the loss and a dict of scalar tensors to average over the epoch (read back once).
+    """
+
+    def sample(self, n: int) -> tuple[torch.Tensor, ...]: ...
+
+    def d_loss(self, real: torch.Tensor, fake: torch.Tensor, inputs: tuple,
+               epoch: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
+
+    def g_loss(self, real: torch.Tensor, fake: torch.Tensor, inputs: tuple,
+               epoch: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
+
+
+@dataclass
+class RealVsFake:
+    """The usual game: D tells real rows from generated ones; G wants its rows called real."""
+
+    D: nn.Module
+    sample: Callable[[int], tuple[torch.Tensor, ...]]
+    tricks: Tricks = Tricks()
+
+    def d_loss(self, real, fake, inputs, epoch):
+        t = self.tricks
+        noise_std = t.instance_noise / max(epoch, 1)
         if noise_std > 0:
-            fake_for_d = fake_for_d + noise_std * torch.randn_like(fake_for_d)
-        logits_real, logits_fake = D(real), D(fake_for_d)
-        k = logits_real.shape[0]  # fewer than n when D judges packs of rows together
-        flip = (torch.rand(2 * k, device=device) < tricks.flip_fraction) if flipping else None
-        t_real = _targets(k, tricks.real_label, None if flip is None else flip[:k], device)
-        t_fake = _targets(k, 0.0, None if flip is None else flip[k:], device)
-        d_loss = d_loss_fn(logits_real, logits_fake, t_real, t_fake)
-        if tricks.gradient_penalty:
-            d_loss = d_loss + tricks.gradient_penalty * gradient_penalty(D, real, fake_for_d)
+            fake = fake + noise_std * torch.randn_like(fake)
+        logits_real, logits_fake = self.D(real), self.D(fake)
+        k = logits_real.shape[0]  # fewer than the batch when D judges packs of rows together
+        flipping = t.flip_every > 0 and t.flip_fraction > 0 and epoch % t.flip_every == 0
+        flip = (torch.rand(2 * k, device=real.device) < t.flip_fraction) if flipping else None
+        t_real = _targets(k, t.real_label, None if flip is None else flip[:k], real.device)
+        t_fake = _targets(k, 0.0, None if flip is None else flip[k:], real.device)
+        loss = LOSSES[t.loss][0](logits_real, logits_fake, t_real, t_fake)
+        if t.gradient_penalty:
+            loss = loss + t.gradient_penalty * gradient_penalty(self.D, real, fake)
+        acc_real, acc_fake = (logits_real > 0).float().mean(), (logits_fake < 0).float().mean()
+        return loss, {"d_acc/real": acc_real, "d_acc/fake": acc_fake,
+                      "d_acc": (acc_real + acc_fake) / 2}
+
+    def g_loss(self, real, fake, inputs, epoch):
+        return LOSSES[self.tricks.loss][1](self.D(fake)), {}
+
+
+def gan_epoch(pair: GanPair, batches: Iterable[torch.Tensor], game: Game,
+              epoch: int) -> dict[str, float]:
+    """Train one epoch of alternating D and G steps; returns the epoch's mean losses and stats."""
+    pair.generator.train()
+    pair.discriminator.train()
+    sums: dict[str, torch.Tensor] = {}
+    steps = 0
+    for real in batches:
+        inputs = game.sample(real.shape[0])
+        fake = pair.generator(*inputs)
+
+        d_loss, d_stats = game.d_loss(real, fake.detach(), inputs, epoch)
         pair.d_opt.zero_grad(set_to_none=True)
         d_loss.backward()
         pair.d_opt.step()
 
-        # Generator step: rewarded when D calls its rows real.
-        g_loss = g_loss_fn(D(fake))
+        g_loss, g_stats = game.g_loss(real, fake, inputs, epoch)
         pair.g_opt.zero_grad(set_to_none=True)
         g_loss.backward()
         pair.g_opt.step()
 
         with torch.no_grad():
-            step = torch.stack([d_loss.detach(), g_loss.detach(),
-                                (logits_real > 0).float().mean(), (logits_fake < 0).float().mean()])
-        sums = step if sums is None else sums + step
+            for key, value in {"loss/d": d_loss, "loss/g": g_loss, **d_stats, **g_stats}.items():
+                value = value.detach().float()
+                sums[key] = sums[key] + value if key in sums else value
         steps += 1
-    if sums is None:
+    if not steps:
         raise ValueError("gan_epoch got no batches")
-    d_loss, g_loss, acc_real, acc_fake = (sums / steps).tolist()
-    return {"loss/d": d_loss, "loss/g": g_loss, "d_acc/real": acc_real, "d_acc/fake": acc_fake,
-            "d_acc": (acc_real + acc_fake) / 2}
+    keys = list(sums)
+    means = (torch.stack([sums[k] for k in keys]) / steps).tolist()  # the epoch's one host sync
+    return dict(zip(keys, means))
 
 
 def shuffled_batches(data: torch.Tensor, batch_size: int, generator: torch.Generator,

@@ -41,6 +41,20 @@ def load_state(directory: Path, map_location="cpu") -> dict:
     return torch.load(Path(directory) / STATE_FILE, map_location=map_location, weights_only=True)
 
 
+def log_pictures(writer, pictures: dict, epoch: int):
+    """Figures into the trial's folder (Ray syncs it to storage), beside Tune's own scalars."""
+    if not pictures:
+        return writer
+    if writer is None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(tune.get_context().get_trial_dir())
+    for name, figure in pictures.items():
+        writer.add_figure(name, figure, global_step=epoch, close=True)
+    writer.flush()
+    return writer
+
+
 def train_gan(config: dict, datasets: dict) -> None:
     """Ray Tune function trainable; `config["trial"]` is one planned trial (see farm.plan)."""
     spec = config["trial"]
@@ -62,19 +76,20 @@ def train_gan(config: dict, datasets: dict) -> None:
 
     real = kind.real_rows(data, device)
     order = torch.Generator().manual_seed(seed + start)
-    tricks = params.tricks()
+    game = kind.game(params, data, pair, device)
     window: list[dict] = []
+    writer = None
     tick = time.perf_counter()
     for epoch in range(start, spec["epochs"] + 1):
         batches = shuffled_batches(real, params.batch_size, order)
-        window.append(gan_epoch(pair, batches, lambda n: kind.sample_inputs(params, n, device),
-                                tricks, epoch))
+        window.append(gan_epoch(pair, batches, game, epoch))
         if epoch % spec["eval_every"] and epoch != spec["epochs"]:
             continue
         train_seconds = time.perf_counter() - tick
         metrics = {key: sum(w[key] for w in window) / len(window) for key in window[0]}
         metrics.update(kind.evaluate(pair.generator, params, data, seed))
         metrics.update(epoch=epoch, epoch_seconds=train_seconds / len(window))
+        writer = log_pictures(writer, kind.pictures(pair.generator, params, data, seed), epoch)
         with tempfile.TemporaryDirectory() as directory:
             save_state(Path(directory), pair, epoch)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))

@@ -11,6 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from farm.cli import main
 from farm.data.tabular import load_table
@@ -39,17 +41,25 @@ def test_tiny_farm_writes_summary_checkpoints_and_csvs(tiny_run, shared_data):
     code, experiment = tiny_run
     assert code == 0
     summary = json.loads((experiment / "summary.json").read_text())
-    assert {t["dataset"] for t in summary["trials"]} == {"german_credit", "diabetes"}
+    assert {(t["family"], t["dataset"]) for t in summary["trials"]} == {
+        (f, d) for f in ("tabular-a", "tabular-b") for d in ("german_credit", "diabetes")}
     for trial in summary["trials"]:
-        assert trial["family"] == "tabular-a" and trial["status"] == "ok"
+        assert trial["status"] == "ok"
         assert isinstance(trial["best_epoch"], int) and trial["best_epoch"] in (2, 4)
         assert 0.0 <= trial["metrics"]["detection_auc"] <= 1.0
-        assert "select/score" in trial["metrics"] and "dcr/median" in trial["metrics"]
+        assert trial["select_metric"] in trial["metrics"] and "dcr/median" in trial["metrics"]
         state = torch.load(Path(trial["checkpoint"]) / "state.pt", weights_only=True)
         assert state["epoch"] == trial["best_epoch"]
         real = load_table(shared_data / trial["dataset"] / f"{trial['dataset']}.arff")
         synthetic = pd.read_csv(trial["synthetic_csv"])
-        assert list(synthetic.columns) == list(real.frame.columns)
+        extra = ["requested_confidence", "achieved_confidence"] if trial["family"] == "tabular-b" else []
+        assert list(synthetic.columns) == list(real.frame.columns) + extra
+        for column in extra:
+            assert synthetic[column].between(0, 1).all()
+        for name, png in trial["figures"].items():
+            with Image.open(png) as image:  # every picture decodes
+                image.load()
+                assert image.size[0] > 100, name
         assert len(synthetic) == summary["datasets"][trial["dataset"]]["split"]["fit"] + \
             summary["datasets"][trial["dataset"]]["split"]["val"]
         for col in real.columns:
@@ -63,8 +73,18 @@ def test_tiny_farm_writes_summary_checkpoints_and_csvs(tiny_run, shared_data):
         assert 0.0 <= trial["tstr"]["auc"] <= 1.0
     for info in summary["datasets"].values():
         assert info["trtr"]["auc"] > 0.7  # the real-data ceiling is a real forest's score
+        assert info["black_box"]["test_auc"] > 0.7
+        assert set(info["black_box"]["figures"]) == {"roc", "confidences"}
         assert Path(info["split"]["manifest"]).is_file()
     assert list((experiment / "tune" / "tabular-a").glob("*/events.out.tfevents.*"))
+    b_trial = next((experiment / "tune" / "tabular-b").glob("tabular-b_german*"))
+    tags = set()
+    for events in b_trial.glob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        tags |= set(accumulator.Tags()["images"]) | set(accumulator.Tags()["scalars"])
+    assert {"confidence_link", "confidence_by_class", "chosen_epoch/tsne",
+            "ray/tune/confidence/error", "ray/tune/loss/d"} <= tags
 
 
 def test_split_is_written_and_test_rows_never_reach_trials(tiny_run):
@@ -84,9 +104,22 @@ def test_users_own_csv_with_named_target(ray_local, shared_data, tmp_path):
                  "--storage-path", str(tmp_path / "out"), "--name", "own"])
     assert code == 0
     summary = json.loads((tmp_path / "out" / "own" / "summary.json").read_text())
-    assert [t["dataset"] for t in summary["trials"]] == ["my_data"]
+    assert [t["dataset"] for t in summary["trials"]] == ["my_data", "my_data"]
     synthetic = pd.read_csv(summary["trials"][0]["synthetic_csv"])
     assert list(synthetic.columns) == list(frame.columns)
+
+
+def test_part_b_refuses_a_multiclass_target_clearly(tmp_path, shared_data):
+    frame = load_table(shared_data / "diabetes" / "diabetes.arff").frame
+    frame["band"] = pd.cut(frame["age"], [0, 30, 45, 200], labels=["young", "mid", "old"])
+    csv = tmp_path / "bands.csv"
+    frame.to_csv(csv, index=False)
+    done = _run_cli("--preset", "tiny", "--only", "tabular-b", "--tabular-data", str(csv),
+                    "--target", "band", "--storage-path", str(tmp_path / "out"), "--name", "x")
+    assert done.returncode == 2
+    assert "bands.csv: part B (tabular-b) steers a binary classifier" in done.stderr
+    assert "has 3 classes" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "out" / "x").exists()
 
 
 def _run_cli(*args, cwd=REPO):
@@ -141,5 +174,6 @@ def test_bad_input_is_one_line_nonzero_and_writes_nothing(case, tmp_path, shared
 def test_dry_run_lists_trials_and_trains_nothing(tmp_path):
     done = _run_cli("--preset", "smoke", "--dry-run", "--storage-path", str(tmp_path))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.count("tabular-a") == 4 and "Nothing was trained" in done.stdout
+    assert done.stdout.count("tabular-a ") == 4 and done.stdout.count("tabular-b ") == 4
+    assert "Nothing was trained" in done.stdout
     assert not any(tmp_path.iterdir())

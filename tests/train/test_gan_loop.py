@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from farm.models.tabular import MLPDiscriminator, MLPGenerator
-from farm.train.gan_loop import (LOSSES, GanPair, Tricks, gan_epoch, gradient_penalty,
-                                 shuffled_batches)
+from farm.train.gan_loop import (LOSSES, GanPair, RealVsFake, Tricks, gan_epoch,
+                                 gradient_penalty, shuffled_batches)
 
 
 def _pair(pack=1, lr=1e-2):
@@ -15,6 +15,10 @@ def _pair(pack=1, lr=1e-2):
     betas = (0.5, 0.9)
     return GanPair(G, D, torch.optim.Adam(G.parameters(), lr, betas=betas),
                    torch.optim.Adam(D.parameters(), lr, betas=betas))
+
+
+def _game(pair, tricks):
+    return RealVsFake(pair.discriminator, lambda n: (torch.randn(n, 4),), tricks)
 
 
 def _real(n=128):
@@ -32,8 +36,7 @@ def test_every_loss_trains_and_reports_finite_numbers(tricks):
     pair = _pair()
     before = [p.clone() for p in pair.generator.parameters()]
     gen = torch.Generator().manual_seed(0)
-    stats = gan_epoch(pair, shuffled_batches(_real(), 32, gen), lambda n: (torch.randn(n, 4),),
-                      tricks, epoch=1)
+    stats = gan_epoch(pair, shuffled_batches(_real(), 32, gen), _game(pair, tricks), epoch=1)
     assert set(stats) == {"loss/d", "loss/g", "d_acc/real", "d_acc/fake", "d_acc"}
     assert all(torch.isfinite(torch.tensor(v)) for v in stats.values())
     assert 0.0 <= stats["d_acc"] <= 1.0
@@ -48,8 +51,7 @@ def test_generator_learns_a_simple_distribution():
     with torch.no_grad():
         start = (pair.generator(noise).mean(0) - real.mean(0)).norm()
     for epoch in range(1, 61):
-        gan_epoch(pair, shuffled_batches(real, 64, gen), lambda n: (torch.randn(n, 4),),
-                  Tricks(), epoch)
+        gan_epoch(pair, shuffled_batches(real, 64, gen), _game(pair, Tricks()), epoch)
     with torch.no_grad():
         end = (pair.generator(noise).mean(0) - real.mean(0)).norm()
     # An untrained G sits near 0.5 everywhere; training must halve the gap to the real means.
@@ -59,8 +61,8 @@ def test_generator_learns_a_simple_distribution():
 def test_packed_discriminator_works_in_the_loop():
     pair = _pair(pack=4)
     gen = torch.Generator().manual_seed(0)
-    stats = gan_epoch(pair, shuffled_batches(_real(), 32, gen), lambda n: (torch.randn(n, 4),),
-                      Tricks(real_label=0.9, flip_every=1, flip_fraction=0.2), epoch=1)
+    stats = gan_epoch(pair, shuffled_batches(_real(), 32, gen),
+                      _game(pair, Tricks(real_label=0.9, flip_every=1, flip_fraction=0.2)), epoch=1)
     assert torch.isfinite(torch.tensor(stats["loss/d"]))
 
 

@@ -1,0 +1,556 @@
+#!/usr/bin/env python3
+"""Tabular quality benchmark: the farm's tabular-a GAN vs SDV's CTGAN and TVAE, measured alike.
+
+A benchmark, not a test: it prints figures (markdown) and asserts nothing about them.
+
+Install (once; from the repository root, after `make farm` created .venv). The benchmark's
+own virtualenv sees every package of .venv through a .pth file, and pip is constrained to the
+versions .venv already has, so torch, pandas, numpy, scikit-learn... stay exactly as pinned in
+requirements.txt (it adds ctgan, rdt, Faker, tqdm and nothing else):
+
+    .venv/bin/python -m venv .venv-bench
+    echo "$PWD/.venv/lib/python3.11/site-packages" > .venv-bench/lib/python3.11/site-packages/_gan_farm_venv.pth
+    .venv/bin/pip freeze > /tmp/farm-constraints.txt
+    .venv-bench/bin/pip install -r bench/requirements.txt -c /tmp/farm-constraints.txt
+
+Run:
+
+    .venv-bench/bin/python bench/tabular_quality.py --quick              # smoke check, minutes
+    .venv-bench/bin/python bench/tabular_quality.py --preset smoke --seeds 0 1 2
+    .venv-bench/bin/python bench/tabular_quality.py --out bench/tabular_quality.md   # preset full
+
+What it does, per dataset and split seed (every method is scored by the same code):
+
+* the split is the farm's own (`farm.tables.prepare_table`, the same data settings and seed as
+  the farm run; it is read back from the run's `splits/<dataset>.json` and checked against a
+  fresh one);
+* TRTR: the seeds' random forest trained on the real train rows (fit + val), tested on the
+  real test split (`farm.export.trtr`);
+* the farm: the real command, `run_farm.py --preset P --only tabular-a --seed S ...`, in a
+  subprocess; per dataset the ONE trial with the highest `select/score` (the farm's own
+  selection metric, computed without the test split) and its synthetic CSV;
+* CTGAN and TVAE (the `ctgan` package) with their default settings, `discrete_columns` = the
+  nominal columns (target included), fitted on the real train rows (fit + val; the farm's GAN
+  trains on `fit` only and uses `val` to pick epochs and trials), as many rows sampled as the
+  train split, seeded with `set_random_state(seed)`;
+* for every synthetic frame: TSTR accuracy/AUC (`farm.export.tstr`), its ratio to TRTR AUC,
+  detection AUC against the real TEST rows (`farm.metrics.tabular.detection_auc`, both sides
+  encoded with the trial's transformer), DCR median and exact-copy share against the real
+  TRAIN rows (`farm.metrics.tabular.distance_to_closest_record`).
+
+Progress goes to stderr; the report goes to stdout (and to --out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from farm.config import load_config  # noqa: E402
+from farm.data.fetch import resolve_dataset  # noqa: E402
+from farm.data.registry import get_source  # noqa: E402
+from farm.export import trtr, tstr  # noqa: E402
+from farm.metrics.tabular import detection_auc, distance_to_closest_record  # noqa: E402
+from farm.tables import PreparedTable, prepare_table  # noqa: E402
+
+FAMILY = "tabular-a"
+SELECT = "select/score"
+SHARED_DATA = Path(os.environ.get("FARM_SHARED_DATA", REPO.parent / "shared" / "data"))
+METHODS = ("real (TRTR)", f"farm {FAMILY}", "CTGAN", "TVAE")
+METRICS = (  # key, column title, format
+    ("tstr_acc", "TSTR acc", "{:.3f}"),
+    ("tstr_auc", "TSTR AUC", "{:.3f}"),
+    ("auc_ratio", "AUC / TRTR", "{:.3f}"),
+    ("detection", "detection AUC", "{:.3f}"),
+    ("dcr_median", "DCR median", "{:.3f}"),
+    ("exact_copies", "exact copies", "{:.1%}"),
+    ("seconds", "wall s", "{:.0f}"),
+)
+
+
+def say(message: str) -> None:
+    print(f"[bench {datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- header
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _git_revision() -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, text=True,
+                             capture_output=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               text=True, capture_output=True, timeout=10).stdout.strip()
+        return f"{rev}{' + uncommitted changes' if dirty else ''}" if rev else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def farm_fingerprint() -> str:
+    """A hash of the farm's code and trial configuration: the farm is edited while benchmarks
+    run, so the report says which farm it measured and whether it changed during the run."""
+    digest = hashlib.sha256()
+    files = [REPO / "run_farm.py", *sorted((REPO / "farm").rglob("*.py")),
+             *sorted((REPO / "trials").rglob("*.yaml"))]
+    for path in files:
+        digest.update(str(path.relative_to(REPO)).encode() + b"\0")
+        digest.update(path.read_bytes() if path.is_file() else b"")
+    return digest.hexdigest()[:12]
+
+
+def family_line(preset: str) -> str:
+    family = dict(load_config(REPO / "trials", preset)["families"][FAMILY])
+    shown = {k: family[k] for k in ("epochs", "eval_every", "search", "variants", "per_dataset",
+                                    "seeds") if k in family}
+    return f"- `{FAMILY}` under preset `{preset}`: `{json.dumps(shown, default=str)}`"
+
+
+def header(args, command: str, fingerprint: str) -> list[str]:
+    try:
+        import torch
+        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none (CPU only)"
+    except Exception as exc:  # noqa: BLE001 - the header must not kill the benchmark
+        gpu = f"unknown ({exc})"
+    cores = os.cpu_count()
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
+    load = " / ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    versions = ", ".join(f"{p} {_version(p)}" for p in
+                         ("torch", "ray", "ctgan", "rdt", "pandas", "numpy", "scikit-learn"))
+    return [
+        "# Tabular quality: farm vs CTGAN vs TVAE",
+        "",
+        f"- command: `{command}`",
+        f"- date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
+        f"- device: {_cpu_model()}, {cores} cores ({usable} usable), load average at start "
+        f"{load}; GPU: {gpu}",
+        f"- python {platform.python_version()}; {versions}",
+        f"- repository: {REPO} at {_git_revision()}; farm code + trials fingerprint "
+        f"`{fingerprint}` at start",
+        family_line(args.preset),
+        f"- farm preset `{args.preset}` ({FAMILY}), split seeds {' '.join(map(str, args.seeds))}, "
+        f"datasets {', '.join(args.datasets)}; peers: "
+        + ("skipped" if args.skip_peers else
+           f"ctgan defaults, epochs {args.ctgan_epochs if args.ctgan_epochs else 'package default (300)'}"),
+    ]
+
+
+# --------------------------------------------------------------------------- data
+
+
+def data_config(preset: str) -> dict:
+    return load_config(REPO / "trials", preset)["data"]
+
+
+def prepare(name: str, data_dir: str | None, data_cfg: dict, experiment_dir: Path,
+            seed: int) -> PreparedTable:
+    """Exactly what a farm run does for a registry dataset (farm.tables.prepare_tables)."""
+    path = resolve_dataset(name, data_dir)
+    return prepare_table(name, path, get_source(name).target, data_cfg, experiment_dir, seed)
+
+
+def same_split(a: PreparedTable, b: PreparedTable) -> bool:
+    return (tuple(a.split.fit), tuple(a.split.val), tuple(a.split.test)) == \
+        (tuple(b.split.fit), tuple(b.split.val), tuple(b.split.test))
+
+
+def as_table_dtypes(frame: pd.DataFrame, prepared: PreparedTable) -> pd.DataFrame:
+    """The synthetic rows with the real table's columns, order and dtypes."""
+    table = prepared.table
+    names = [c.name for c in table.columns]
+    missing = [n for n in names if n not in frame.columns]
+    if missing:
+        raise ValueError(f"synthetic rows lack columns {missing}")
+    out = {}
+    for col in table.columns:
+        values = frame[col.name]
+        if col.kind == "numeric":
+            values = pd.to_numeric(values)
+        out[col.name] = values.astype(table.frame[col.name].dtype)
+    return pd.DataFrame(out)[names]
+
+
+def load_synthetic_csv(path: str | Path, prepared: PreparedTable) -> pd.DataFrame:
+    # As text first ('none' and 'NA' are categories, not missing values), then the table's dtypes.
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    return as_table_dtypes(raw, prepared)
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def minority_share(frame: pd.DataFrame, prepared: PreparedTable) -> float:
+    """Share of the real train rows' rarest class among `frame`'s labels (a collapsed
+    generator that emits one class gets TSTR AUC 0.5)."""
+    target = prepared.table.target
+    rarest = prepared.train_frame()[target].astype(str).value_counts().idxmin()
+    return float((frame[target].astype(str) == rarest).mean())
+
+
+def score(synthetic: pd.DataFrame, prepared: PreparedTable, seed: int, trtr_auc: float) -> dict:
+    """The same measurements for every method's synthetic rows."""
+    with threadpool_limits(limits=1):  # see score_real
+        return _score(synthetic, prepared, seed, trtr_auc)
+
+
+def _score(synthetic, prepared, seed, trtr_auc):
+    transform = prepared.trial_data.transformer.transform
+    real_train = transform(prepared.train_frame())
+    real_test = transform(prepared.test_frame())
+    synth = transform(synthetic)
+    t = tstr(synthetic, prepared, seed)
+    dcr = distance_to_closest_record(real_train, synth, seed)
+    return {"minority": minority_share(synthetic, prepared),
+            "tstr_acc": t["accuracy"], "tstr_auc": t["auc"], "auc_ratio": t["auc"] / trtr_auc,
+            "detection": detection_auc(real_test, synth, seed),
+            "dcr_median": dcr["dcr/median"], "exact_copies": dcr["dcr/exact_copies"],
+            "dcr_real_median": dcr["dcr/real_median"],
+            "out_of_range": float(((synth < -1e-9) | (synth > 1 + 1e-9)).any(axis=1).mean())}
+
+
+def score_real(prepared: PreparedTable, seed: int) -> dict:
+    """The reference row: TRTR, and what fresh REAL rows (the test split) score on the same
+    detection/DCR measures (detection: real train vs real test; DCR: test rows to train rows).
+
+    Scoring runs with one OpenMP/BLAS thread: after torch has trained in this process, two
+    OpenMP runtimes (torch's and scikit-learn's) on a busy 2-core machine made the detection
+    classifier 10-100x slower; the figures are the same either way."""
+    with threadpool_limits(limits=1):
+        return _score_real(prepared, seed)
+
+
+def _score_real(prepared, seed):
+    transform = prepared.trial_data.transformer.transform
+    real_train = transform(prepared.train_frame())
+    real_test = transform(prepared.test_frame())
+    started = time.time()
+    t = trtr(prepared, seed)
+    seconds = time.time() - started
+    dcr = distance_to_closest_record(real_train, real_test, seed)
+    return {"minority": minority_share(prepared.train_frame(), prepared),
+            "tstr_acc": t["accuracy"], "tstr_auc": t["auc"], "auc_ratio": 1.0,
+            "detection": detection_auc(real_test, real_train, seed),
+            "dcr_median": dcr["dcr/median"], "exact_copies": dcr["dcr/exact_copies"],
+            "dcr_real_median": dcr["dcr/real_median"], "seconds": seconds}
+
+
+# --------------------------------------------------------------------------- methods
+
+
+def run_farm(args, seed: int, storage: Path) -> tuple[dict, float]:
+    name = f"bench-{seed}"
+    cmd = [args.farm_python, str(REPO / "run_farm.py"), "--preset", args.preset, "--only", FAMILY,
+           "--seed", str(seed), "--storage-path", str(storage), "--name", name]
+    if args.data_dir:
+        cmd[cmd.index("--storage-path"):cmd.index("--storage-path")] = ["--data-dir", args.data_dir]
+    log = storage / f"{name}.log"
+    say(f"seed {seed}: farm: {shlex.join(cmd)} (log {log})")
+    started = time.time()
+    with open(log, "w") as handle:
+        proc = subprocess.run(cmd, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT)
+    seconds = time.time() - started
+    if proc.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+        raise SystemExit(f"the farm run failed (exit {proc.returncode}) after {seconds:.0f} s; "
+                         f"log {log}; its tail:\n{tail}")
+    summary = json.loads((storage / name / "summary.json").read_text())
+    say(f"seed {seed}: farm done in {seconds:.0f} s ({len(summary['trials'])} trials)")
+    return summary, seconds
+
+
+def pick_farm_trial(summary: dict, dataset: str) -> dict | None:
+    """The farm's best trial by its own selection metric (never by anything on the test split)."""
+    def select(trial):
+        value = (trial.get("metrics") or {}).get(SELECT)
+        return float(value) if value is not None and math.isfinite(float(value)) else -math.inf
+
+    candidates = [t for t in summary["trials"] if t["dataset"] == dataset and t["status"] == "ok"
+                  and t.get("synthetic_csv") and select(t) > -math.inf]
+    return max(candidates, key=select) if candidates else None
+
+
+def fit_peer(kind: str, prepared: PreparedTable, seed: int, epochs: int | None,
+             notes: set[str]) -> tuple[pd.DataFrame, float]:
+    import ctgan
+    import torch
+
+    train = prepared.train_frame()
+    discrete = list(prepared.table.nominal)
+    if prepared.table.target not in discrete:
+        discrete.append(prepared.table.target)
+    cls = {"CTGAN": ctgan.CTGAN, "TVAE": ctgan.TVAE}[kind]
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    started = time.time()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = cls() if epochs is None else cls(epochs=epochs)
+        model.set_random_state(seed)
+        model.fit(train, discrete_columns=discrete)
+        synthetic = model.sample(len(train))
+    seconds = time.time() - started
+    for w in caught:
+        notes.add(f"{kind}: {w.category.__name__}: {str(w.message).splitlines()[0][:200]}")
+    return as_table_dtypes(synthetic, prepared), seconds
+
+
+# --------------------------------------------------------------------------- report
+
+
+def mean_std(values: list[float], fmt: str) -> str:
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return "n/a"
+    if len(values) == 1:
+        return fmt.format(values[0])
+    return f"{fmt.format(np.mean(values))} ± {fmt.format(np.std(values, ddof=1))}"
+
+
+def dataset_table(dataset: str, results: dict, info: dict) -> list[str]:
+    cols = [title for _, title, _ in METRICS]
+    lines = [f"## {dataset}", "", info["line"], "",
+             "| method | " + " | ".join(cols) + " |",
+             "|---|" + "---:|" * len(cols)]
+    for method in METHODS:
+        runs = results.get(method, [])
+        if not runs:
+            continue
+        cells = [mean_std([r[key] for r in runs], fmt) for key, _, fmt in METRICS]
+        label = method + (" *" if method.startswith("real") else "")
+        if method.startswith("farm"):
+            cells[-1] += " †"
+        lines.append(f"| {label} (n={len(runs)}) | " + " | ".join(cells) + " |")
+    real = results.get(METHODS[0], [])
+    lines += ["", f"DCR scale: median distance between two halves of the real train rows "
+              f"{mean_std([r['dcr_real_median'] for r in real], '{:.3f}')}."]
+    return lines
+
+
+def per_seed_table(rows: list[dict]) -> list[str]:
+    lines = ["| dataset | seed | method | minority class | TSTR acc | TSTR AUC | detection "
+             "| DCR median | copies | rows out of range | wall s | farm trial (select/score, best epoch) |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        m = r["scores"]
+        oor = f"{m['out_of_range']:.1%}" if "out_of_range" in m else ""
+        lines.append(f"| {r['dataset']} | {r['seed']} | {r['method']} | {m['minority']:.1%} | "
+                     f"{m['tstr_acc']:.3f} | "
+                     f"{m['tstr_auc']:.3f} | {m['detection']:.3f} | {m['dcr_median']:.3f} | "
+                     f"{m['exact_copies']:.1%} | {oor} | {m['seconds']:.1f} | {r.get('detail', '')} |")
+    return lines
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv):
+    default_data = str(SHARED_DATA) if SHARED_DATA.is_dir() else None
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="split seeds (0 1 2)")
+    p.add_argument("--datasets", nargs="+", default=["german_credit", "diabetes"])
+    p.add_argument("--preset", default="full", help="the farm preset (default full)")
+    p.add_argument("--data-dir", default=default_data,
+                   help=f"datasets root (default {default_data or 'the farm lookup: cache/download'})")
+    p.add_argument("--ctgan-epochs", type=int, default=None,
+                   help="epochs of CTGAN and TVAE (default: the package default, 300)")
+    p.add_argument("--skip-peers", action="store_true", help="no CTGAN/TVAE")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke check of this script: preset smoke, the first seed, peers 5 epochs")
+    p.add_argument("--out", help="also write the report (markdown) to this file")
+    p.add_argument("--keep", action="store_true", help="keep the farm runs' folders")
+    p.add_argument("--farm-python", default=str(REPO / ".venv" / "bin" / "python"),
+                   help="interpreter for run_farm.py (default: the project's .venv)")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.preset, args.seeds, args.ctgan_epochs = "smoke", args.seeds[:1], 5
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    command = shlex.join([sys.executable, *sys.argv])
+    if not args.skip_peers:
+        try:
+            import ctgan  # noqa: F401
+        except ImportError:
+            raise SystemExit("ctgan is not installed in this interpreter: install .venv-bench as "
+                             "bench/README.md says, or pass --skip-peers")
+    fingerprint = farm_fingerprint()
+    lines = header(args, command, fingerprint)
+    data_cfg = data_config(args.preset)
+    methods_run = METHODS if not args.skip_peers else METHODS[:2]
+
+    results = {d: {m: [] for m in methods_run} for d in args.datasets}
+    info = {}
+    rows, notes, farm_seconds = [], set(), {}
+    started = time.time()
+    for seed in args.seeds:
+        storage = Path(tempfile.mkdtemp(prefix=f"bench-tabq-{seed}-"))
+        try:
+            summary, farm_seconds[seed] = run_farm(args, seed, storage)
+            now = farm_fingerprint()
+            if now != fingerprint:
+                notes.add(f"WARNING: the farm's code or trials/ changed while the benchmark ran "
+                          f"(fingerprint {fingerprint} -> {now}, noticed after the seed {seed} "
+                          "farm run): the seeds may have measured different farms")
+                say(f"seed {seed}: farm sources changed ({fingerprint} -> {now})")
+                fingerprint = now
+            experiment_dir = Path(summary["experiment_dir"])
+            for dataset in args.datasets:
+                # The farm run's own split manifest, and a fresh split: they must agree.
+                prepared = prepare(dataset, args.data_dir, data_cfg, experiment_dir, seed)
+                fresh = prepare(dataset, args.data_dir, data_cfg, storage / "fresh", seed)
+                if not same_split(prepared, fresh):
+                    raise SystemExit(f"{dataset} seed {seed}: the farm's split differs from "
+                                     "prepare_table's: not comparable")
+                s = prepared.split
+                info.setdefault(dataset, {"line": (
+                    f"{len(prepared.table.frame)} rows: train {len(s.train)} (fit {len(s.fit)} + "
+                    f"val {len(s.val)}), test {len(s.test)}; target `{prepared.table.target}`; "
+                    f"{len(prepared.table.nominal)} nominal / {len(prepared.table.numeric)} "
+                    "numeric columns.")})
+
+                real = score_real(prepared, seed)
+                results[dataset][METHODS[0]].append(real)
+                rows.append({"dataset": dataset, "seed": seed, "method": METHODS[0], "scores": real})
+                trtr_auc = real["tstr_auc"]
+
+                trial = pick_farm_trial(summary, dataset)
+                if trial is None:
+                    notes.add(f"{dataset} seed {seed}: no farm trial finished with a CSV and a "
+                              f"finite {SELECT}")
+                else:
+                    synthetic = load_synthetic_csv(trial["synthetic_csv"], prepared)
+                    t0 = time.time()
+                    farm = score(synthetic, prepared, seed, trtr_auc)
+                    scoring = time.time() - t0
+                    farm["seconds"] = farm_seconds[seed]
+                    if trial.get("tstr") and abs(trial["tstr"]["auc"] - farm["tstr_auc"]) > 1e-9:
+                        notes.add(f"{dataset} seed {seed}: the farm's own TSTR AUC "
+                                  f"{trial['tstr']['auc']:.4f} != the benchmark's "
+                                  f"{farm['tstr_auc']:.4f} for the same CSV")
+                    results[dataset][METHODS[1]].append(farm)
+                    m = trial["metrics"]
+                    rows.append({"dataset": dataset, "seed": seed, "method": METHODS[1],
+                                 "scores": farm, "detail":
+                                 f"{trial['trial']} `{trial['setting']}` "
+                                 f"({m[SELECT]:.3f}, epoch {trial['best_epoch']}; "
+                                 f"best of {sum(t['dataset'] == dataset for t in summary['trials'])})"})
+                    say(f"seed {seed}: {dataset}: farm trial {trial['trial']} "
+                        f"({SELECT} {m[SELECT]:.3f}): TSTR AUC {farm['tstr_auc']:.3f}, "
+                        f"TRTR {trtr_auc:.3f} (scored in {scoring:.1f} s)")
+
+                if not args.skip_peers:
+                    for kind in ("CTGAN", "TVAE"):
+                        say(f"seed {seed}: {dataset}: fitting {kind} on {len(s.train)} rows")
+                        synthetic, seconds = fit_peer(kind, prepared, seed, args.ctgan_epochs, notes)
+                        t0 = time.time()
+                        peer = score(synthetic, prepared, seed, trtr_auc)
+                        scoring = time.time() - t0
+                        peer["seconds"] = seconds
+                        results[dataset][kind].append(peer)
+                        rows.append({"dataset": dataset, "seed": seed, "method": kind, "scores": peer})
+                        say(f"seed {seed}: {dataset}: {kind} in {seconds:.0f} s: TSTR AUC "
+                            f"{peer['tstr_auc']:.3f} (scored in {scoring:.1f} s)")
+        finally:
+            if args.keep:
+                say(f"seed {seed}: kept {storage}")
+            else:
+                shutil.rmtree(storage, ignore_errors=True)
+
+    total = time.time() - started
+    for dataset in args.datasets:
+        lines += [""] + dataset_table(dataset, results[dataset], info.get(dataset, {"line": ""}))
+    lines += [
+        "",
+        "Mean ± sample std over the split seeds. Every method is scored by the same code "
+        "(farm.export.tstr, farm.metrics.tabular) on the same split:",
+        "",
+        "- TSTR: the seeds' random forest (100 trees) trained on the synthetic rows, tested on "
+        "the real test split; AUC / TRTR = TSTR AUC divided by the same seed's TRTR AUC.",
+        "- detection AUC: a small gradient-boosting classifier telling the synthetic rows from "
+        "the real TEST rows (3-fold, equal counts); 0.5 = indistinguishable.",
+        "- DCR median / exact copies: distance of each synthetic row to its nearest real TRAIN "
+        "row (fit + val) in the farm's encoding (one-hot, min-max from the fit rows); copies = "
+        "share within 1e-6.",
+        "- \\* real (TRTR): the forest trained on the real train rows; its detection AUC is real "
+        "train vs real test and its DCR is the real test rows' distance to the train rows, i.e. "
+        "what fresh real rows score.",
+        f"- farm {FAMILY}: per dataset and seed the ONE trial with the highest `{SELECT}` (the "
+        "farm's selection metric, computed on fit/val only), among all trials of the preset. "
+        "The farm's GAN trains on the `fit` rows only (val picks its epoch and trial); CTGAN and "
+        "TVAE train on fit + val.",
+        f"- † farm wall time: the whole `run_farm.py` command for that seed (Ray start, "
+        f"{', '.join(args.datasets)} and every other dataset of the family, all trials in "
+        "parallel, export); CTGAN/TVAE: fit + sample of one model on one dataset; real: the "
+        "TRTR forest.",
+        "- Peers sample as many rows as the train split; the farm exports as many "
+        "(data.tables.synthetic_rows = 0).",
+    ]
+    lines += ["", "## Wall time", ""]
+    for seed in args.seeds:
+        if seed in farm_seconds:
+            parts = [f"farm command {farm_seconds[seed]:.0f} s"]
+            for kind in ("CTGAN", "TVAE"):
+                secs = [r["scores"]["seconds"] for r in rows if r["seed"] == seed and r["method"] == kind]
+                if secs:
+                    parts.append(f"{kind} {sum(secs):.0f} s over {len(secs)} dataset(s)")
+            lines.append(f"- seed {seed}: " + ", ".join(parts))
+    lines.append(f"- whole benchmark: {total:.0f} s; load average at the end "
+                 f"{' / '.join(f'{x:.2f}' for x in os.getloadavg())} (other work shares the CPU)")
+    lines += ["", "## Per seed", ""] + per_seed_table(rows)
+    lines += ["", "'minority class': share of the real train split's rarest class among the rows "
+              "(a generator that emits one class gets TSTR AUC 0.5). "
+              "'rows out of range': synthetic rows with a numeric value outside the range "
+              "of the fit rows (the farm's decoder clips to it; CTGAN/TVAE do not)."]
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in sorted(notes)]
+    report = "\n".join(lines) + "\n"
+    print(report)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(report)
+        say(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
