@@ -35,6 +35,8 @@ def parser() -> argparse.ArgumentParser:
                    help="your own ARFF or CSV for the tabular families instead of the defaults")
     p.add_argument("--target", metavar="COLUMN", help="target column of --tabular-data "
                                                        "(default: the last column)")
+    p.add_argument("--image-data", metavar="DIR",
+                   help="your own folder-per-class images for the image families")
     p.add_argument("--trials-dir", default=str(REPO / "trials"), help=argparse.SUPPRESS)
     p.add_argument("--debug", action="store_true", help="show full tracebacks")
     return p
@@ -48,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         trials_dir=Path(args.trials_dir), preset=args.preset,
         only=args.only.split(",") if args.only else None, data_dir=args.data_dir,
         storage_path=args.storage_path, name=args.name, address=args.address, seed=args.seed,
-        dry_run=args.dry_run, tabular_data=args.tabular_data, target=args.target)
+        dry_run=args.dry_run, tabular_data=args.tabular_data, target=args.target,
+        image_data=args.image_data)
     try:
         summary = run(settings)
     except FarmError as exc:

@@ -19,13 +19,14 @@ from farm.errors import ConfigError
 from farm.families import KINDS
 
 FAMILY_KEYS = {"kind", "description", "datasets", "epochs", "eval_every", "resources", "select",
-               "keep_checkpoints", "params", "per_dataset", "variants", "search", "seeds"}
+               "keep_checkpoints", "params", "per_dataset", "variants", "search", "seeds",
+               "per_class"}
 VARIANT_AXIS = "variant"  # a search axis over the family's named bundles of settings
 RESOURCE_KEYS = {"cpu", "gpu"}
 SELECT_KEYS = {"metric", "mode"}
 DATA_KEYS = {"split_seed", "tables", "images"}
 TABLE_KEYS = {"test_fraction", "val_fraction", "missing", "synthetic_rows"}
-IMAGE_KEYS = {"test_fraction", "size"}
+IMAGE_KEYS = {"test_fraction", "size", "classes", "judge", "synthetic_per_class"}
 TOP_KEYS = {"families", "data", "description"}
 REPLACED = {"search", "datasets"}
 

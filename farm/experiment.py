@@ -20,8 +20,9 @@ from pathlib import Path
 
 from farm.config import load_config
 from farm.errors import ConfigError, FarmError
+from farm.families import KINDS
 from farm.export import (sample_from_checkpoint, trtr, tstr, write_black_box_figures,
-                         write_csv_atomic, write_trial_figures)
+                         write_csv_atomic, write_image_folder, write_trial_figures)
 from farm.plan import format_plan, plan_trials, select_families
 from farm.tables import attach_black_box, class_counts, dataset_name_for, prepare_tables
 
@@ -44,6 +45,7 @@ class Settings:
     dry_run: bool = False
     tabular_data: str | None = None
     target: str | None = None
+    image_data: str | None = None
 
 
 def _experiment_dir(settings: Settings) -> tuple[str, Path]:
@@ -57,6 +59,26 @@ def _experiment_dir(settings: Settings) -> tuple[str, Path]:
     return name, Path(storage).expanduser().resolve() / name
 
 
+def _image_classes(families, settings, data_cfg) -> dict[str, tuple[str, ...]]:
+    """Class names of every image dataset a per-class family grows on (a folder scan, no
+    decoding), after the `data.images.classes` subset."""
+    from farm.data.images import scan_image_folder
+    from farm.image_sets import image_root
+
+    wanted = list(data_cfg.get("images", {}).get("classes") or [])
+    found = {}
+    for section in families.values():
+        if KINDS[section["kind"]].modality != "image":
+            continue
+        names = [dataset_name_for(settings.image_data)] if settings.image_data else section["datasets"]
+        for name in names:
+            if name not in found:
+                root = image_root(name, settings.data_dir, settings.image_data)
+                classes, _ = scan_image_folder(root)
+                found[name] = tuple(wanted) if wanted else classes
+    return found
+
+
 def run(settings: Settings) -> dict | None:
     config = load_config(settings.trials_dir, settings.preset)
     families = select_families(config, settings.only)
@@ -64,8 +86,13 @@ def run(settings: Settings) -> dict | None:
     seed = settings.seed if settings.seed is not None else int(data_cfg.get("split_seed", 0))
     if settings.target and not settings.tabular_data:
         raise ConfigError("--target needs --tabular-data (the registry datasets know their target)")
-    user_datasets = [dataset_name_for(settings.tabular_data)] if settings.tabular_data else None
-    trials = plan_trials(families, seed, user_datasets)
+    user = {}
+    if settings.tabular_data:
+        user["table"] = [dataset_name_for(settings.tabular_data)]
+    if settings.image_data:
+        user["image"] = [dataset_name_for(settings.image_data)]
+    classes = _image_classes(families, settings, data_cfg)
+    trials = plan_trials(families, seed, user, classes)
     name, experiment_dir = _experiment_dir(settings)
 
     if settings.dry_run:
@@ -78,8 +105,6 @@ def run(settings: Settings) -> dict | None:
     from farm import tuning
 
     tuning.check_address(settings.address)  # seconds, before anything is written
-    datasets = sorted({t["dataset"] for t in trials})
-    print(f"Preparing {len(datasets)} dataset(s): {', '.join(datasets)}")
     fresh = not experiment_dir.exists()
     try:
         experiment_dir.mkdir(parents=True, exist_ok=True)
@@ -87,11 +112,7 @@ def run(settings: Settings) -> dict | None:
         raise ConfigError(f"cannot create the experiment folder ({exc.strerror})",
                           where=experiment_dir) from None
     try:
-        prepared = prepare_tables(datasets, data_cfg=data_cfg, experiment_dir=experiment_dir,
-                                  seed=seed, data_dir=settings.data_dir,
-                                  user_path=settings.tabular_data, user_target=settings.target)
-        steered = {t["dataset"] for t in trials if KINDS_WITH_BLACK_BOX & {t["kind"]}}
-        black_boxes = {name: attach_black_box(prepared[name], seed) for name in sorted(steered)}
+        tables, images, black_boxes = _prepare(trials, settings, data_cfg, experiment_dir, seed)
         tuning.connect(settings.address)
     except FarmError:
         if fresh:  # bad input leaves nothing half-written behind
@@ -101,7 +122,7 @@ def run(settings: Settings) -> dict | None:
     use_gpu = tuning.gpus_available()
     print(f"Growing {len(trials)} trials in {experiment_dir} "
           f"({'GPU' if use_gpu else 'CPU'}); watch with: tensorboard --logdir {experiment_dir}")
-    trial_data = {n: p.trial_data for n, p in prepared.items()}
+    trial_data = {n: p.trial_data for n, p in {**tables, **images}.items()}
     outcomes = []
     for family in families:
         family_trials = [t for t in trials if t["family"] == family]
@@ -109,21 +130,42 @@ def run(settings: Settings) -> dict | None:
                                       experiment_dir / "tune", use_gpu)
 
     print("Exporting each trial's best epoch and scoring it on the held-out test split")
-    summary = _summarise(name, settings, seed, prepared, outcomes, experiment_dir, data_cfg,
-                         black_boxes)
+    summary = _summarise(name, settings, seed, tables, images, outcomes, experiment_dir,
+                         data_cfg, black_boxes)
     summary["seconds"] = round(time.time() - started, 1)
     _write_json(summary, experiment_dir / "summary.json")
     print(format_summary(summary, experiment_dir))
     return summary
 
 
-def _summarise(name, settings, seed, prepared, outcomes, experiment_dir, data_cfg,
+def _prepare(trials, settings, data_cfg, experiment_dir, seed):
+    """Decode, split and encode every dataset the plan needs; the judge and black boxes too."""
+    from farm.image_sets import image_root, prepare_images
+
+    by_modality: dict[str, set] = {"table": set(), "image": set()}
+    for t in trials:
+        by_modality[KINDS[t["kind"]].modality].add(t["dataset"])
+    names = sorted(by_modality["table"] | by_modality["image"])
+    print(f"Preparing {len(names)} dataset(s): {', '.join(names)}")
+    tables = prepare_tables(sorted(by_modality["table"]), data_cfg=data_cfg,
+                            experiment_dir=experiment_dir, seed=seed, data_dir=settings.data_dir,
+                            user_path=settings.tabular_data, user_target=settings.target) \
+        if by_modality["table"] else {}
+    steered = sorted({t["dataset"] for t in trials if t["kind"] in KINDS_WITH_BLACK_BOX})
+    black_boxes = {n: attach_black_box(tables[n], seed) for n in steered}
+    images = {n: prepare_images(n, image_root(n, settings.data_dir, settings.image_data),
+                                data_cfg, experiment_dir, seed)
+              for n in sorted(by_modality["image"])}
+    return tables, images, black_boxes
+
+
+def _summarise(name, settings, seed, tables, images, outcomes, experiment_dir, data_cfg,
                black_boxes) -> dict:
-    rows_cfg = int(data_cfg.get("tables", {}).get("synthetic_rows", 0))
     datasets = {}
-    for dataset, p in prepared.items():
+    for dataset, p in tables.items():
         datasets[dataset] = {
-            "source": str(Path(p.table.path).resolve()), "sha256": p.source_sha256, "target": p.table.target,
+            "kind": "table", "source": str(Path(p.table.path).resolve()),
+            "sha256": p.source_sha256, "target": p.table.target,
             "rows": len(p.table.frame), "dropped_rows": p.table.dropped_rows,
             "classes": class_counts(p.table.labels),
             "split": {"manifest": str(experiment_dir / "splits" / f"{dataset}.json"),
@@ -137,32 +179,55 @@ def _summarise(name, settings, seed, prepared, outcomes, experiment_dir, data_cf
                 "positive_class": report["positive_class"], "test_accuracy": report["accuracy"],
                 "test_auc": report["auc"],
                 "figures": write_black_box_figures(report, experiment_dir / "figures" / dataset)}
+    for dataset, p in images.items():
+        datasets[dataset] = {
+            "kind": "image", "images": len(p.images), "classes": list(p.images.classes),
+            "sha256": p.source_sha256,
+            "split": {"manifest": str(experiment_dir / "splits" / f"{dataset}.json"),
+                      "train": len(p.split.fit), "test": len(p.split.test)},
+            "judge": {"checkpoint": str(p.judge_path), "test_accuracy": p.judge_test_accuracy,
+                      "chance": 1 / len(p.images.classes)},
+        }
     trials = []
     for outcome in sorted(outcomes, key=lambda o: o.spec["index"]):
         spec = outcome.spec
-        entry = {"family": spec["family"], "dataset": spec["dataset"], "trial": Path(outcome.path).name,
+        entry = {"family": spec["family"], "dataset": spec["dataset"], "class": spec.get("class"),
+                 "trial": Path(outcome.path).name,
                  "setting": spec["tag"], "params": spec["params"], "seed": spec["seed"],
                  "status": "error" if outcome.error else "ok", "error": outcome.error,
                  "best_epoch": outcome.best_epoch,
                  "select_metric": spec["select"].get("metric", "select/score"),
-                 "metrics": outcome.best_metrics,
-                 "checkpoint": outcome.checkpoint_path, "synthetic_csv": None, "tstr": None}
-        if outcome.checkpoint_path:
-            p = prepared[spec["dataset"]]
-            rows = rows_cfg or len(p.split.train)
-            generator, synthetic = sample_from_checkpoint(spec, outcome.checkpoint_path, p, rows)
-            csv = experiment_dir / "synthetic" / spec["dataset"] / f"{entry['trial']}.csv"
-            write_csv_atomic(synthetic, csv)
-            entry["synthetic_csv"] = str(csv)
-            entry["tstr"] = tstr(synthetic, p, seed)
-            entry["figures"] = write_trial_figures(spec, generator, p, synthetic,
-                                                   experiment_dir / "figures" / entry["trial"],
-                                                   Path(outcome.path))
+                 "metrics": outcome.best_metrics, "checkpoint": outcome.checkpoint_path}
+        if outcome.checkpoint_path and spec["dataset"] in tables:
+            entry.update(_export_table(spec, outcome, tables[spec["dataset"]], entry["trial"],
+                                       experiment_dir, data_cfg, seed))
+        elif outcome.checkpoint_path:
+            entry.update(_export_images(spec, outcome, images[spec["dataset"]], entry["trial"],
+                                        experiment_dir, data_cfg))
         trials.append(entry)
     return {"version": SUMMARY_VERSION, "name": name, "preset": settings.preset,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "seed": seed, "experiment_dir": str(experiment_dir),
             "datasets": datasets, "trials": trials}
+
+
+def _export_table(spec, outcome, p, trial, experiment_dir, data_cfg, seed) -> dict:
+    rows = int(data_cfg.get("tables", {}).get("synthetic_rows", 0)) or len(p.split.train)
+    generator, synthetic = sample_from_checkpoint(spec, outcome.checkpoint_path, p.trial_data, rows)
+    csv = experiment_dir / "synthetic" / spec["dataset"] / f"{trial}.csv"
+    write_csv_atomic(synthetic, csv)
+    figures = write_trial_figures(spec, generator, p, synthetic,
+                                  experiment_dir / "figures" / trial, Path(outcome.path))
+    return {"synthetic_csv": str(csv), "tstr": tstr(synthetic, p, seed), "figures": figures}
+
+
+def _export_images(spec, outcome, p, trial, experiment_dir, data_cfg) -> dict:
+    per_class = int(data_cfg.get("images", {}).get("synthetic_per_class", 32))
+    data = KINDS[spec["kind"]].view(p.trial_data, spec)
+    _, by_class = sample_from_checkpoint(spec, outcome.checkpoint_path, data, per_class)
+    folder = experiment_dir / "synthetic" / spec["dataset"] / spec["family"] / trial
+    write_image_folder(by_class, folder)
+    return {"synthetic_dir": str(folder), "synthetic_images": sum(map(len, by_class.values()))}
 
 
 def _write_json(data: dict, path: Path) -> None:
@@ -180,21 +245,34 @@ def format_summary(summary: dict, experiment_dir: Path) -> str:
     lines = ["", f"Experiment {summary['name']}: {len(summary['trials'])} trials in "
              f"{summary.get('seconds', 0):.0f} s"]
     for dataset, info in summary["datasets"].items():
+        if info["kind"] == "image":
+            lines.append(f"  {dataset}: judge accuracy on held-out real images "
+                         f"{info['judge']['test_accuracy']:.3f} (chance {info['judge']['chance']:.3f})")
+            continue
         lines.append(f"  {dataset}: real train -> test (TRTR) accuracy {info['trtr']['accuracy']:.3f}"
                      f", AUC {info['trtr']['auc']:.3f}")
-    header = (f"  {'trial':32} {'setting':28} {'best epoch':>10} {'chosen by':>30} {'detect':>7} "
-              f"{'TSTR acc':>8} {'TSTR AUC':>8}")
-    lines += ["", header]
-    for t in summary["trials"]:
-        if t["tstr"] is None:
-            lines.append(f"  {t['trial']:32} {t['setting']:28} failed: {t['error']}")
-            continue
-        m = t["metrics"]
-        chosen = f"{t['select_metric']} {m.get(t['select_metric'], float('nan')):.3f}"
-        lines.append(f"  {t['trial']:32} {t['setting']:28} {t['best_epoch']:>10} {chosen:>30} "
-                     f"{m.get('detection_auc', float('nan')):>7.3f} {t['tstr']['accuracy']:>8.3f} "
-                     f"{t['tstr']['auc']:>8.3f}")
-    lines += ["", f"Synthetic CSVs: {experiment_dir / 'synthetic'}",
+    for kind, header in (("table", f"{'detect':>7} {'TSTR acc':>8} {'TSTR AUC':>8}"),
+                         ("image", "judge accuracy at the chosen epoch")):
+        rows = [t for t in summary["trials"]
+                if summary["datasets"][t["dataset"]]["kind"] == kind]
+        if rows:
+            lines += ["", f"  {'trial':36} {'setting':24} {'best epoch':>10} {'chosen by':>24} "
+                          f"{header}"]
+        for t in rows:
+            if t["checkpoint"] is None:
+                lines.append(f"  {t['trial']:36} {t['setting']:24} failed: {t['error']}")
+                continue
+            m = t["metrics"]
+            chosen = f"{t['select_metric']} {m.get(t['select_metric'], float('nan')):.4f}"
+            if kind == "table":
+                rest = (f"{m.get('detection_auc', float('nan')):>7.3f} "
+                        f"{t['tstr']['accuracy']:>8.3f} {t['tstr']['auc']:>8.3f}")
+            else:
+                accuracy = m.get("judge_accuracy", m.get("judge_accuracy/mean", float("nan")))
+                rest = f"{accuracy:.3f} ({t['synthetic_images']} images exported)"
+            lines.append(f"  {t['trial']:36} {t['setting']:24} {t['best_epoch']:>10} "
+                         f"{chosen:>24} {rest}")
+    lines += ["", f"Synthetic data: {experiment_dir / 'synthetic'}",
               f"Summary:        {experiment_dir / 'summary.json'}",
               f"TensorBoard:    tensorboard --logdir {experiment_dir}"]
     return "\n".join(lines)

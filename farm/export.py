@@ -8,6 +8,7 @@ place in the farm where the test split is used.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -37,17 +38,35 @@ def write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
             os.unlink(tmp)
 
 
-def sample_from_checkpoint(spec: dict, checkpoint_dir: str | Path, prepared: PreparedTable,
-                           rows: int):
-    """Rebuild the trial's generator from its checkpoint (weights only); decoded samples."""
+def sample_from_checkpoint(spec: dict, checkpoint_dir: str | Path, data, n: int):
+    """Rebuild the trial's generator from its checkpoint (weights only) and sample from it:
+    decoded rows for tables, {class: uint8 images} for images. `data` is the trial's view."""
     import torch
 
     kind = kind_of(spec["kind"])
     params = params_from(spec["kind"], spec["params"])
-    pair = kind.build(params, prepared.trial_data, torch.device("cpu"))
+    pair = kind.build(params, data, torch.device("cpu"))
     pair.generator.load_state_dict(load_state(checkpoint_dir)["generator"])
-    return pair.generator, kind.export(pair.generator, params, prepared.trial_data, rows,
-                                       spec["seed"] + 7)
+    return pair.generator, kind.export(pair.generator, params, data, n, spec["seed"] + 7)
+
+
+def write_image_folder(by_class: dict, folder: Path) -> None:
+    """ImageFolder layout (<class>/<n>.png), written beside and renamed into place whole."""
+    from PIL import Image
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
+    try:
+        for name, images in by_class.items():
+            (staging / name).mkdir()
+            for i, image in enumerate(images):
+                Image.fromarray(image).save(staging / name / f"{i:04d}.png")
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(staging, folder)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
 
 
 def write_trial_figures(spec: dict, generator, prepared: PreparedTable, synthetic: pd.DataFrame,

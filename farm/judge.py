@@ -150,16 +150,28 @@ class Judge:
             raise ValueError(f"labels: expected shape ({x.shape[0]},), got {tuple(y.shape)}")
         return float((self.predict(x, batch_size) == y).float().mean())
 
-    def save(self, path: str | os.PathLike) -> None:
-        """A plain dict of tensors and primitives (loadable with weights_only), written atomically."""
-        path = Path(path)
-        payload = {
+    def payload(self) -> dict:
+        """A plain dict of tensors and primitives: what `save` writes and trials receive."""
+        return {
             "format": FORMAT, "version": FORMAT_VERSION,
             "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "config": asdict(self.config), "num_classes": self.num_classes,
             "classes": None if self.classes is None else list(self.classes),
             "best_epoch": self.best_epoch, "val_accuracy": self.val_accuracy,
         }
+
+    @classmethod
+    def from_payload(cls, payload: dict, device: str | torch.device = "cpu") -> Judge:
+        config = JudgeConfig(**payload["config"])
+        model = build_model(config.arch, payload["num_classes"], config.small_input_stem)
+        model.load_state_dict(payload["state_dict"])
+        return cls(model, config, payload["num_classes"], payload["classes"], device,
+                   payload["best_epoch"], payload["val_accuracy"])
+
+    def save(self, path: str | os.PathLike) -> None:
+        """A plain dict of tensors and primitives (loadable with weights_only), written atomically."""
+        path = Path(path)
+        payload = self.payload()
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
@@ -186,11 +198,7 @@ class Judge:
         if payload.get("version") != FORMAT_VERSION:
             raise DataError(f"judge checkpoint version {payload.get('version')} is not "
                             f"{FORMAT_VERSION}", where=path)
-        config = JudgeConfig(**payload["config"])
-        model = build_model(config.arch, payload["num_classes"], config.small_input_stem)
-        model.load_state_dict(payload["state_dict"])
-        return cls(model, config, payload["num_classes"], payload["classes"], device,
-                   payload["best_epoch"], payload["val_accuracy"])
+        return cls.from_payload(payload, device)
 
 
 def judge_space_kid(judge: Judge, real_images: torch.Tensor, fake_images: torch.Tensor,

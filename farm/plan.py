@@ -29,16 +29,26 @@ def _tag(values: dict) -> str:
 
 
 def plan_trials(families: dict[str, dict], base_seed: int,
-                datasets_override: list[str] | None = None) -> list[dict]:
-    """Every (family, dataset, search point, seed) combination, in a stable order."""
+                datasets_override: dict[str, list[str]] | None = None,
+                classes: dict[str, tuple[str, ...]] | None = None) -> list[dict]:
+    """Every (family, dataset, class, search point, seed) combination, in a stable order.
+
+    `datasets_override` maps a modality ("table", "image") to the user's own datasets;
+    `classes` gives each image dataset's classes for families that grow one trial per class.
+    """
+    from farm.families import KINDS
+
     trials = []
     for family, section in families.items():
-        datasets = datasets_override or section.get("datasets") or []
+        modality = KINDS[section["kind"]].modality
+        datasets = (datasets_override or {}).get(modality) or section.get("datasets") or []
         if not datasets:
             raise ConfigError(f"family {family!r} lists no datasets")
         search = section.get("search") or {}
         axes = sorted(search)
-        for dataset in datasets:
+        parts = [(d, c) for d in datasets
+                 for c in ((classes or {}).get(d, ()) if section.get("per_class") else (None,))]
+        for dataset, class_name in parts:
             for point in itertools.product(*(search[axis] for axis in axes)):
                 chosen = dict(zip(axes, point))
                 variant = (section.get("variants") or {}).get(chosen.get("variant"), {})
@@ -50,6 +60,7 @@ def plan_trials(families: dict[str, dict], base_seed: int,
                               **(variant or {}), **searched}
                     trials.append({
                         "family": family, "kind": section["kind"], "dataset": dataset,
+                        "class": class_name,
                         "tag": _tag(chosen) + (f",seed#{repeat}" if repeat else ""),
                         "params": params, "epochs": section["epochs"],
                         "eval_every": section.get("eval_every", 10),
@@ -65,10 +76,11 @@ def plan_trials(families: dict[str, dict], base_seed: int,
 
 def format_plan(trials: list[dict], gpus_available: bool) -> str:
     """A table a person can read before committing hours of compute."""
-    rows = [("#", "family", "dataset", "setting", "epochs", "cpu", "gpu")]
+    rows = [("#", "family", "dataset", "class", "setting", "epochs", "cpu", "gpu")]
     for t in trials:
         gpu = t["resources"].get("gpu", 0) if gpus_available else 0
-        rows.append((str(t["index"]), t["family"], t["dataset"], t["tag"], str(t["epochs"]),
+        rows.append((str(t["index"]), t["family"], t["dataset"], t.get("class") or "-",
+                     t["tag"], str(t["epochs"]),
                      str(t["resources"].get("cpu", 1)), str(gpu)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]

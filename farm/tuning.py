@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,8 @@ from farm.train.trainable import train_gan
 
 def connect(address: str | None) -> None:
     """Join a cluster (`--address` / RAY_ADDRESS), else start an embedded local Ray."""
+    # Tune warns when best-K checkpointing snapshots state often; with small trials it always does.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if ray.is_initialized():
         return
     if address:
@@ -75,7 +78,8 @@ RAY_KEYS = {"timestamp", "checkpoint_dir_name", "should_checkpoint", "done", "tr
 
 def _trial_name(trial) -> str:
     spec = trial.config["trial"]
-    return f"{spec['family']}_{spec['dataset']}_{spec['index']:03d}"
+    part = f"_{spec['class']}" if spec.get("class") else ""
+    return f"{spec['family']}_{spec['dataset']}{part}_{spec['index']:03d}"
 
 
 def run_family(family: str, trials: list[dict], datasets: dict, storage_path: Path,

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# Decoded-image caches and downloads go to a throwaway folder, never the user's ~/.cache.
+os.environ.setdefault("FARM_CACHE_DIR", tempfile.mkdtemp(prefix="farm-test-cache-"))
 
 
 def _shared_data() -> Path:

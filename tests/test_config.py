@@ -40,7 +40,11 @@ SHARED_TABULAR = {"fidelity/score", "correlation_diff", "detection_auc", "utilit
 REPORTED = {
     "tabular": SHARED_TABULAR | {"select/score"},
     "tabular-b": SHARED_TABULAR | {"confidence/error", "confidence/coverage", "balance/positive"},
+    "image-pair": {"kid", "judge_accuracy"},
+    "image-spiked": {"kid/mean", "judge_accuracy/mean"},
 }
+# Per-class families plan one trial per class: the real presets are planned with these.
+CLASSES = {"fids30": ("apples", "bananas")}
 
 
 def fixture_family() -> dict:
@@ -122,7 +126,7 @@ def test_real_preset_loads(preset):
 @pytest.mark.parametrize("preset", real_presets())
 def test_real_planned_trials_build_their_params(preset):
     families = real_config(preset)["families"]
-    planned = plan_trials(families, base_seed=0)
+    planned = plan_trials(families, base_seed=0, classes=CLASSES)
     assert {t["family"] for t in planned} == set(families)  # no family plans zero trials
     for trial in planned:
         assert trial["kind"] == families[trial["family"]]["kind"]
@@ -174,7 +178,7 @@ def test_real_smoke_trains_less_than_full():
 
 def test_real_tiny_is_tiny():
     families = real_config("tiny")["families"]
-    planned = plan_trials(families, base_seed=0)
+    planned = plan_trials(families, base_seed=0, classes=CLASSES)
     for name, family in families.items():
         count = sum(t["family"] == name for t in planned)
         assert 1 <= count <= 2, (name, count)
@@ -182,15 +186,18 @@ def test_real_tiny_is_tiny():
 
 
 @pytest.mark.parametrize("preset", real_presets())
-def test_real_dry_run_plan(preset, tmp_path, capsys):
+def test_real_dry_run_plan(preset, tmp_path, capsys, shared_data):
     """What `run_farm.py --dry-run` prints: a non-empty plan, one row per trial."""
-    from farm.experiment import Settings, run
+    from farm.experiment import Settings, _image_classes, run
 
-    assert run(Settings(trials_dir=TRIALS, preset=preset, dry_run=True,
-                        storage_path=str(tmp_path), name="dry")) is None
+    settings = Settings(trials_dir=TRIALS, preset=preset, dry_run=True,
+                        storage_path=str(tmp_path), name="dry", data_dir=str(shared_data))
+    assert run(settings) is None
     out = capsys.readouterr().out
     config = real_config(preset)
-    planned = plan_trials(config["families"], config["data"].get("split_seed", 0))
+    classes = _image_classes(config["families"], settings, config["data"])
+    planned = plan_trials(config["families"], config["data"].get("split_seed", 0),
+                          classes=classes)
     assert len(planned) > 0
     assert f"would grow {len(planned)} trials" in out
     assert format_plan(planned, gpus_available=False) in out
@@ -776,7 +783,7 @@ def test_search_value_wins_via_yaml(trials):
 def test_plan_seeds_and_datasets_override(trials):
     families = fixture_families(trials, "tiny")
     families[FAMILY]["seeds"] = 2
-    planned = plan_trials(families, base_seed=5, datasets_override=["diabetes"])
+    planned = plan_trials(families, base_seed=5, datasets_override={"table": ["diabetes"]})
     assert [t["dataset"] for t in planned] == ["diabetes", "diabetes"]
     assert [t["tag"] for t in planned] == ["variant=stable", "variant=stable,seed#1"]
     assert planned[0]["seed"] != planned[1]["seed"]
@@ -803,9 +810,10 @@ def test_format_plan(trials):
     planned = plan_trials(load_config(trials, "tiny")["families"], base_seed=0)
     text = format_plan(planned, gpus_available=False).splitlines()
     assert len(text) == 3
-    assert text[0].split() == ["#", "family", "dataset", "setting", "epochs", "cpu", "gpu"]
-    assert text[1].split() == ["0", FAMILY, "german_credit", "variant=stable", "4", "1", "0"]
-    assert text[2].split() == ["1", FAMILY, "diabetes", "variant=stable", "4", "1", "0"]
+    assert text[0].split() == ["#", "family", "dataset", "class", "setting", "epochs", "cpu",
+                               "gpu"]
+    assert text[1].split() == ["0", FAMILY, "german_credit", "-", "variant=stable", "4", "1", "0"]
+    assert text[2].split() == ["1", FAMILY, "diabetes", "-", "variant=stable", "4", "1", "0"]
     assert format_plan(planned, gpus_available=True).splitlines()[1].split()[-1] == "0.1"
 
 
@@ -832,3 +840,18 @@ def test_select_families_keeps_the_asked_order(trials):
     assert list(select_families(config, ["tabular-c"])) == ["tabular-c"]
     planned = plan_trials(select_families(config, ["tabular-c"]), base_seed=0)
     assert {t["family"] for t in planned} == {"tabular-c"}
+
+
+def test_per_class_family_plans_one_trial_per_class():
+    families = {"pairs": {"kind": "image-pair", "datasets": ["fruit"], "per_class": True,
+                          "epochs": 3, "params": {"g_width": 8},
+                          "variants": {"a": {}, "b": {"optimizer": "adam"}},
+                          "search": {"variant": ["a", "b"]}}}
+    planned = plan_trials(families, base_seed=0, classes={"fruit": ("figs", "limes", "plums")})
+    assert [(t["class"], t["tag"]) for t in planned] == [
+        (c, f"variant={v}") for c in ("figs", "limes", "plums") for v in ("a", "b")]
+    assert all(t["dataset"] == "fruit" for t in planned)
+    assert planned[1]["params"] == {"g_width": 8, "optimizer": "adam"}
+    assert plan_trials(families, base_seed=0, classes={}) == []  # no classes, no trials
+    own = plan_trials(families, 0, datasets_override={"image": ["mine"]}, classes={"mine": ("x",)})
+    assert [(t["dataset"], t["class"]) for t in own] == [("mine", "x"), ("mine", "x")]

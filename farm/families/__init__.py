@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from farm.families import tabular, tabular_b
+from farm.families import images, tabular, tabular_b
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,8 @@ class FamilyKind:
     evaluate: Callable                # (generator, params, data, seed) -> metrics (no test data)
     export: Callable                  # (generator, params, data, n, seed) -> synthetic output
     pictures: Callable = lambda *args: {}  # (generator, params, data, seed) -> {name: Figure}
+    view: Callable = lambda data, spec: data  # the part of a dataset one trial trains on
+    modality: str = "table"                  # "table" or "image": how the driver exports
 
 
 KINDS: dict[str, FamilyKind] = {
@@ -31,6 +33,12 @@ KINDS: dict[str, FamilyKind] = {
     "tabular-b": FamilyKind(tabular_b.ConfidenceParams, tabular_b.build, tabular_b.real_rows,
                             tabular_b.game, tabular_b.evaluate, tabular_b.sample_frame,
                             tabular_b.pictures),
+    "image-pair": FamilyKind(images.ImageParams, images.build_pair, images.class_rows,
+                             images.pair_game, images.evaluate_pair, images.export_pair,
+                             images.pictures_pair, images.class_view, "image"),
+    "image-spiked": FamilyKind(images.ImageParams, images.build_spiked, images.all_rows,
+                               images.spiked_game, images.evaluate_spiked, images.export_spiked,
+                               images.pictures_spiked, modality="image"),
 }
 
 

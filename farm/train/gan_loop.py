@@ -123,7 +123,7 @@ def gan_epoch(pair: GanPair, batches: Iterable[torch.Tensor], game: Game,
     sums: dict[str, torch.Tensor] = {}
     steps = 0
     for real in batches:
-        inputs = game.sample(real.shape[0])
+        inputs = game.sample(_batch_size(real))
         fake = pair.generator(*inputs)
 
         d_loss, d_stats = game.d_loss(real, fake.detach(), inputs, epoch)
@@ -148,10 +148,18 @@ def gan_epoch(pair: GanPair, batches: Iterable[torch.Tensor], game: Game,
     return dict(zip(keys, means))
 
 
-def shuffled_batches(data: torch.Tensor, batch_size: int, generator: torch.Generator,
-                     drop_last: bool = True) -> Iterable[torch.Tensor]:
-    """Device-resident data in a fresh random order each epoch, without a DataLoader."""
-    order = torch.randperm(data.shape[0], generator=generator).to(data.device)
-    stop = data.shape[0] - (data.shape[0] % batch_size if drop_last and data.shape[0] > batch_size else 0)
+def _batch_size(real) -> int:
+    return real[0].shape[0] if isinstance(real, tuple) else real.shape[0]
+
+
+def shuffled_batches(data, batch_size: int, generator: torch.Generator,
+                     drop_last: bool = True) -> Iterable:
+    """Device-resident data (a tensor, or a tuple of tensors such as images and labels) in a
+    fresh random order each epoch, without a DataLoader."""
+    n = _batch_size(data)
+    device = data[0].device if isinstance(data, tuple) else data.device
+    order = torch.randperm(n, generator=generator).to(device)
+    stop = n - (n % batch_size if drop_last and n > batch_size else 0)
     for start in range(0, stop, batch_size):
-        yield data[order[start:start + batch_size]]
+        index = order[start:start + batch_size]
+        yield tuple(part[index] for part in data) if isinstance(data, tuple) else data[index]

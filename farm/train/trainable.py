@@ -49,8 +49,11 @@ def log_pictures(writer, pictures: dict, epoch: int):
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(tune.get_context().get_trial_dir())
-    for name, figure in pictures.items():
-        writer.add_figure(name, figure, global_step=epoch, close=True)
+    for name, picture in pictures.items():
+        if hasattr(picture, "savefig"):  # a matplotlib figure
+            writer.add_figure(name, picture, global_step=epoch, close=True)
+        else:  # an image array [3, H, W] in [0, 1]
+            writer.add_image(name, picture, global_step=epoch)
     writer.flush()
     return writer
 
@@ -60,7 +63,7 @@ def train_gan(config: dict, datasets: dict) -> None:
     spec = config["trial"]
     kind = kind_of(spec["kind"])
     params = params_from(spec["kind"], spec["params"])
-    data = datasets[spec["dataset"]]
+    data = kind.view(datasets[spec["dataset"]], spec)
     seed = int(spec["seed"])
     torch.manual_seed(seed)
     device = trial_device()

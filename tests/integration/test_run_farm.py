@@ -41,9 +41,10 @@ def test_tiny_farm_writes_summary_checkpoints_and_csvs(tiny_run, shared_data):
     code, experiment = tiny_run
     assert code == 0
     summary = json.loads((experiment / "summary.json").read_text())
-    assert {(t["family"], t["dataset"]) for t in summary["trials"]} == {
+    tables = [t for t in summary["trials"] if t["family"].startswith("tabular")]
+    assert {(t["family"], t["dataset"]) for t in tables} == {
         (f, d) for f in ("tabular-a", "tabular-b") for d in ("german_credit", "diabetes")}
-    for trial in summary["trials"]:
+    for trial in tables:
         assert trial["status"] == "ok"
         assert isinstance(trial["best_epoch"], int) and trial["best_epoch"] in (2, 4)
         assert 0.0 <= trial["metrics"]["detection_auc"] <= 1.0
@@ -71,7 +72,7 @@ def test_tiny_farm_writes_summary_checkpoints_and_csvs(tiny_run, shared_data):
                 if col.integer:
                     assert pd.api.types.is_integer_dtype(synthetic[col.name])
         assert 0.0 <= trial["tstr"]["auc"] <= 1.0
-    for info in summary["datasets"].values():
+    for info in (summary["datasets"][d] for d in ("german_credit", "diabetes")):
         assert info["trtr"]["auc"] > 0.7  # the real-data ceiling is a real forest's score
         assert info["black_box"]["test_auc"] > 0.7
         assert set(info["black_box"]["figures"]) == {"roc", "confidences"}
@@ -87,6 +88,39 @@ def test_tiny_farm_writes_summary_checkpoints_and_csvs(tiny_run, shared_data):
             "ray/tune/confidence/error", "ray/tune/loss/d"} <= tags
 
 
+def test_tiny_farm_grows_image_pairs_and_spiked_models(tiny_run):
+    _, experiment = tiny_run
+    summary = json.loads((experiment / "summary.json").read_text())
+    images = [t for t in summary["trials"] if t["dataset"] == "fids30"]
+    assert sorted((t["family"], t["class"]) for t in images) == [
+        ("fruit-pairs", "apples"), ("fruit-pairs", "bananas"), ("spiked", None)]
+    judge = summary["datasets"]["fids30"]["judge"]
+    assert 0.0 <= judge["test_accuracy"] <= 1.0 and judge["chance"] == 0.5
+    state = torch.load(judge["checkpoint"], weights_only=True)
+    assert state["classes"] == ["apples", "bananas"]
+    for trial in images:
+        assert trial["status"] == "ok" and isinstance(trial["best_epoch"], int)
+        assert trial["select_metric"] in trial["metrics"]
+        folder = Path(trial["synthetic_dir"])
+        expected = [trial["class"]] if trial["class"] else ["apples", "bananas"]
+        assert sorted(p.name for p in folder.iterdir()) == expected
+        for png in folder.rglob("*.png"):
+            with Image.open(png) as image:
+                assert image.size == (64, 64) and image.mode == "RGB"
+        assert len(list(folder.rglob("*.png"))) == 4 * len(expected)
+    spiked = next(t for t in images if t["family"] == "spiked")
+    assert {"kid/apples", "kid/bananas", "kid/mean", "judge_accuracy/mean"} <= set(spiked["metrics"])
+    pair_dir = next((experiment / "tune" / "fruit-pairs").glob("fruit-pairs_fids30_apples_*"))
+    tags = set()
+    for events in pair_dir.glob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        tags |= set(accumulator.Tags()["images"]) | set(accumulator.Tags()["scalars"])
+    assert {"samples", "ray/tune/kid", "ray/tune/judge_accuracy", "ray/tune/loss/g"} <= tags
+    split = json.loads((experiment / "splits" / "fids30.json").read_text())
+    assert not set(split["fit"]) & set(split["test"]) and len(split["test"]) > 0
+
+
 def test_split_is_written_and_test_rows_never_reach_trials(tiny_run):
     _, experiment = tiny_run
     split = json.loads((experiment / "splits" / "german_credit.json").read_text())
@@ -100,7 +134,8 @@ def test_users_own_csv_with_named_target(ray_local, shared_data, tmp_path):
     frame = frame[["class", *[c for c in frame.columns if c != "class"]]]  # target not last
     csv = tmp_path / "my data.csv"
     frame.to_csv(csv, index=False)
-    code = main(["--preset", "tiny", "--tabular-data", str(csv), "--target", "class",
+    code = main(["--preset", "tiny", "--only", "tabular-a,tabular-b",
+                 "--tabular-data", str(csv), "--target", "class",
                  "--storage-path", str(tmp_path / "out"), "--name", "own"])
     assert code == 0
     summary = json.loads((tmp_path / "out" / "own" / "summary.json").read_text())
@@ -136,44 +171,68 @@ def _bad_trials_dir(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("case", ["missing_file", "unknown_target", "unknown_family",
-                                  "bad_yaml_key", "text_in_numeric", "bad_arff", "bad_address"])
+                                  "bad_yaml_key", "text_in_numeric", "bad_arff", "bad_address",
+                                  "corrupt_jpeg", "empty_class", "too_few_images"])
 def test_bad_input_is_one_line_nonzero_and_writes_nothing(case, tmp_path, shared_data):
     storage = tmp_path / "out"
     common = ["--storage-path", str(storage), "--name", "bad", "--preset", "tiny"]
+    tables_only = ["--only", "tabular-a"]
     csv = tmp_path / "table.csv"
     load_table(shared_data / "diabetes" / "diabetes.arff").frame.to_csv(csv, index=False)
     if case == "missing_file":
-        args, expect = ["--tabular-data", str(tmp_path / "nope.csv")], "nope.csv: no such file"
+        args, expect = [*tables_only, "--tabular-data", str(tmp_path / "nope.csv")], "nope.csv: no such file"
     elif case == "unknown_target":
-        args, expect = ["--tabular-data", str(csv), "--target", "klass"], "no column named 'klass'"
+        args, expect = [*tables_only, "--tabular-data", str(csv), "--target", "klass"], "no column named 'klass'"
     elif case == "unknown_family":
         args, expect = ["--only", "tabular-z"], "unknown family 'tabular-z'"
     elif case == "bad_yaml_key":
         args, expect = ["--trials-dir", str(_bad_trials_dir(tmp_path))], "did you mean 'lr_g'"
+    elif case in ("corrupt_jpeg", "empty_class", "too_few_images"):
+        folder = tmp_path / "photos"
+        for fruit in ("apples", "bananas"):
+            (folder / fruit).mkdir(parents=True)
+            for src in sorted((shared_data / "fids30" / fruit).glob("*.jpg"))[:4]:
+                shutil.copy(src, folder / fruit / src.name)
+        if case == "corrupt_jpeg":
+            victim = sorted((folder / "bananas").glob("*.jpg"))[0]
+            victim.write_bytes(victim.read_bytes()[:300])
+            expect = f"{victim}: cannot decode image"
+        elif case == "empty_class":
+            (folder / "cherries").mkdir()
+            expect = "cherries: empty class folder"
+        else:
+            for extra in sorted((folder / "bananas").glob("*.jpg"))[2:]:
+                extra.unlink()
+            expect = "bananas: class has 2 image(s)"
+        args = ["--image-data", str(folder), "--only", "fruit-pairs"]
     elif case == "bad_address":
-        args, expect = ["--address", "127.0.0.1:1"], "--address 127.0.0.1:1: no Ray head answers"
+        args, expect = [*tables_only, "--address", "127.0.0.1:1"], "--address 127.0.0.1:1: no Ray head answers"
     elif case == "text_in_numeric":
         lines = csv.read_text().splitlines()
         lines[5] = "abc," + lines[5].split(",", 1)[1]
         csv.write_text("\n".join(lines) + "\n")
-        args, expect = ["--tabular-data", str(csv)], "column 'preg' is numeric but data row 5"
+        args, expect = [*tables_only, "--tabular-data", str(csv)], "column 'preg' is numeric but data row 5"
     else:
         arff = tmp_path / "broken.arff"
         text = (shared_data / "diabetes" / "diabetes.arff").read_text()
         arff.write_text(text.replace("@attribute 'plas' numeric", "@attribute 'plas' nonsense"))
-        args, expect = ["--tabular-data", str(arff)], "broken.arff: ARFF syntax error"
+        args, expect = [*tables_only, "--tabular-data", str(arff)], "broken.arff: ARFF syntax error"
     done = _run_cli(*common, *args)
     assert done.returncode == 2, done.stderr
     lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
-    assert expect in lines[0]
+    errors = [line for line in lines if line.startswith("error: ")]
+    # Progress lines (decoding, downloads) may come first; the problem is one last line.
+    assert len(errors) == 1 and lines[-1] == errors[0], done.stderr
+    assert expect in errors[0]
     assert "Traceback" not in done.stderr + done.stdout
     assert not (storage / "bad").exists()
 
 
-def test_dry_run_lists_trials_and_trains_nothing(tmp_path):
-    done = _run_cli("--preset", "smoke", "--dry-run", "--storage-path", str(tmp_path))
+def test_dry_run_lists_trials_and_trains_nothing(tmp_path, shared_data):
+    done = _run_cli("--preset", "smoke", "--dry-run", "--storage-path", str(tmp_path),
+                    "--data-dir", str(shared_data))
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("tabular-a ") == 4 and done.stdout.count("tabular-b ") == 4
+    assert done.stdout.count("fruit-pairs ") == 3 and done.stdout.count("spiked ") == 2
     assert "Nothing was trained" in done.stdout
     assert not any(tmp_path.iterdir())
