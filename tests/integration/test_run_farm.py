@@ -20,6 +20,16 @@ from farm.data.tabular import load_table
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _tensorboard_tags(trial_dir: Path) -> set[str]:
+    """Every scalar and image tag in a trial folder's TensorBoard event files."""
+    tags = set()
+    for events in trial_dir.glob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        tags |= set(accumulator.Tags()["images"]) | set(accumulator.Tags()["scalars"])
+    return tags
+
+
 @pytest.fixture(scope="module")
 def ray_local():
     import ray
@@ -78,12 +88,7 @@ def test_tiny_farm_writes_summary_checkpoints_and_csvs(tiny_run, shared_data):
         assert set(info["black_box"]["figures"]) == {"roc", "confidences"}
         assert Path(info["split"]["manifest"]).is_file()
     assert list((experiment / "tune" / "tabular-a").glob("*/events.out.tfevents.*"))
-    b_trial = next((experiment / "tune" / "tabular-b").glob("tabular-b_german*"))
-    tags = set()
-    for events in b_trial.glob("events.out.tfevents.*"):
-        accumulator = EventAccumulator(str(events))
-        accumulator.Reload()
-        tags |= set(accumulator.Tags()["images"]) | set(accumulator.Tags()["scalars"])
+    tags = _tensorboard_tags(next((experiment / "tune" / "tabular-b").glob("tabular-b_german*")))
     assert {"confidence_link", "confidence_by_class", "chosen_epoch/tsne",
             "ray/tune/confidence/error", "ray/tune/loss/d"} <= tags
 
@@ -110,12 +115,8 @@ def test_tiny_farm_grows_image_pairs_and_spiked_models(tiny_run):
         assert len(list(folder.rglob("*.png"))) == 4 * len(expected)
     spiked = next(t for t in images if t["family"] == "spiked")
     assert {"kid/apples", "kid/bananas", "kid/mean", "judge_accuracy/mean"} <= set(spiked["metrics"])
-    pair_dir = next((experiment / "tune" / "fruit-pairs").glob("fruit-pairs_fids30_apples_*"))
-    tags = set()
-    for events in pair_dir.glob("events.out.tfevents.*"):
-        accumulator = EventAccumulator(str(events))
-        accumulator.Reload()
-        tags |= set(accumulator.Tags()["images"]) | set(accumulator.Tags()["scalars"])
+    tags = _tensorboard_tags(
+        next((experiment / "tune" / "fruit-pairs").glob("fruit-pairs_fids30_apples_*")))
     assert {"samples", "ray/tune/kid", "ray/tune/judge_accuracy", "ray/tune/loss/g"} <= tags
     split = json.loads((experiment / "splits" / "fids30.json").read_text())
     assert not set(split["fit"]) & set(split["test"]) and len(split["test"]) > 0
