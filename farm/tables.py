@@ -64,7 +64,7 @@ def prepare_table(name: str, path: Path, target: str | None, data_cfg: dict,
     frame = table.frame
     fit = frame.iloc[list(split.fit)].reset_index(drop=True)
     val = frame.iloc[list(split.val)].reset_index(drop=True)
-    transformer = TableTransformer(table.columns).fit(fit)
+    transformer = TableTransformer(table.columns, snap=tables_cfg.get("snap", True)).fit(fit)
     features = transformer.feature_slices(table.target)
     fit_enc = transformer.transform(fit)
     data = TabularData(name=name, transformer=transformer, target=table.target, fit_frame=fit,
