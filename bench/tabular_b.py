@@ -60,7 +60,7 @@ def rescore(trial: dict, prepared, storage_dir: Path) -> dict:
     spec = {"kind": "tabular-b", "params": trial["params"], "seed": trial["seed"]}
     params = params_from("tabular-b", trial["params"])
     data = prepared.trial_data
-    generator, synthetic = sample_from_checkpoint(spec, trial["checkpoint"], prepared,
+    generator, synthetic = sample_from_checkpoint(spec, trial["checkpoint"], prepared.trial_data,
                                                   len(prepared.split.train))
     scores = confidence_metrics(generator, params, data, FRESH_SEED)
     synth_enc = data.transformer.transform(synthetic)
