@@ -17,38 +17,32 @@ from pathlib import Path
 import pandas as pd
 
 
-def pair_rows(experiment: Path, summary: dict) -> list[dict]:
-    rows = []
-    for trial in summary["trials"]:
-        if trial["family"] != "fruit-pairs" or trial["status"] != "ok":
-            continue
-        progress = pd.read_csv(experiment / "tune" / trial["family"] / trial["trial"] / "progress.csv")
-        chosen = progress[progress["epoch"] == trial["best_epoch"]].iloc[-1]
-        last = progress.iloc[-1]
-        rows.append({"family": "fruit-pairs", "class": trial["class"], "trial": trial["trial"],
-                     "chosen epoch": int(chosen["epoch"]), "last epoch": int(last["epoch"]),
-                     "KID chosen": chosen["kid"], "KID last": last["kid"],
-                     "judge acc chosen": chosen["judge_accuracy"],
-                     "judge acc last": last["judge_accuracy"]})
-    return rows
+def _chosen_and_last(experiment: Path, trial: dict):
+    progress = pd.read_csv(experiment / "tune" / trial["family"] / trial["trial"] / "progress.csv")
+    return progress[progress["epoch"] == trial["best_epoch"]].iloc[-1], progress.iloc[-1]
 
 
-def spiked_rows(experiment: Path, summary: dict, classes: list[str]) -> list[dict]:
-    rows = []
+def _row(family, name, trial, chosen, last, kid_key, accuracy_key) -> dict:
+    return {"family": family, "class": name, "trial": trial["trial"],
+            "chosen epoch": int(chosen["epoch"]), "last epoch": int(last["epoch"]),
+            "KID chosen": chosen[kid_key], "KID last": last[kid_key],
+            "judge acc chosen": chosen[accuracy_key], "judge acc last": last[accuracy_key]}
+
+
+def rows(experiment: Path, summary: dict, classes: list[str]) -> list[dict]:
+    """One row per fruit-pairs trial, and one per class for every spiked trial."""
+    out = []
     for trial in summary["trials"]:
-        if trial["family"] != "spiked" or trial["status"] != "ok":
+        if trial["status"] != "ok" or trial["family"] not in ("fruit-pairs", "spiked"):
             continue
-        progress = pd.read_csv(experiment / "tune" / trial["family"] / trial["trial"] / "progress.csv")
-        chosen = progress[progress["epoch"] == trial["best_epoch"]].iloc[-1]
-        last = progress.iloc[-1]
-        for name in classes:
-            rows.append({"family": f"spiked {trial['setting']}", "class": name,
-                         "trial": trial["trial"], "chosen epoch": int(chosen["epoch"]),
-                         "last epoch": int(last["epoch"]),
-                         "KID chosen": chosen[f"kid/{name}"], "KID last": last[f"kid/{name}"],
-                         "judge acc chosen": chosen[f"judge_accuracy/{name}"],
-                         "judge acc last": last[f"judge_accuracy/{name}"]})
-    return rows
+        chosen, last = _chosen_and_last(experiment, trial)
+        if trial["family"] == "fruit-pairs":
+            out.append(_row("fruit-pairs", trial["class"], trial, chosen, last, "kid",
+                            "judge_accuracy"))
+        else:
+            out += [_row(f"spiked {trial['setting']}", name, trial, chosen, last, f"kid/{name}",
+                         f"judge_accuracy/{name}") for name in classes]
+    return out
 
 
 def markdown(table: pd.DataFrame) -> str:
@@ -69,8 +63,7 @@ def main() -> None:
     summary = json.loads((args.experiment / "summary.json").read_text())
     image_sets = {n: d for n, d in summary["datasets"].items() if d["kind"] == "image"}
     classes = [c for d in image_sets.values() for c in d["classes"]]
-    table = pd.DataFrame(pair_rows(args.experiment, summary)
-                         + spiked_rows(args.experiment, summary, classes))
+    table = pd.DataFrame(rows(args.experiment, summary, classes))
     if table.empty:
         raise SystemExit(f"{args.experiment}: no finished image trials")
     per_class = table[table["family"] == "fruit-pairs"]

@@ -179,15 +179,13 @@ def score_class(judge: Judge, fake: torch.Tensor, real_features: np.ndarray, lab
     return float(value), accuracy
 
 
-_JUDGES: dict[int, Judge] = {}
-
-
 def judge_for(data: ImageData, device) -> Judge:
-    """One judge per trial process (built from the payload the driver shared)."""
-    key = id(data.judge)
-    if key not in _JUDGES:
-        _JUDGES[key] = Judge.from_payload(data.judge, device)
-    return _JUDGES[key]
+    """The judge, built once per trial from the payload the driver shared, kept on the data."""
+    judge = getattr(data, "_judge", None)
+    if judge is None:
+        judge = Judge.from_payload(data.judge, device)
+        data._judge = judge
+    return judge
 
 
 def evaluate_pair(G, params: ImageParams, view: ClassView, seed: int) -> dict:
