@@ -1,0 +1,78 @@
+"""Part B's pieces: the generator's blocks, the slot game, the confidence metrics, the export."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from farm.families import params_from
+from farm.families import tabular_b as B
+from farm.tables import attach_black_box, prepare_table
+from farm.train.gan_loop import gan_epoch, shuffled_batches
+
+
+@pytest.fixture(scope="module")
+def german(shared_data, tmp_path_factory):
+    prepared = prepare_table("german_credit", shared_data / "german_credit" / "german_credit.arff",
+                             None, {}, tmp_path_factory.mktemp("exp"), 0)
+    report = attach_black_box(prepared, 0)
+    return prepared, report
+
+
+def test_black_box_is_the_seeds_forest_scored_on_test(german):
+    prepared, report = german
+    bb = prepared.trial_data.black_box
+    assert bb.forest.n_estimators == 100 and bb.positive == "bad"
+    assert 0.7 < report["auc"] < 0.9 and 0.65 < report["accuracy"] < 0.85
+
+
+def test_generated_rows_have_exact_one_hots_and_the_forests_label(german):
+    prepared, _ = german
+    data = prepared.trial_data
+    params = params_from("tabular-b", {"g_output": "blockwise", "conf_net": True})
+    torch.manual_seed(0)
+    pair = B.build(params, data, torch.device("cpu"))
+    full, achieved = B.generate(pair.generator, params, data, np.linspace(0, 1, 50), seed=1)
+    assert full.shape == (50, data.transformer.width)
+    for block in data.transformer.blocks:
+        if block.column.kind == "nominal":
+            cells = full[:, block.start:block.stop]
+            assert np.all(cells.sum(axis=1) == 1) and set(np.unique(cells)) <= {0.0, 1.0}
+    labels = data.transformer.labels(full, data.target)
+    assert list(labels) == list(data.black_box.labels(achieved))
+    np.testing.assert_allclose(achieved, data.black_box.confidence_np(full[:, data.features]))
+
+
+def test_confidence_metrics_are_bounded_and_export_adds_two_columns(german):
+    prepared, _ = german
+    data = prepared.trial_data
+    params = params_from("tabular-b", {"eval_requests": 5})
+    pair = B.build(params, data, torch.device("cpu"))
+    metrics = B.confidence_metrics(pair.generator, params, data, seed=0)
+    assert 0 <= metrics["confidence/error"] <= 1 and 0 <= metrics["confidence/coverage"] <= 10
+    frame = B.sample_frame(pair.generator, params, data, 20, seed=0)
+    assert list(frame.columns[-2:]) == ["requested_confidence", "achieved_confidence"]
+    assert list(frame.columns[:-2]) == list(prepared.table.frame.columns)
+
+
+def test_anchored_game_trains_every_critic_and_lowers_the_gap(german):
+    """A few epochs of the proposal's penalty already pull BB(G(z, c)) towards c."""
+    prepared, _ = german
+    data = prepared.trial_data
+    params = params_from("tabular-b", {"conf_net": True, "conf_weight": 50.0, "realness": True,
+                                       "realness_weight": 0.1, "c_low": 0.0, "c_high": 1.0,
+                                       "lr_g": 5e-4, "lr_d": 2e-4, "surrogate_warmup": 100,
+                                       "eval_requests": 10})
+    torch.manual_seed(0)
+    pair = B.build(params, data, torch.device("cpu"))
+    game = B.game(params, data, pair, torch.device("cpu"))
+    real = B.real_rows(data, torch.device("cpu"))
+    order = torch.Generator().manual_seed(0)
+    before = B.confidence_metrics(pair.generator, params, data, 0)["confidence/error"]
+    stats = {}
+    for epoch in range(1, 41):
+        stats = gan_epoch(pair, shuffled_batches(real, 64, order), game, epoch)
+    after = B.confidence_metrics(pair.generator, params, data, 0)["confidence/error"]
+    assert {"surrogate_loss", "confidence_penalty", "confidence_gap", "d_acc"} <= set(stats)
+    assert after < before, (before, after)
