@@ -229,7 +229,7 @@ def distil_surrogate(surrogate: nn.Module, data: TabularData, params: Confidence
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return float(loss)
+    return float(loss.detach())
 
 
 @torch.no_grad()
