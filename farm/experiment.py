@@ -10,14 +10,13 @@ Layout of an experiment (`<storage>/<name>/`):
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from farm.atomic import replacing
 from farm.config import load_config
 from farm.errors import ConfigError, FarmError
 from farm.families import KINDS
@@ -231,14 +230,8 @@ def _export_images(spec, outcome, p, trial, experiment_dir, data_cfg) -> dict:
 
 
 def _write_json(data: dict, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".summary-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2, default=str)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with replacing(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, default=str))
 
 
 def format_summary(summary: dict, experiment_dir: Path) -> str:

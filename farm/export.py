@@ -16,6 +16,7 @@ import pandas as pd
 from torch.utils.tensorboard import SummaryWriter
 
 from farm import figures
+from farm.atomic import replacing
 
 from farm.families import kind_of, params_from
 from farm.metrics.tabular import utility
@@ -27,15 +28,8 @@ FOREST_TREES = 100
 
 def write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
     """A run that dies midway leaves either the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".csv.tmp")
-    os.close(fd)
-    try:
+    with replacing(path) as tmp:
         frame.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def sample_from_checkpoint(spec: dict, checkpoint_dir: str | Path, data, n: int):

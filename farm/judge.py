@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from farm.atomic import replacing
 from farm.errors import ConfigError, DataError
 from farm.metrics.images import kid
 
@@ -172,17 +172,8 @@ class Judge:
         """A plain dict of tensors and primitives (loadable with weights_only), written atomically."""
         path = Path(path)
         payload = self.payload()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                torch.save(payload, handle)
-            os.chmod(tmp, 0o644)  # mkstemp makes it 0600; trials may run as other users
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with replacing(path) as tmp:
+            torch.save(payload, tmp)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> Judge:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from farm.atomic import replacing
 from farm.errors import DataError
 
 
@@ -73,15 +72,8 @@ def _stratified(index, labels, fraction, seed):
 
 def write_manifest(split: Split, path: Path) -> None:
     """Atomic write: a crash never leaves half a manifest."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".split-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(asdict(split), handle)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with replacing(path) as tmp:
+        tmp.write_text(json.dumps(asdict(split)))
 
 
 def read_manifest(path: Path) -> Split:
