@@ -119,14 +119,18 @@ def sample_frame(G: torch.nn.Module, params: TabularParams, data: TabularData, n
 def evaluate(G: torch.nn.Module, params: TabularParams, data: TabularData, seed: int) -> dict:
     """Metrics against train data only (fit rows, val slice); never the test split."""
     n = params.eval_rows or len(data.fit_frame)
-    synth = sample_frame(G, params, data, n, seed)
+    metrics = report_on(sample_frame(G, params, data, n, seed), params, data, seed)
+    metrics["select/score"] = selection_score(metrics)
+    return metrics
+
+
+def report_on(synth: pd.DataFrame, params: TabularParams, data: TabularData, seed: int) -> dict:
+    """Part A's metrics for decoded synthetic rows, re-encoded exactly as a user would get them."""
     synth_enc = data.transformer.transform(synth)
-    metrics = tabular_report(
+    return tabular_report(
         data.fit_frame, synth, data.fit_enc, synth_enc, data.numeric(), data.nominal(),
         data.target, data.val_X, data.val_y, synth[data.target].to_numpy(dtype=object),
         seed=seed, synth_X_enc=synth_enc[:, data.features], n_estimators=params.metric_trees)
-    metrics["select/score"] = selection_score(metrics)
-    return metrics
 
 
 def selection_score(m: dict) -> float:

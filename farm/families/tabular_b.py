@@ -24,8 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from farm.families.tabular import TabularData, TabularParams
-from farm.metrics.tabular import tabular_report
+from farm.families.tabular import TabularData, TabularParams, report_on
 from farm.models.tabular import MLPDiscriminator, MLPGenerator, mlp
 from farm.train.gan_loop import LOSSES, GanPair, gradient_penalty
 
@@ -84,9 +83,7 @@ class Critics(nn.Module):
 
 def build(params: ConfidenceParams, data: TabularData, device: torch.device) -> GanPair:
     width = len(data.features)
-    nominal = [(b.start - _shift(b.start, data), b.stop - _shift(b.start, data))
-               for b in data.transformer.blocks
-               if b.column.kind == "nominal" and b.column.name != data.target]
+    nominal = feature_nominal_blocks(data)
     body = MLPGenerator(params.noise_dim, width, params.g_hidden, params.leaky_slope,
                         params.g_output, cond_dim=1, nominal_blocks=nominal,
                         gumbel_tau=params.gumbel_tau, batchnorm=params.g_batchnorm)
@@ -109,10 +106,14 @@ def build(params: ConfidenceParams, data: TabularData, device: torch.device) -> 
                    torch.optim.Adam(groups, params.lr_d, betas=betas))
 
 
-def _shift(start: int, data: TabularData) -> int:
-    """Columns after the target's block move left by its width once the target is removed."""
+def feature_nominal_blocks(data: TabularData) -> list[tuple[int, int]]:
+    """Where each nominal feature's one-hot block sits in a row without the target: blocks
+    after the target's move left by its width."""
     target = data.transformer.block(data.target)
-    return target.stop - target.start if start >= target.stop else 0
+    width = target.stop - target.start
+    return [(b.start - width, b.stop - width) if b.start >= target.stop else (b.start, b.stop)
+            for b in data.transformer.blocks
+            if b.column.kind == "nominal" and b.column.name != data.target]
 
 
 def real_rows(data: TabularData, device: torch.device) -> torch.Tensor:
@@ -213,10 +214,8 @@ def distil_surrogate(surrogate: nn.Module, data: TabularData, params: Confidence
     real = data.fit_enc[:, data.features]
     mixed = np.column_stack([rng.permutation(col) for col in real.T])
     # Shuffling splits one-hot blocks apart; re-pair them from whole rows per nominal block.
-    for b in data.transformer.blocks:
-        if b.column.kind == "nominal" and b.column.name != data.target:
-            lo, hi = b.start - _shift(b.start, data), b.stop - _shift(b.start, data)
-            mixed[:, lo:hi] = real[rng.permutation(len(real)), lo:hi]
+    for lo, hi in feature_nominal_blocks(data):
+        mixed[:, lo:hi] = real[rng.permutation(len(real)), lo:hi]
     rows = np.vstack([real, mixed])
     x = torch.tensor(rows, dtype=torch.float32, device=device)
     y = torch.tensor(data.black_box.confidence_np(rows), dtype=torch.float32, device=device)
@@ -273,12 +272,7 @@ def evaluate(G, params: ConfidenceParams, data: TabularData, seed: int) -> dict:
     metrics = confidence_metrics(G, params, data, seed)
     n = params.eval_rows or len(data.fit_frame)
     full, _ = generate(G, params, data, np.linspace(0, 1, n), seed + 2)
-    synth = data.transformer.inverse_transform(full)
-    synth_enc = data.transformer.transform(synth)
-    metrics.update(tabular_report(
-        data.fit_frame, synth, data.fit_enc, synth_enc, data.numeric(), data.nominal(),
-        data.target, data.val_X, data.val_y, synth[data.target].to_numpy(dtype=object),
-        seed=seed, synth_X_enc=synth_enc[:, data.features], n_estimators=params.metric_trees))
+    metrics.update(report_on(data.transformer.inverse_transform(full), params, data, seed))
     return metrics
 
 

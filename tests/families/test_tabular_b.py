@@ -76,3 +76,26 @@ def test_anchored_game_trains_every_critic_and_lowers_the_gap(german):
     after = B.confidence_metrics(pair.generator, params, data, 0)["confidence/error"]
     assert {"surrogate_loss", "confidence_penalty", "confidence_gap", "d_acc"} <= set(stats)
     assert after < before, (before, after)
+
+
+def test_feature_nominal_blocks_point_at_one_hots_in_target_free_rows(german):
+    prepared, _ = german
+    data = prepared.trial_data
+    rows = data.fit_enc[:, data.features]
+    blocks = B.feature_nominal_blocks(data)
+    assert len(blocks) == 13  # German credit's nominal features, the target left out
+    for lo, hi in blocks:
+        assert np.all(rows[:, lo:hi].sum(axis=1) == 1)
+    assert blocks[-1][1] <= rows.shape[1]
+
+
+def test_feature_nominal_blocks_shift_past_a_target_in_the_middle(shared_data, tmp_path):
+    prepared = prepare_table("german_credit", shared_data / "german_credit" / "german_credit.arff",
+                             "own_telephone", {}, tmp_path, 0)
+    data = prepared.trial_data
+    rows = data.fit_enc[:, data.features]
+    blocks = B.feature_nominal_blocks(data)
+    assert len(blocks) == 13  # 12 nominal features plus `class`, the target left out
+    for lo, hi in blocks:
+        assert np.all(rows[:, lo:hi].sum(axis=1) == 1)
+    assert blocks[-1][1] == rows.shape[1]  # `class` is last: its block moved left
