@@ -101,12 +101,8 @@ def forest_scores(train_X, train_y, test_X, test_y, seed: int) -> dict[str, floa
 
 
 def tstr(synthetic: pd.DataFrame, prepared: PreparedTable, seed: int) -> dict[str, float]:
-    X, y = prepared.encode_xy(synthetic)
-    test_X, test_y = prepared.encode_xy(prepared.test_frame())
-    return forest_scores(X, y, test_X, test_y, seed)
+    return forest_scores(*prepared.encode_xy(synthetic), *prepared.test_xy, seed)
 
 
 def trtr(prepared: PreparedTable, seed: int) -> dict[str, float]:
-    X, y = prepared.encode_xy(prepared.train_frame())
-    test_X, test_y = prepared.encode_xy(prepared.test_frame())
-    return forest_scores(X, y, test_X, test_y, seed)
+    return forest_scores(*prepared.train_xy, *prepared.test_xy, seed)

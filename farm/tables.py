@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,16 @@ class PreparedTable:
         """Features (encoded) and labels, for the random forests that score a dataset."""
         t = self.trial_data.transformer
         return t.transform(frame)[:, self.trial_data.features], frame[self.table.target].to_numpy(dtype=object)
+
+    @cached_property
+    def train_xy(self):
+        """The real train split, encoded once for every forest that trains on it."""
+        return self.encode_xy(self.train_frame())
+
+    @cached_property
+    def test_xy(self):
+        """The held-out test split, encoded once: every trial's TSTR is scored on it."""
+        return self.encode_xy(self.test_frame())
 
 
 def dataset_name_for(path: str | Path) -> str:
@@ -98,10 +109,10 @@ def attach_black_box(prepared: PreparedTable, seed: int) -> dict:
     from farm.blackbox import black_box_report, fit_black_box
 
     data = prepared.trial_data
-    X, y = prepared.encode_xy(prepared.train_frame())
+    X, y = prepared.train_xy
     categories = data.transformer.block(data.target).column.categories
     data.black_box = fit_black_box(X, y, categories, data.features, seed, where=prepared.table.path)
-    return black_box_report(data.black_box, *prepared.encode_xy(prepared.test_frame()))
+    return black_box_report(data.black_box, *prepared.test_xy)
 
 
 def class_counts(labels) -> dict[str, int]:
