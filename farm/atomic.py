@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,3 +28,21 @@ def replacing(path: str | os.PathLike, mode: int = 0o644) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextmanager
+def replacing_folder(folder: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty staging folder beside `folder`; on success it takes `folder`'s place
+    (an old one is removed first), so readers see the old folder or the whole new one."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
+    try:
+        yield staging
+        os.chmod(staging, 0o755)  # mkdtemp's folders are private
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(staging, folder)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)

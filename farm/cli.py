@@ -37,6 +37,9 @@ def parser() -> argparse.ArgumentParser:
                                                        "(default: the last column)")
     p.add_argument("--image-data", metavar="DIR",
                    help="your own folder-per-class images for the image families")
+    p.add_argument("--report-only", action="store_true",
+                   help="rewrite report.html and report.md of the finished experiment --name "
+                        "(under --storage-path) from its summary.json; trains nothing")
     p.add_argument("--trials-dir", default=str(REPO / "trials"), help=argparse.SUPPRESS)
     p.add_argument("--debug", action="store_true", help="show full tracebacks")
     return p
@@ -44,6 +47,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.report_only:
+        return _report_only(args)
     from farm.experiment import Settings, run
 
     settings = Settings(
@@ -66,4 +71,22 @@ def main(argv: list[str] | None = None) -> int:
         print("error: every trial failed; see the errors above and in summary.json",
               file=sys.stderr)
         return 1
+    return 0
+
+
+def _report_only(args) -> int:
+    from farm.report import write_report
+
+    if not args.name:
+        print("error: --report-only needs --name NAME (a finished experiment under "
+              f"{args.storage_path})", file=sys.stderr)
+        return 2
+    try:
+        html, md = write_report(Path(args.storage_path).expanduser().resolve() / args.name)
+    except FarmError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(f"Report: {html}\n        {md}")
     return 0

@@ -27,7 +27,7 @@ SELECT_KEYS = {"metric", "mode"}
 DATA_KEYS = {"split_seed", "tables", "images"}
 TABLE_KEYS = {"test_fraction", "val_fraction", "missing", "synthetic_rows", "snap"}
 IMAGE_KEYS = {"test_fraction", "size", "classes", "judge", "synthetic_per_class"}
-TOP_KEYS = {"families", "data", "description"}
+TOP_KEYS = {"families", "data", "description", "evaluator"}
 REPLACED = {"search", "datasets"}
 
 
@@ -160,6 +160,22 @@ def _check_data(section: Any, where: Path) -> None:
                           where=where)
 
 
+def _check_evaluator(section: Any, where: Path) -> None:
+    """Keys and values of the evaluator's classifier (farm/evaluator.py, EvaluatorConfig)."""
+    from farm.evaluator import EvaluatorConfig
+
+    fields = {f.name: f.default for f in dataclasses.fields(EvaluatorConfig)}
+    _check_keys(section, fields, where, "evaluator")
+    for key, value in section.items():
+        if not _same_type(value, fields[key]):
+            raise ConfigError(f"evaluator.{key} = {value!r} should be a "
+                              f"{type(fields[key]).__name__}", where=where)
+    try:
+        EvaluatorConfig(**section)
+    except ConfigError as exc:
+        raise ConfigError(exc.problem, where=where) from None
+
+
 def _merge(base: dict, override: dict) -> dict:
     out = copy.deepcopy(base)
     for key, value in override.items():
@@ -179,6 +195,7 @@ def load_config(trials_dir: str | Path, preset: str) -> dict:
     kinds: dict[str, str] = {}
     origin: dict[str, Path] = {}
     data: dict = {}
+    evaluator: dict = {}
     for path in sorted(trials_dir.glob("*.yaml")):
         content = _read_yaml(path)
         for name, section in (content.get("families") or {}).items():
@@ -189,6 +206,9 @@ def load_config(trials_dir: str | Path, preset: str) -> dict:
         if "data" in content:
             _check_data(content["data"], path)
             data = _merge(data, content["data"])
+        if "evaluator" in content:
+            _check_evaluator(content["evaluator"], path)
+            evaluator = _merge(evaluator, content["evaluator"])
     preset_path = trials_dir / "presets" / f"{preset}.yaml"
     if not preset_path.is_file():
         known = sorted(p.stem for p in (trials_dir / "presets").glob("*.yaml"))
@@ -206,7 +226,10 @@ def load_config(trials_dir: str | Path, preset: str) -> dict:
     if "data" in overrides:
         _check_data(overrides["data"], preset_path)
         data = _merge(data, overrides["data"])
+    if "evaluator" in overrides:
+        _check_evaluator(overrides["evaluator"], preset_path)
+        evaluator = _merge(evaluator, overrides["evaluator"])
     _check_data(data, preset_path)
     for name, section in families.items():
         _check_variant_names(name, section, origin[name])
-    return {"families": families, "data": data, "preset": preset}
+    return {"families": families, "data": data, "evaluator": evaluator, "preset": preset}

@@ -34,3 +34,17 @@ class DownloadError(DataError):
 
 class ConfigError(FarmError):
     """A trials/*.yaml file or a command-line flag asks for something impossible."""
+
+
+def settings_from(cls, values: dict | None, section: str):
+    """Build a settings dataclass from a YAML mapping, naming an unknown key and the section
+    it sits in (`data.images.judge`, `evaluator`) rather than failing with a TypeError."""
+    import dataclasses
+
+    values = dict(values or {})
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]!r} in {section}; known: "
+                          f"{', '.join(sorted(fields))}")
+    return cls(**values)

@@ -1,10 +1,14 @@
 """One farm run: plan -> prepare data -> grow every family with Tune -> export best epochs -> summary.
 
 Layout of an experiment (`<storage>/<name>/`):
-  splits/<dataset>.json        the split manifest (indices + source sha256)
-  tune/<family>/<trial>/       Tune's trial folders: checkpoints, progress, TensorBoard events
-  synthetic/<dataset>/<trial>.csv
-  summary.json
+  splits/<dataset>.json                  the split manifest (indices + source sha256)
+  tune/<family>/<trial>/                 Tune's trial folders: checkpoints, progress, TensorBoard
+  synthetic/<dataset>/<trial>.csv        tables, with synthetic/<dataset>/manifest.json
+  synthetic/<dataset>/trials/<trial>/    each image trial's export, with its manifest.json
+  synthetic/<dataset>/pools/<pool>/      the pooled image datasets, with their manifest.json
+  evaluator/                             the Ray Train evaluator's runs and TensorBoard events
+  figures/                               every picture of the report, as PNG
+  summary.json, report.html, report.md
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,12 +24,17 @@ from farm.atomic import replacing
 from farm.config import load_config
 from farm.errors import ConfigError, FarmError
 from farm.families import KINDS
-from farm.export import (sample_from_checkpoint, trtr, tstr, write_black_box_figures,
-                         write_csv_atomic, write_image_folder, write_trial_figures)
+from farm.export import (provenance, real_plus_synthetic, sample_from_checkpoint, trtr, tstr,
+                         write_black_box_figures, write_csv_atomic, write_image_folder,
+                         write_trial_figures)
+from farm.curves import write_family_curves
+from farm.evaluate_pools import evaluate_image_dataset
+from farm.evaluator import evaluator_config
 from farm.plan import format_plan, plan_trials, select_families
+from farm.report import write_report
 from farm.tables import attach_black_box, class_counts, dataset_name_for, prepare_tables
 
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2
 KINDS_WITH_BLACK_BOX = {"tabular-b"}
 
 
@@ -131,10 +140,35 @@ def run(settings: Settings) -> dict | None:
     print("Exporting each trial's best epoch and scoring it on the held-out test split")
     summary = _summarise(name, settings, seed, tables, images, outcomes, experiment_dir,
                          data_cfg, black_boxes)
+    summary["figures"] = write_family_curves(summary["trials"], experiment_dir / "figures")
+    summary["evaluator"] = _evaluate(config, images, summary, experiment_dir, use_gpu)
     summary["seconds"] = round(time.time() - started, 1)
     _write_json(summary, experiment_dir / "summary.json")
+    write_report(experiment_dir)
     print(format_summary(summary, experiment_dir))
     return summary
+
+
+def _evaluate(config, images, summary, experiment_dir, use_gpu) -> dict | None:
+    """The final evaluator job for every image dataset (tables are scored in `_summarise`)."""
+    if not images:
+        return None
+    evaluator = evaluator_config(config.get("evaluator"))
+    started = time.time()
+    section = {"config": asdict(evaluator), "datasets": {}}
+    for dataset, prepared in images.items():
+        try:
+            result = evaluate_image_dataset(dataset, prepared, summary["trials"], evaluator,
+                                            experiment_dir, use_gpu)
+        except FarmError as exc:  # the trials' results stand; say what failed and go on
+            print(f"warning: {exc}")
+            section.setdefault("errors", {})[dataset] = str(exc)
+            continue
+        if result is not None:
+            section["datasets"][dataset] = result
+            section["workers"], section["device"] = result["workers"], result["device"]
+    section["seconds"] = round(time.time() - started, 1)
+    return section
 
 
 def _prepare(trials, settings, data_cfg, experiment_dir, seed):
@@ -196,7 +230,9 @@ def _summarise(name, settings, seed, tables, images, outcomes, experiment_dir, d
                  "status": "error" if outcome.error else "ok", "error": outcome.error,
                  "best_epoch": outcome.best_epoch,
                  "select_metric": spec["select"].get("metric", "select/score"),
-                 "metrics": outcome.best_metrics, "checkpoint": outcome.checkpoint_path}
+                 "select_mode": spec["select"].get("mode", "max"),
+                 "metrics": outcome.best_metrics, "checkpoint": outcome.checkpoint_path,
+                 "trial_dir": outcome.path}
         if outcome.checkpoint_path and spec["dataset"] in tables:
             entry.update(_export_table(spec, outcome, tables[spec["dataset"]], entry["trial"],
                                        experiment_dir, data_cfg, seed))
@@ -204,10 +240,37 @@ def _summarise(name, settings, seed, tables, images, outcomes, experiment_dir, d
             entry.update(_export_images(spec, outcome, images[spec["dataset"]], entry["trial"],
                                         experiment_dir, data_cfg))
         trials.append(entry)
+    _mark_chosen_tables(trials, tables)
+    for dataset in tables:
+        _write_json({"dataset": dataset, "files": [
+            {"file": Path(t["synthetic_csv"]).name, **t["provenance"]}
+            for t in trials if t["dataset"] == dataset and t.get("synthetic_csv")]},
+            experiment_dir / "synthetic" / dataset / "manifest.json")
     return {"version": SUMMARY_VERSION, "name": name, "preset": settings.preset,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "seed": seed, "experiment_dir": str(experiment_dir),
             "datasets": datasets, "trials": trials}
+
+
+def _mark_chosen_tables(trials: list[dict], tables) -> None:
+    """Per (family, dataset), the trial with the best selection metric (validation data, never
+    the test split) is the one the headline reports."""
+    groups: dict[tuple, list] = {}
+    for t in trials:
+        if t["dataset"] in tables and t["status"] == "ok" and t.get("synthetic_csv"):
+            groups.setdefault((t["family"], t["dataset"]), []).append(t)
+        if t["dataset"] in tables:
+            t["chosen"] = False
+    for group in groups.values():
+        max(group, key=_selection_value)["chosen"] = True
+
+
+def _selection_value(trial: dict) -> float:
+    """The trial's selection metric, oriented so that larger is better; NaN/missing last."""
+    value = trial["metrics"].get(trial["select_metric"])
+    if value is None or value != value:
+        return float("-inf")
+    return -value if trial["select_mode"] == "min" else value
 
 
 def _export_table(spec, outcome, p, trial, experiment_dir, data_cfg, seed) -> dict:
@@ -217,16 +280,53 @@ def _export_table(spec, outcome, p, trial, experiment_dir, data_cfg, seed) -> di
     write_csv_atomic(synthetic, csv)
     figures = write_trial_figures(spec, generator, p, synthetic,
                                   experiment_dir / "figures" / trial, Path(outcome.path))
-    return {"synthetic_csv": str(csv), "tstr": tstr(synthetic, p, seed), "figures": figures}
+    about = provenance({"trial": trial, "family": spec["family"], "setting": spec["tag"],
+                        "dataset": spec["dataset"], "checkpoint": outcome.checkpoint_path,
+                        "best_epoch": outcome.best_epoch, "seed": spec["seed"]}, spec, rows)
+    return {"synthetic_csv": str(csv), "tstr": tstr(synthetic, p, seed),
+            "real_plus_synthetic": real_plus_synthetic(synthetic, p, seed), "figures": figures,
+            "provenance": about}
 
 
 def _export_images(spec, outcome, p, trial, experiment_dir, data_cfg) -> dict:
     per_class = int(data_cfg.get("images", {}).get("synthetic_per_class", 32))
     data = KINDS[spec["kind"]].view(p.trial_data, spec)
     _, by_class = sample_from_checkpoint(spec, outcome.checkpoint_path, data, per_class)
-    folder = experiment_dir / "synthetic" / spec["dataset"] / spec["family"] / trial
-    write_image_folder(by_class, folder)
-    return {"synthetic_dir": str(folder), "synthetic_images": sum(map(len, by_class.values()))}
+    folder = experiment_dir / "synthetic" / spec["dataset"] / "trials" / trial
+    about = provenance({"trial": trial, "family": spec["family"], "setting": spec["tag"],
+                        "dataset": spec["dataset"], "checkpoint": outcome.checkpoint_path,
+                        "best_epoch": outcome.best_epoch, "seed": spec["seed"]}, spec, per_class)
+    write_image_folder(by_class, folder, about)
+    return {"synthetic_dir": str(folder), "synthetic_images": sum(map(len, by_class.values())),
+            "pools": []}
+
+
+def _format_evaluator(section: dict | None) -> list[str]:
+    """The evaluator's headline: ceiling, and per pool CAS and real + synthetic, beside chance."""
+    if not section:
+        return []
+    lines = []
+    config = section["config"]
+    for dataset, info in section["datasets"].items():
+        lines += ["", f"  {dataset}: evaluator ({config['arch']}, {config['epochs']} epochs) tested "
+                      f"on {info['test_images']} held-out real images; chance {info['chance']:.3f}",
+                  f"    {'trained on':40} {'accuracy':>8} {'of ceiling':>10} {'gain':>7}",
+                  f"    {'real train split (ceiling)':40} {info['ceiling']['accuracy']:>8.3f}"]
+        for name, pool in info["pools"].items():
+            mark = " *" if name == info["best_pool"] else ""
+            if "same_as" in pool:
+                lines.append(f"    pool {name}{mark}: the same images as pool {pool['same_as']}")
+                continue
+            cas, both = pool["cas"]["accuracy"], pool["real_plus_synthetic"]["accuracy"]
+            ratio = f"{pool['cas_ratio']:.2f}" if pool["cas_ratio"] is not None else "-"
+            label = f"synthetic: {name} ({pool['images']} images){mark}"
+            lines += [f"    {label:40} {cas:>8.3f} {ratio:>10}",
+                      f"    {'real + synthetic: ' + name:40} {both:>8.3f} {'':>10} "
+                      f"{pool['augmentation_gain']:>+7.3f}"]
+        lines.append("    (* the best pool, chosen by its members' KID on the train split)")
+    for dataset, error in section.get("errors", {}).items():
+        lines.append(f"  {dataset}: evaluator failed: {error}")
+    return lines
 
 
 def _write_json(data: dict, path: Path) -> None:
@@ -244,7 +344,9 @@ def format_summary(summary: dict, experiment_dir: Path) -> str:
             continue
         lines.append(f"  {dataset}: real train -> test (TRTR) accuracy {info['trtr']['accuracy']:.3f}"
                      f", AUC {info['trtr']['auc']:.3f}")
-    for kind, header in (("table", f"{'detect':>7} {'TSTR acc':>8} {'TSTR AUC':>8}"),
+    lines += _format_evaluator(summary.get("evaluator"))
+    for kind, header in (("table", f"{'detect':>7} {'TSTR acc':>8} {'TSTR AUC':>8} "
+                                   f"{'real+syn acc':>12}"),
                          ("image", "judge accuracy at the chosen epoch")):
         rows = [t for t in summary["trials"]
                 if summary["datasets"][t["dataset"]]["kind"] == kind]
@@ -259,7 +361,8 @@ def format_summary(summary: dict, experiment_dir: Path) -> str:
             chosen = f"{t['select_metric']} {m.get(t['select_metric'], float('nan')):.4f}"
             if kind == "table":
                 rest = (f"{m.get('detection_auc', float('nan')):>7.3f} "
-                        f"{t['tstr']['accuracy']:>8.3f} {t['tstr']['auc']:>8.3f}")
+                        f"{t['tstr']['accuracy']:>8.3f} {t['tstr']['auc']:>8.3f} "
+                        f"{t['real_plus_synthetic']['accuracy']:>12.3f}")
             else:
                 accuracy = m.get("judge_accuracy", m.get("judge_accuracy/mean", float("nan")))
                 rest = f"{accuracy:.3f} ({t['synthetic_images']} images exported)"
@@ -267,5 +370,6 @@ def format_summary(summary: dict, experiment_dir: Path) -> str:
                          f"{chosen:>24} {rest}")
     lines += ["", f"Synthetic data: {experiment_dir / 'synthetic'}",
               f"Summary:        {experiment_dir / 'summary.json'}",
+              f"Report:         {experiment_dir / 'report.html'}",
               f"TensorBoard:    tensorboard --logdir {experiment_dir}"]
     return "\n".join(lines)

@@ -7,16 +7,14 @@ place in the farm where the test split is used.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
+import json
 from pathlib import Path
 
 import pandas as pd
 from torch.utils.tensorboard import SummaryWriter
 
 from farm import figures
-from farm.atomic import replacing
+from farm.atomic import replacing, replacing_folder
 
 from farm.families import kind_of, params_from
 from farm.metrics.tabular import utility
@@ -24,6 +22,7 @@ from farm.tables import PreparedTable
 from farm.train.trainable import load_state
 
 FOREST_TREES = 100
+SAMPLE_SEED_OFFSET = 7
 
 
 def write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
@@ -32,35 +31,47 @@ def write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
         frame.to_csv(tmp, index=False)
 
 
+def sample_seed(spec: dict) -> int:
+    """The seed a trial's export samples with (its own seed, offset from the evaluation noise)."""
+    return int(spec["seed"]) + SAMPLE_SEED_OFFSET
+
+
 def sample_from_checkpoint(spec: dict, checkpoint_dir: str | Path, data, n: int):
     """Rebuild the trial's generator from its checkpoint (weights only) and sample from it:
-    decoded rows for tables, {class: uint8 images} for images. `data` is the trial's view."""
+    decoded rows for tables, {class: uint8 images} for images. `data` is the trial's view.
+    The same (spec, checkpoint, n) always gives the same output: that is how a manifest's
+    files can be regenerated."""
     import torch
 
     kind = kind_of(spec["kind"])
     params = params_from(spec["kind"], spec["params"])
     pair = kind.build(params, data, torch.device("cpu"))
     pair.generator.load_state_dict(load_state(checkpoint_dir)["generator"])
-    return pair.generator, kind.export(pair.generator, params, data, n, spec["seed"] + 7)
+    return pair.generator, kind.export(pair.generator, params, data, n, sample_seed(spec))
 
 
-def write_image_folder(by_class: dict, folder: Path) -> None:
-    """ImageFolder layout (<class>/<n>.png), written beside and renamed into place whole."""
+def provenance(entry: dict, spec: dict, n: int) -> dict:
+    """What a manifest says made a file: trial, checkpoint, epoch and seeds."""
+    return {"trial": entry["trial"], "family": entry["family"], "setting": entry["setting"],
+            "dataset": entry["dataset"], "checkpoint": entry["checkpoint"],
+            "epoch": entry["best_epoch"], "seed": entry["seed"], "sample_seed": sample_seed(spec),
+            "samples": n}
+
+
+def write_image_folder(by_class: dict, folder: Path, about: dict | None = None) -> None:
+    """ImageFolder layout (<class>/<n>.png) plus a manifest.json naming, for every file, what
+    made it (`about`) and its index in the sample; written beside and renamed into place whole."""
     from PIL import Image
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
-    try:
+    with replacing_folder(folder) as staging:
+        files = []
         for name, images in by_class.items():
             (staging / name).mkdir()
             for i, image in enumerate(images):
                 Image.fromarray(image).save(staging / name / f"{i:04d}.png")
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(staging, folder)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
+                files.append({"file": f"{name}/{i:04d}.png", "class": name, "index": i,
+                              **(about or {})})
+        (staging / "manifest.json").write_text(json.dumps({"files": files}, indent=1))
 
 
 def write_trial_figures(spec: dict, generator, prepared: PreparedTable, synthetic: pd.DataFrame,
@@ -106,3 +117,14 @@ def tstr(synthetic: pd.DataFrame, prepared: PreparedTable, seed: int) -> dict[st
 
 def trtr(prepared: PreparedTable, seed: int) -> dict[str, float]:
     return forest_scores(*prepared.train_xy, *prepared.test_xy, seed)
+
+
+def real_plus_synthetic(synthetic: pd.DataFrame, prepared: PreparedTable, seed: int) -> dict[str, float]:
+    """The forest on the real train rows plus the synthetic ones: does the output help as
+    augmentation? (Compare with TRTR.)"""
+    import numpy as np
+
+    X_real, y_real = prepared.train_xy
+    X_syn, y_syn = prepared.encode_xy(synthetic)
+    return forest_scores(np.vstack([X_real, X_syn]), np.concatenate([y_real, y_syn]),
+                         *prepared.test_xy, seed)

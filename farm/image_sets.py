@@ -7,7 +7,6 @@ test split is the ceiling every generated pool is compared with later.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ import torch
 from farm.data.fetch import resolve_dataset
 from farm.data.images import ImageSet, load_image_folder
 from farm.data.split import Split, load_or_create, sha256_of
-from farm.errors import ConfigError, DataError
+from farm.errors import ConfigError, DataError, settings_from
 from farm.families.images import ImageData
 from farm.judge import Judge, JudgeConfig, train_judge
 
@@ -64,12 +63,7 @@ def _subset(images: ImageSet, wanted: list[str], root: Path) -> ImageSet:
 
 
 def judge_config(values: dict) -> JudgeConfig:
-    fields = {f.name for f in dataclasses.fields(JudgeConfig)}
-    unknown = sorted(set(values) - fields)
-    if unknown:
-        raise ConfigError(f"unknown key {unknown[0]!r} in data.images.judge; known: "
-                          f"{', '.join(sorted(fields))}")
-    return JudgeConfig(**values)
+    return settings_from(JudgeConfig, values, "data.images.judge")
 
 
 def prepare_images(name: str, root: Path, data_cfg: dict, experiment_dir: Path,

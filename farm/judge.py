@@ -21,20 +21,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-import torchvision
-from torch import nn
 
 from farm.atomic import replacing
 from farm.errors import ConfigError, DataError
 from farm.metrics.images import kid
+from farm.train.classifier import (ARCHS, ClassifierNet, augment, build_model, confusion,
+                                   steps_per_epoch, train_epoch)
 
-__all__ = ["ARCHS", "Judge", "JudgeConfig", "judge_space_kid", "train_judge"]
+JudgeNet = ClassifierNet  # the judge's network is the shared classifier
 
-ARCHS = ("tiny", "resnet18", "resnet34")
+__all__ = ["ARCHS", "Judge", "JudgeConfig", "augment", "build_model", "judge_space_kid",
+           "train_judge"]
+
 FORMAT = "farm-judge"
 FORMAT_VERSION = 1
-CROP_PADDING = 4
 
 
 @dataclass(frozen=True)
@@ -67,42 +67,6 @@ class JudgeConfig:
                               f"(got {self.lr} and {self.weight_decay})")
         if not 0 <= self.val_fraction < 1:
             raise ConfigError(f"judge val_fraction must be in [0, 1), got {self.val_fraction}")
-
-
-# --------------------------------------------------------------------------- model
-
-
-class JudgeNet(nn.Module):
-    """``body`` maps images to penultimate features [N, F]; ``head`` is the linear classifier."""
-
-    def __init__(self, body: nn.Module, head: nn.Linear):
-        super().__init__()
-        self.body, self.head = body, head
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))
-
-
-def _tiny_body() -> nn.Module:
-    layers, channels = [], [3, 32, 64, 128, 128]
-    for i, (cin, cout) in enumerate(zip(channels, channels[1:])):
-        layers += [nn.Conv2d(cin, cout, 3, stride=1 if i == 0 else 2, padding=1, bias=False),
-                   nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-
-
-def build_model(arch: str, num_classes: int, small_input_stem: bool = True) -> JudgeNet:
-    """A randomly initialised judge network (``weights=None``: nothing is downloaded)."""
-    if arch == "tiny":
-        return JudgeNet(_tiny_body(), nn.Linear(128, num_classes))
-    if arch not in ARCHS:
-        raise ConfigError(f"judge arch must be one of {', '.join(ARCHS)}, got {arch!r}")
-    net = getattr(torchvision.models, arch)(weights=None, num_classes=num_classes)
-    if small_input_stem:
-        net.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
-        net.maxpool = nn.Identity()
-    head, net.fc = net.fc, nn.Identity()
-    return JudgeNet(net, head)
 
 
 # --------------------------------------------------------------------------- judge
@@ -224,38 +188,6 @@ def _stratified_val(labels: torch.Tensor, fraction: float, generator: torch.Gene
     return torch.cat(fit).sort().values, torch.cat(val).sort().values
 
 
-def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random horizontal flip and random crop, per image, on x's device.
-
-    The crop pads by reflection rather than with a constant: generated images never have flat
-    borders, so the judge should not learn to rely on them.
-    """
-    n, _, h, w = x.shape
-    dev = x.device
-    flip = torch.rand(n, generator=generator, device=dev) < 0.5
-    x = torch.where(flip[:, None, None, None], x.flip(3), x)
-    padded = F.pad(x, [CROP_PADDING] * 4, mode="reflect")
-    dy = torch.randint(0, 2 * CROP_PADDING + 1, (n, 1), generator=generator, device=dev)
-    dx = torch.randint(0, 2 * CROP_PADDING + 1, (n, 1), generator=generator, device=dev)
-    rows = (dy + torch.arange(h, device=dev))[:, :, None]  # [n, h, 1]
-    cols = (dx + torch.arange(w, device=dev))[:, None, :]  # [n, 1, w]
-    batch = torch.arange(n, device=dev)[:, None, None]
-    return padded[batch, :, rows, cols].permute(0, 3, 1, 2).contiguous()  # [n, h, w, c] -> NCHW
-
-
-def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int):
-    """(accuracy, mean loss) as 0-d tensors on the device: no host sync here."""
-    model.eval()
-    correct = torch.zeros((), device=x.device)
-    loss = torch.zeros((), device=x.device)
-    with torch.no_grad():
-        for i in range(0, x.shape[0], batch_size):
-            logits = model(x[i:i + batch_size])
-            correct += (logits.argmax(1) == y[i:i + batch_size]).sum()
-            loss += F.cross_entropy(logits, y[i:i + batch_size], reduction="sum")
-    return correct / x.shape[0], loss / x.shape[0]
-
-
 def train_judge(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
                 config: JudgeConfig = JudgeConfig(), device: str | torch.device = "cpu",
                 progress: Callable[[str], object] | None = print,
@@ -291,32 +223,19 @@ def train_judge(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
     model.to(device)
     dev_gen = torch.Generator(device=device).manual_seed(config.seed + 1)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    # Batches of one are dropped: BatchNorm cannot train on them.
     n = len(fit_idx)
-    steps_per_epoch = n // config.batch_size + (n % config.batch_size >= 2)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.epochs * steps_per_epoch)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+        opt, config.epochs * steps_per_epoch(n, config.batch_size))
 
     best = None  # (val accuracy, -val loss), epoch, state
     for epoch in range(1, config.epochs + 1):
-        model.train()
         order = torch.randperm(n, generator=dev_gen, device=device)
-        train_loss = torch.zeros((), device=device)
-        for i in range(0, n, config.batch_size):
-            idx = order[i:i + config.batch_size]
-            if len(idx) < 2:
-                continue
-            xb = x_fit[idx]
-            if config.augment:
-                xb = augment(xb, dev_gen)
-            loss = F.cross_entropy(model(xb), y_fit[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            train_loss += loss.detach() * len(idx)
+        train_loss = train_epoch(model, opt, sched, x_fit, y_fit, order, config.batch_size,
+                                 dev_gen, config.augment)
         line = f"judge epoch {epoch}/{config.epochs}: train loss {float(train_loss) / n:.4f}"
         if len(val_idx):
-            acc, val_loss = (float(t) for t in _evaluate(model, x_val, y_val, 256))
+            matrix, loss = confusion(model, x_val, y_val, num_classes)
+            acc, val_loss = float(matrix.diag().sum()) / len(val_idx), float(loss) / len(val_idx)
             line += f", val acc {acc:.3f}, val loss {val_loss:.4f}"
             if best is None or (acc, -val_loss) > best[0]:
                 best = ((acc, -val_loss), epoch, copy.deepcopy(model.state_dict()))

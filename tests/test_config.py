@@ -855,3 +855,37 @@ def test_per_class_family_plans_one_trial_per_class():
     assert plan_trials(families, base_seed=0, classes={}) == []  # no classes, no trials
     own = plan_trials(families, 0, datasets_override={"image": ["mine"]}, classes={"mine": ("x",)})
     assert [(t["dataset"], t["class"]) for t in own] == [("mine", "x"), ("mine", "x")]
+
+
+# ---------------------------------------------------------------- the evaluator section
+
+
+def test_real_evaluator_builds_for_every_preset_and_smoke_is_lighter():
+    from farm.evaluator import evaluator_config
+
+    built = {p: evaluator_config(real_config(p)["evaluator"]) for p in real_presets()}
+    assert built["full"].arch == "resnet34"  # the fruit report's evaluator
+    assert built["smoke"].epochs <= built["full"].epochs
+    assert built["tiny"].epochs <= built["smoke"].epochs
+
+
+def test_evaluator_typo_in_a_preset_suggests(trials):
+    (trials / "presets" / "smoke.yaml").write_text("evaluator:\n  epoch: 3\n")
+    error = config_error(trials)
+    assert error.where.endswith("smoke.yaml") and "'epoch'" in error.problem
+    assert "did you mean 'epochs'" in error.problem
+
+
+@pytest.mark.parametrize("body,fragment", [("  epochs: 2.5", "should be a int"),
+                                           ("  arch: vgg", "arch must be one of"),
+                                           ("  workers: -1", "workers")])
+def test_impossible_evaluator_settings_name_the_file(trials, body, fragment):
+    (trials / "evaluator.yaml").write_text(f"evaluator:\n{body}\n")
+    error = config_error(trials)
+    assert error.where.endswith("evaluator.yaml") and fragment in error.problem
+
+
+def test_preset_evaluator_merges_over_the_family_files(trials):
+    (trials / "evaluator.yaml").write_text("evaluator:\n  arch: resnet18\n  epochs: 9\n")
+    (trials / "presets" / "smoke.yaml").write_text("evaluator:\n  epochs: 3\n")
+    assert load_config(trials, "smoke")["evaluator"] == {"arch": "resnet18", "epochs": 3}

@@ -1,6 +1,5 @@
 """Part B's pieces: the generator's blocks, the slot game, the confidence metrics, the export."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -108,7 +108,7 @@ def test_tiny_farm_grows_image_pairs_and_spiked_models(tiny_run):
         assert trial["select_metric"] in trial["metrics"]
         folder = Path(trial["synthetic_dir"])
         expected = [trial["class"]] if trial["class"] else ["apples", "bananas"]
-        assert sorted(p.name for p in folder.iterdir()) == expected
+        assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == expected
         for png in folder.rglob("*.png"):
             with Image.open(png) as image:
                 assert image.size == (64, 64) and image.mode == "RGB"
@@ -120,6 +120,103 @@ def test_tiny_farm_grows_image_pairs_and_spiked_models(tiny_run):
     assert {"samples", "ray/tune/kid", "ray/tune/judge_accuracy", "ray/tune/loss/g"} <= tags
     split = json.loads((experiment / "splits" / "fids30.json").read_text())
     assert not set(split["fit"]) & set(split["test"]) and len(split["test"]) > 0
+
+
+def _decoded_images(html: str) -> list:
+    import base64
+    import io
+    import re
+
+    sources = re.findall(r'<img[^>]*src="([^"]*)"', html)
+    images = []
+    for src in sources:
+        assert src.startswith("data:image/png;base64,"), src[:60]
+        with Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))) as image:
+            image.load()
+            images.append(image.size)
+    return images
+
+
+def test_evaluator_pools_and_scores_images_on_the_held_out_split(tiny_run):
+    _, experiment = tiny_run
+    summary = json.loads((experiment / "summary.json").read_text())
+    assert summary["version"] == 2
+    section = summary["evaluator"]
+    assert section["config"]["arch"] == "tiny" and section["workers"] >= 1
+    fids = section["datasets"]["fids30"]
+    split = json.loads((experiment / "splits" / "fids30.json").read_text())
+    assert fids["classes"] == ["apples", "bananas"] and fids["chance"] == 0.5
+    assert fids["test_images"] == len(split["test"])
+    assert fids["ceiling"]["train_images"] == len(split["fit"])
+    trained = {n: p for n, p in fids["pools"].items() if "same_as" not in p}
+    assert {"fruit-pairs", "spiked"} <= set(trained) and fids["best_pool"] in trained
+    for name, pool in trained.items():
+        for result in (pool["cas"], pool["real_plus_synthetic"]):
+            assert 0.0 <= result["accuracy"] <= 1.0
+            assert sum(map(sum, result["confusion"])) == fids["test_images"]
+            with Image.open(result["figure"]) as image:
+                image.load()
+        assert pool["cas"]["train_images"] == pool["images"] == 8  # 4 per class
+        assert pool["real_plus_synthetic"]["train_images"] == pool["images"] + len(split["fit"])
+        assert pool["augmentation_gain"] == pytest.approx(
+            pool["real_plus_synthetic"]["accuracy"] - fids["ceiling"]["accuracy"])
+        manifest = json.loads(Path(pool["manifest"]).read_text())
+        assert len(manifest["files"]) == pool["images"]
+        trials = {t["trial"]: t for t in summary["trials"]}
+        for record in manifest["files"]:
+            assert (Path(pool["dir"]) / record["file"]).is_file()
+            made_by = trials[record["trial"]]
+            assert record["checkpoint"] == made_by["checkpoint"]
+            assert record["epoch"] == made_by["best_epoch"] and record["seed"] == made_by["seed"]
+            assert name in made_by["pools"]
+    # best-per-class takes, for each class, the trial with the lowest KID for it
+    best = fids["pools"]["best-per-class"]["members"]
+    for cls, trial in best.items():
+        candidates = [t for t in summary["trials"] if t["dataset"] == "fids30"
+                      and (t["class"] == cls or t["class"] is None)]
+        kid = {t["trial"]: t["metrics"].get("kid", t["metrics"].get(f"kid/{cls}"))
+               for t in candidates}
+        assert kid[trial] == min(kid.values())
+    events = list((experiment / "evaluator").glob("tensorboard-fids30/events.out.tfevents.*"))
+    assert events and "evaluator/accuracy/real" in _tensorboard_tags(events[0].parent)
+
+
+def test_tables_get_real_plus_synthetic_a_chosen_trial_and_a_manifest(tiny_run):
+    _, experiment = tiny_run
+    summary = json.loads((experiment / "summary.json").read_text())
+    tables = [t for t in summary["trials"] if t["family"].startswith("tabular")]
+    for trial in tables:
+        assert 0.0 <= trial["real_plus_synthetic"]["auc"] <= 1.0
+        assert trial["chosen"] is True  # one trial per family and dataset in the tiny preset
+    manifest = json.loads((experiment / "synthetic" / "german_credit" / "manifest.json").read_text())
+    assert sorted(f["file"] for f in manifest["files"]) == sorted(
+        Path(t["synthetic_csv"]).name for t in tables if t["dataset"] == "german_credit")
+    assert all(f["checkpoint"] and f["epoch"] for f in manifest["files"])
+    for name in ("curves/tabular-a", "curves/fruit-pairs", "curves/spiked"):
+        assert Path(summary["figures"][name]).is_file()
+
+
+def test_report_embeds_every_picture_and_can_be_rewritten(tiny_run, capsys):
+    _, experiment = tiny_run
+    html = (experiment / "report.html").read_text()
+    sizes = _decoded_images(html)
+    assert len(sizes) >= 20 and all(w > 50 and h > 50 for w, h in sizes)
+    assert "missing:" not in html and "http://" not in html and "https://" not in html
+    assert "fruit-pairs" in html and "best-per-class" in html
+    assert (experiment / "report.md").read_text().startswith("# ")
+    (experiment / "report.html").unlink()
+    (experiment / "report.md").unlink()
+    code = main(["--report-only", "--name", experiment.name,
+                 "--storage-path", str(experiment.parent)])
+    assert code == 0 and "report.html" in capsys.readouterr().out
+    assert len(_decoded_images((experiment / "report.html").read_text())) == len(sizes)
+
+
+def test_report_only_on_an_unknown_experiment_is_one_clear_line(tmp_path):
+    done = _run_cli("--report-only", "--name", "nope", "--storage-path", str(tmp_path))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "summary.json" in done.stderr and "not a finished experiment" in done.stderr
+    assert not (tmp_path / "nope").exists()
 
 
 def test_split_is_written_and_test_rows_never_reach_trials(tiny_run):

@@ -1,0 +1,108 @@
+"""From an image dataset's finished trials to the evaluator's answer: pools, the Ray Train job,
+and the pictures (confusion matrices, real-beside-synthetic grid, t-SNE) for TensorBoard and
+the report. Returns the dataset's section of `summary["evaluator"]["datasets"]`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.tensorboard import SummaryWriter
+
+from farm import figures
+from farm.evaluator import EvaluatorConfig, Task, evaluate
+from farm.judge import Judge
+from farm.pools import choose_pools, class_kid, read_pool, same_as, write_pool
+
+GRID_IMAGES = 6
+
+
+def _mean_kid(members: dict[str, dict]) -> float:
+    return float(np.mean([class_kid(t, c) for c, t in members.items()]))
+
+
+def evaluate_image_dataset(dataset: str, prepared, trials: list[dict], config: EvaluatorConfig,
+                           experiment_dir: Path, use_gpu: bool) -> dict | None:
+    """Pools of `trials` (summary entries of this dataset, updated with their `pools`), then CAS,
+    the real-data ceiling and real + synthetic for each pool, on the held-out test split."""
+    images, split = prepared.images, prepared.split
+    classes = list(images.classes)
+    pools = choose_pools([t for t in trials if t["dataset"] == dataset], classes)
+    if not pools:
+        print(f"Evaluator for {dataset}: no trial produced images; nothing to evaluate")
+        return None
+    section_pools, trained = {}, {}
+    for name, members in pools.items():
+        for trial in members.values():
+            trial.setdefault("pools", [])
+            if name not in trial["pools"]:
+                trial["pools"].append(name)
+        other = same_as(pools, name)
+        if other:
+            section_pools[name] = {"same_as": other,
+                                   "members": {c: t["trial"] for c, t in members.items()}}
+            continue
+        folder = experiment_dir / "synthetic" / dataset / "pools" / name
+        section_pools[name] = write_pool(folder, name, dataset, members)
+        section_pools[name]["mean_kid"] = _mean_kid(members)
+        trained[name] = read_pool(folder, classes)
+
+    train, test = np.asarray(split.fit), np.asarray(split.test)
+    real = (images.images[train], images.labels[train])
+    tasks = [Task("real", *real)]
+    for name, (x, y) in trained.items():
+        tasks += [Task(f"synthetic/{name}", x, y),
+                  Task(f"real+synthetic/{name}", np.concatenate([real[0], x]),
+                       np.concatenate([real[1], y]))]
+    test_task = Task("test", images.images[test], images.labels[test])
+    job = evaluate(dataset, tasks, test_task, classes, config, experiment_dir / "evaluator",
+                   use_gpu)
+    results = job["results"]
+
+    folder = experiment_dir / "figures" / dataset / "evaluator"
+    writer = SummaryWriter(str(experiment_dir / "evaluator" / f"tensorboard-{dataset}"))
+    for task, result in results.items():
+        fig = figures.confusion_figure(result["confusion"], classes,
+                                       title=f"{task}: accuracy {result['accuracy']:.3f}")
+        writer.add_figure(f"evaluator/confusion/{task}", fig, close=False)
+        result["figure"] = str(figures.save(fig, folder / f"confusion-{task.replace('/', '-')}.png"))
+        writer.add_scalar(f"evaluator/accuracy/{task}", result["accuracy"])
+    ceiling = results["real"]
+    for name in trained:
+        cas, both = results[f"synthetic/{name}"], results[f"real+synthetic/{name}"]
+        section_pools[name].update(
+            cas=cas, real_plus_synthetic=both,
+            cas_ratio=cas["accuracy"] / ceiling["accuracy"] if ceiling["accuracy"] else None,
+            augmentation_gain=both["accuracy"] - ceiling["accuracy"])
+    # Chosen before looking at the test split: the pool whose members' KID is lowest on average.
+    best = min(trained, key=lambda n: section_pools[n]["mean_kid"])
+    pictures = _pictures(prepared, pools[best], trained, classes, dataset, best)
+    paths = {}
+    for key, fig in pictures.items():
+        writer.add_figure(f"evaluator/{key}", fig, close=False)
+        paths[key] = str(figures.save(fig, folder / f"{key.replace('/', '-')}.png"))
+    writer.close()
+    return {"classes": classes, "chance": 1 / len(classes), "test_images": int(len(test)),
+            "ceiling": ceiling, "pools": section_pools, "best_pool": best,
+            "best_pool_rule": "lowest mean KID of its members (train split), not test accuracy",
+            "workers": job["workers"], "device": job["device"], "figures": paths}
+
+
+def _pictures(prepared, members, trained, classes, dataset, best) -> dict:
+    """The real train images beside the best pool's, per class; t-SNE of each pool vs real."""
+    data = prepared.trial_data
+    x_best, y_best = trained[best]
+    rows = [(name, data.images[data.labels == label][:GRID_IMAGES],
+             x_best[y_best == label][:GRID_IMAGES]) for label, name in enumerate(classes)]
+    out = {"classes": figures.class_grid_figure(
+        rows, title=f"{dataset}: real (train split) | synthetic ({best})")}
+    judge = Judge.from_payload(data.judge)
+    real_features = np.concatenate([data.real_features[label] for label in range(len(classes))])
+    for name, (x, _) in trained.items():
+        fake = torch.from_numpy(np.array(x)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+        out[f"tsne/{name}"] = figures.tsne_figure(
+            real_features, judge.features(fake).cpu().numpy(),
+            title=f"t-SNE in the judge's features: real train vs {name}")
+    return out
+

@@ -1,0 +1,108 @@
+"""Pools: the synthetic image datasets the farm hands to a user, and to the evaluator.
+
+A pool takes, for every class, the images of one trial's chosen checkpoint: the trial with the
+lowest KID for that class (measured against the class's real TRAIN images in the judge's
+feature space, so choosing never looks at the test split). There is one pool per image family
+and one, `best-per-class`, over all of them. Each is an ImageFolder (`<class>/<n>.png`) with a
+`manifest.json` naming, for every file, the trial, checkpoint, epoch and seeds that made it.
+A pool is written beside its final place and renamed into it whole.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from farm.atomic import replacing_folder
+
+BEST_PER_CLASS = "best-per-class"
+MANIFEST = "manifest.json"
+RULE = ("for each class, the trial whose chosen epoch has the lowest KID for that class "
+        "(judge features, real train split)")
+
+
+def class_kid(trial: dict, name: str) -> float:
+    """The KID a trial scored for one class at its chosen epoch; inf when it does not make it.
+    A per-class trial reports `kid`; a conditional one `kid/<class>` for each class."""
+    metrics = trial.get("metrics") or {}
+    if trial.get("class") is not None:
+        value = metrics.get("kid") if trial["class"] == name else None
+    else:
+        value = metrics.get(f"kid/{name}")
+    return math.inf if value is None or math.isnan(value) else float(value)
+
+
+def best_members(trials: list[dict], classes) -> dict[str, dict]:
+    """{class: trial} with the lowest KID for each class (ties go to the earlier trial)."""
+    members = {}
+    for name in classes:
+        scored = [(class_kid(t, name), i) for i, t in enumerate(trials)]
+        value, i = min(scored, default=(math.inf, -1))
+        if value < math.inf:
+            members[name] = trials[i]
+    return members
+
+
+def choose_pools(trials: list[dict], classes) -> dict[str, dict[str, dict]]:
+    """{pool name: {class: trial}}: one pool per family, then best-per-class over all."""
+    usable = [t for t in trials if t.get("status") == "ok" and t.get("synthetic_dir")]
+    pools = {}
+    for family in dict.fromkeys(t["family"] for t in usable):
+        members = best_members([t for t in usable if t["family"] == family], classes)
+        if members:
+            pools[family] = members
+    if len(pools) > 1:
+        pools[BEST_PER_CLASS] = best_members(usable, classes)
+    return pools
+
+
+def same_as(pools: dict[str, dict[str, dict]], name: str) -> str | None:
+    """An earlier pool with exactly the same members, if any (then it need not be retrained)."""
+    members = {c: t["trial"] for c, t in pools[name].items()}
+    for other, its in pools.items():
+        if other == name:
+            return None
+        if {c: t["trial"] for c, t in its.items()} == members:
+            return other
+    return None
+
+
+def write_pool(folder: Path, pool: str, dataset: str, members: dict[str, dict]) -> dict:
+    """Copy each member trial's images of its class into one ImageFolder with a manifest."""
+    files = []
+    with replacing_folder(folder) as staging:
+        for name, trial in members.items():
+            source = Path(trial["synthetic_dir"])
+            records = [r for r in read_manifest(source)["files"] if r["class"] == name]
+            (staging / name).mkdir()
+            for i, record in enumerate(records):
+                target = f"{name}/{i:04d}.png"
+                shutil.copyfile(source / record["file"], staging / target)
+                files.append({**record, "file": target, "source": str(source / record["file"]),
+                              "kid": class_kid(trial, name)})
+        manifest = {"pool": pool, "dataset": dataset, "rule": RULE,
+                    "members": {c: t["trial"] for c, t in members.items()}, "files": files}
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    return {"dir": str(folder), "manifest": str(folder / MANIFEST), "images": len(files),
+            "members": manifest["members"]}
+
+
+def read_manifest(folder: Path) -> dict:
+    return json.loads((Path(folder) / MANIFEST).read_text())
+
+
+def read_pool(folder: Path, classes) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 images [N, H, W, 3], labels [N]) of a written pool, labels by `classes` order."""
+    from PIL import Image
+
+    index = {name: i for i, name in enumerate(classes)}
+    images, labels = [], []
+    for record in read_manifest(folder)["files"]:
+        with Image.open(Path(folder) / record["file"]) as image:
+            images.append(np.asarray(image.convert("RGB")))
+        labels.append(index[record["class"]])
+    return np.stack(images), np.asarray(labels, dtype=np.int64)

@@ -1,0 +1,85 @@
+"""Pools: which trial's images stand for each class, and the pool folder with its manifest."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from farm.export import write_image_folder
+from farm.pools import (BEST_PER_CLASS, choose_pools, class_kid, read_pool, same_as,
+                        write_pool)
+
+
+def _trial(name, family, cls, metrics, folder=None):
+    return {"trial": name, "family": family, "class": cls, "metrics": metrics, "status": "ok",
+            "synthetic_dir": str(folder) if folder else f"/nowhere/{name}"}
+
+
+def test_class_kid_reads_per_class_and_conditional_trials():
+    pair = _trial("p", "fruit-pairs", "apples", {"kid": 0.2})
+    spiked = _trial("s", "spiked", None, {"kid/apples": 0.1, "kid/mean": 0.3})
+    assert class_kid(pair, "apples") == 0.2 and class_kid(pair, "kiwi") == math.inf
+    assert class_kid(spiked, "apples") == 0.1 and class_kid(spiked, "kiwi") == math.inf
+    assert class_kid(_trial("n", "fruit-pairs", "apples", {"kid": float("nan")}), "apples") \
+        == math.inf
+
+
+def test_pools_per_family_and_best_per_class():
+    trials = [_trial("a1", "fruit-pairs", "apples", {"kid": 0.5}),
+              _trial("a2", "fruit-pairs", "apples", {"kid": 0.2}),
+              _trial("b1", "fruit-pairs", "bananas", {"kid": 0.4}),
+              _trial("s1", "spiked", None, {"kid/apples": 0.3, "kid/bananas": 0.1}),
+              {**_trial("x", "spiked", None, {"kid/apples": 0.0}), "status": "error"}]
+    pools = choose_pools(trials, ["apples", "bananas"])
+    names = {p: {c: t["trial"] for c, t in m.items()} for p, m in pools.items()}
+    assert names == {"fruit-pairs": {"apples": "a2", "bananas": "b1"},
+                     "spiked": {"apples": "s1", "bananas": "s1"},
+                     BEST_PER_CLASS: {"apples": "a2", "bananas": "s1"}}
+    assert same_as(pools, BEST_PER_CLASS) is None
+
+
+def test_a_single_family_gets_no_duplicate_pool_and_same_as_finds_twins():
+    trials = [_trial("a", "fruit-pairs", "apples", {"kid": 0.5})]
+    assert list(choose_pools(trials, ["apples"])) == ["fruit-pairs"]
+    twins = {"f": {"apples": trials[0]}, "g": {"apples": trials[0]}}
+    assert same_as(twins, "g") == "f" and same_as(twins, "f") is None
+
+
+def test_write_pool_copies_member_images_with_provenance(tmp_path):
+    rng = np.random.default_rng(0)
+    sources = {}
+    for name, classes in (("t-apples", ["apples"]), ("t-all", ["apples", "bananas"])):
+        by_class = {c: rng.integers(0, 255, (3, 8, 8, 3), dtype=np.uint8) for c in classes}
+        write_image_folder(by_class, tmp_path / name, {"trial": name, "checkpoint": f"/ck/{name}",
+                                                       "epoch": 7, "seed": 1, "sample_seed": 8})
+        sources[name] = by_class
+    members = {"apples": _trial("t-apples", "fruit-pairs", "apples", {"kid": 0.1},
+                                tmp_path / "t-apples"),
+               "bananas": _trial("t-all", "spiked", None, {"kid/bananas": 0.2},
+                                 tmp_path / "t-all")}
+    info = write_pool(tmp_path / "pools" / "best", "best", "fruit", members)
+    assert info["images"] == 6 and info["members"] == {"apples": "t-apples", "bananas": "t-all"}
+    manifest = json.loads((tmp_path / "pools" / "best" / "manifest.json").read_text())
+    for record in manifest["files"]:
+        assert (tmp_path / "pools" / "best" / record["file"]).is_file()
+        assert {"trial", "checkpoint", "epoch", "seed", "sample_seed", "index"} <= set(record)
+    assert [r["trial"] for r in manifest["files"]] == ["t-apples"] * 3 + ["t-all"] * 3
+    images, labels = read_pool(tmp_path / "pools" / "best", ["apples", "bananas"])
+    assert labels.tolist() == [0, 0, 0, 1, 1, 1]
+    np.testing.assert_array_equal(images[:3], sources["t-apples"]["apples"])  # PNG is lossless
+    np.testing.assert_array_equal(images[3:], sources["t-all"]["bananas"])
+    assert [p.name for p in (tmp_path / "pools").iterdir()] == ["best"]  # no staging left
+
+
+def test_a_failed_pool_write_leaves_the_old_pool_and_no_staging(tmp_path):
+    write_image_folder({"apples": np.zeros((2, 8, 8, 3), np.uint8)}, tmp_path / "t", {"trial": "t"})
+    member = _trial("t", "fruit-pairs", "apples", {"kid": 0.1}, tmp_path / "t")
+    write_pool(tmp_path / "pools" / "p", "p", "fruit", {"apples": member})
+    (tmp_path / "t" / "apples" / "0001.png").unlink()  # a member's file vanished
+    with pytest.raises(FileNotFoundError):
+        write_pool(tmp_path / "pools" / "p", "p", "fruit", {"apples": member})
+    assert [p.name for p in (tmp_path / "pools").iterdir()] == ["p"]
+    assert len(json.loads((tmp_path / "pools" / "p" / "manifest.json").read_text())["files"]) == 2

@@ -1,0 +1,269 @@
+"""Tests for farm.report and the report's figures: a synthetic summary.json becomes a
+self-contained report.html (every picture embedded, every text escaped) and a short report.md."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+from html.parser import HTMLParser
+from io import BytesIO
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from farm import figures
+from farm.errors import DataError
+from farm.report import write_report
+
+CLASSES = ["apples", "bananas", "cherries"]
+
+
+def _decodes(data: bytes) -> None:
+    image = Image.open(BytesIO(data))
+    image.load()
+    assert image.format == "PNG" and image.size[0] > 0
+
+
+def _rng_images(n, size=8, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+
+
+# --- figures --------------------------------------------------------------------------------
+
+
+def test_confusion_figure_small_and_30_classes(tmp_path):
+    small = figures.confusion_figure([[5, 1, 0], [2, 3, 1], [0, 0, 0]], CLASSES, title="t")
+    assert isinstance(small, figures.plt.Figure)
+    assert len(small.axes[0].texts) == 9  # counts written in cells
+    _decodes(figures.save(small, tmp_path / "small.png").read_bytes())
+
+    names = [f"class number {i}" for i in range(30)]
+    matrix = np.random.default_rng(0).integers(0, 9, (30, 30))
+    big = figures.confusion_figure(matrix, names)
+    assert len(big.axes[0].texts) == 0  # too many classes to write counts
+    assert big.get_size_inches()[0] <= 12.0
+    assert [t.get_text() for t in big.axes[0].get_yticklabels()] == names
+    _decodes(figures.save(big, tmp_path / "big.png").read_bytes())
+
+
+def test_curves_figure_nans_legend_and_chosen_dot(tmp_path):
+    nan = float("nan")
+    series = {"t0": ([0, 1, 2, 3], [0.5, nan, 0.3, 0.4]), "t1": ([0, 1, 2], [nan, nan, nan]),
+              "t2": ([0, 1, 2], [0.9, 0.8, 0.7])}
+    fig = figures.curves_figure(series, {"t0": 2, "t1": 1}, "kid", "min", title="fruits")
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "kid" and "lower is better" in ax.get_title()
+    assert ax.get_legend() is not None
+    dots = [line for line in ax.lines if line.get_marker() == "o"]
+    assert len(dots) == 1 and list(dots[0].get_ydata()) == [0.3]
+    _decodes(figures.save(fig, tmp_path / "c.png").read_bytes())
+
+    many = {f"trial{i}": (list(range(5)), list(np.linspace(0, 1, 5) + i)) for i in range(12)}
+    fig = figures.curves_figure(many, {}, "score", "max")
+    assert fig.axes[0].get_legend() is None and len(fig.axes[0].lines) == 12
+    assert "higher is better" in fig.axes[0].get_title()
+    figures.plt.close(fig)
+
+
+def test_class_grid_figure_with_empty_halves(tmp_path):
+    rows = [("apples", _rng_images(8), _rng_images(3, seed=1)),
+            ("bananas", _rng_images(2), np.zeros((0, 8, 8, 3), np.uint8)),
+            ("cherries", np.zeros((0, 8, 8, 3), np.uint8), _rng_images(7, seed=2))]
+    fig = figures.class_grid_figure(rows, title="grid")
+    ax = fig.axes[0]
+    assert len(ax.images) == 1  # one mosaic, one imshow
+    assert [t.get_text() for t in ax.get_yticklabels()] == CLASSES
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["real", "synthetic"]
+    _decodes(figures.save(fig, tmp_path / "g.png").read_bytes())
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pngs(tmp_path_factory):
+    """One tiny PNG of each kind, made once and copied wherever a summary needs a figure."""
+    folder = tmp_path_factory.mktemp("pngs")
+    fig = figures.confusion_figure([[3, 1], [0, 4]], ["a", "b"])
+    fig.set_size_inches(2, 2)
+    confusion = figures.save(fig, folder / "confusion.png")
+    fig = figures.curves_figure({"t": ([0, 1], [1.0, 0.5])}, {"t": 1}, "kid", "min")
+    fig.set_size_inches(2, 1.5)
+    curves = figures.save(fig, folder / "curves.png")
+    rows = [(c, _rng_images(2), _rng_images(1)) for c in CLASSES]
+    fig = figures.class_grid_figure(rows)
+    fig.set_size_inches(2, 1.5)
+    grid = figures.save(fig, folder / "grid.png")
+    return {"confusion": confusion, "curves": curves, "grid": grid}
+
+
+def _result(figure, accuracy):
+    return {"accuracy": accuracy, "per_class": {"apples": 0.9, "bananas": None, "cherries": 0.5},
+            "confusion": [[9, 1, 0], [0, 0, 0], [2, 3, 5]], "train_images": 60, "seconds": 1.0,
+            "figure": str(figure)}
+
+
+def _experiment(tmp_path, pngs) -> tuple[Path, list[Path]]:
+    """A finished-looking experiment folder; returns it and the figure paths that exist."""
+    exp = tmp_path / "storage" / "demo"
+    figs = exp / "figures"
+    figs.mkdir(parents=True)
+    existing = []
+
+    def png(name, kind):
+        path = figs / name
+        shutil.copy(pngs[kind], path)
+        existing.append(path)
+        return str(path)
+
+    table_trial = {
+        "family": "ctgan", "dataset": "credit", "class": None, "trial": "a<b", "setting": "lr=1e-3",
+        "params": {}, "seed": 0, "status": "ok", "error": None, "best_epoch": 7,
+        "select_metric": "detection_auc", "metrics": {"detection_auc": 0.612},
+        "checkpoint": "/x", "synthetic_csv": "/x.csv",
+        "tstr": {"accuracy": 0.701, "auc": 0.733},
+        "real_plus_synthetic": {"accuracy": 0.745, "auc": 0.781},
+        "figures": {"tsne": png("tsne.png", "curves"),
+                    "confidence_scatter": png("scatter.png", "curves")},
+        "chosen": True}
+    failed = {"family": "ctgan", "dataset": "credit", "class": None, "trial": "broken_1",
+              "setting": "lr=9", "params": {}, "seed": 1, "status": "error",
+              "error": "Traceback...\nValueError: loss is <NaN>", "best_epoch": None,
+              "select_metric": "detection_auc", "metrics": {}, "checkpoint": None}
+    image_trials = [
+        {"family": "dcgan", "dataset": "fruits", "class": c, "trial": f"dcgan_{c}",
+         "setting": "base", "params": {}, "seed": 0, "status": "ok", "error": None,
+         "best_epoch": 3, "select_metric": "kid/mean",
+         "metrics": {"kid/mean": 0.0123, "judge_accuracy/mean": 0.875}, "checkpoint": "/c",
+         "synthetic_dir": "/s", "synthetic_images": 32,
+         "pools": ["best"] if c != "cherries" else []}
+        for c in CLASSES]
+    evaluator = {
+        "config": {}, "workers": 1, "device": "cpu", "seconds": 12.0,
+        "datasets": {"fruits": {
+            "classes": CLASSES, "chance": 1 / 3, "test_images": 30,
+            "ceiling": _result(png("ceiling.png", "confusion"), 0.912),
+            "pools": {
+                "best": {"dir": "/p", "manifest": "/m", "images": 96,
+                         "members": {c: f"dcgan_{c}" for c in CLASSES},
+                         "cas": _result(png("cas_best.png", "confusion"), 0.654),
+                         "real_plus_synthetic": _result(png("rps_best.png", "confusion"), 0.933),
+                         "cas_ratio": 0.717, "augmentation_gain": 0.021},
+                "last": {"same_as": "best", "members": {c: f"dcgan_{c}" for c in CLASSES}}},
+            "best_pool": "best",
+            "figures": {"classes": png("classes.png", "grid"),
+                        "tsne/best": str(figs / "gone" / "tsne_best.png")}}}}
+    summary = {
+        "version": 2, "name": "demo", "preset": "smoke", "created": "2024-05-01T10:00:00+00:00",
+        "seed": 0, "experiment_dir": str(exp), "seconds": 321.5,
+        "datasets": {
+            "credit": {"kind": "table", "source": "/data/credit.arff", "target": "class",
+                       "rows": 1000, "classes": {"good": 700, "bad": 300},
+                       "trtr": {"accuracy": 0.765, "auc": 0.789},
+                       "black_box": {"positive_class": "good", "test_accuracy": 0.75,
+                                     "test_auc": 0.77,
+                                     "figures": {"roc": png("roc.png", "curves"),
+                                                 "confidences": png("conf.png", "curves")}}},
+            "fruits": {"kind": "image", "images": 300, "classes": CLASSES,
+                       "judge": {"test_accuracy": 0.95, "chance": 1 / 3}}},
+        "trials": [table_trial, failed, *image_trials],
+        "figures": {"curves/ctgan": png("curves_ctgan.png", "curves"),
+                    "curves/dcgan": png("curves_dcgan.png", "curves")},
+        "evaluator": evaluator}
+    (exp / "summary.json").write_text(json.dumps(summary, indent=2))
+    return exp, existing
+
+
+class _Page(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.imgs, self.tags, self.text = [], set(), []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.add(tag)
+        if tag == "img":
+            self.imgs.append(dict(attrs)["src"])
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def _parse(path: Path) -> _Page:
+    page = _Page()
+    page.feed(path.read_text(encoding="utf-8"))
+    return page
+
+
+def test_report_embeds_every_existing_figure(tmp_path, pngs):
+    exp, existing = _experiment(tmp_path, pngs)
+    html_path, md_path = write_report(exp)
+    assert html_path == exp / "report.html" and md_path == exp / "report.md"
+    page = _parse(html_path)
+    assert len(page.imgs) == len(existing) == 10
+    for src in page.imgs:
+        prefix = "data:image/png;base64,"
+        assert src.startswith(prefix)
+        _decodes(base64.b64decode(src[len(prefix):], validate=True))
+    raw = html_path.read_text(encoding="utf-8")
+    assert not re.search(r"(src|href)=\"(https?:|//)", raw) and "script" not in page.tags
+    assert not list(exp.glob(".report*"))  # no temporary files left behind
+
+
+def test_report_headline_numbers_and_tables(tmp_path, pngs):
+    exp, _ = _experiment(tmp_path, pngs)
+    html_path, md_path = write_report(exp)
+    raw = html_path.read_text(encoding="utf-8")
+    text = " ".join(_parse(html_path).text)
+    for number in ("0.654", "0.912", "0.72", "0.933", "+0.021", "0.333",  # image headline
+                   "0.765", "0.789", "0.701", "0.733", "0.745", "0.781",  # table headline
+                   "0.0123", "0.875", "0.612"):  # trial table
+        assert number in text, number
+    assert re.search(r'<tr class="best"><td>best</td>', raw)
+    assert "same as best" in text
+    assert "ValueError: loss is &lt;NaN&gt;" in raw
+    assert "python run_farm.py --report-only --name demo --storage-path" in text
+    assert str(tmp_path / "storage") in text
+    md = md_path.read_text(encoding="utf-8")
+    assert "0.654" in md and "+0.021" in md and "| **best** |" in md and "broken_1" in md
+    assert "](figures/classes.png)" in md and "](figures/curves_ctgan.png)" in md
+    assert str(exp) + "/figures" not in md.split("Regenerate")[0]  # relative picture paths
+
+
+def test_report_escapes_text_and_notes_missing_figures(tmp_path, pngs):
+    exp, _ = _experiment(tmp_path, pngs)
+    html_path, md_path = write_report(exp)
+    raw = html_path.read_text(encoding="utf-8")
+    assert "a&lt;b" in raw and "a<b" not in raw
+    assert "a<b" not in md_path.read_text(encoding="utf-8")
+    missing = exp / "figures" / "gone" / "tsne_best.png"
+    assert f"<em>missing: {missing}</em>" in raw
+
+
+def test_report_follows_a_moved_experiment(tmp_path, pngs):
+    exp, existing = _experiment(tmp_path, pngs)
+    moved = tmp_path / "elsewhere" / "demo"
+    shutil.move(str(exp), moved)
+    page = _parse(write_report(moved)[0])
+    assert len(page.imgs) == len(existing)
+
+
+def test_report_without_evaluator_or_trials(tmp_path, pngs):
+    exp, _ = _experiment(tmp_path, pngs)
+    summary = json.loads((exp / "summary.json").read_text())
+    summary.update(evaluator=None, trials=[], figures={})
+    (exp / "summary.json").write_text(json.dumps(summary))
+    html_path, md_path = write_report(exp)
+    page = _parse(html_path)
+    assert len(page.imgs) == 2  # the black box's two figures
+    assert "Headline" in " ".join(page.text) and "Curves" not in " ".join(page.text)
+    assert md_path.is_file()
+
+
+def test_missing_summary_raises_data_error(tmp_path):
+    with pytest.raises(DataError, match="no summary.json") as caught:
+        write_report(tmp_path)
+    assert caught.value.where == str(tmp_path / "summary.json")
