@@ -37,6 +37,12 @@ def parser() -> argparse.ArgumentParser:
                                                        "(default: the last column)")
     p.add_argument("--image-data", metavar="DIR",
                    help="your own folder-per-class images for the image families")
+    p.add_argument("--gpus-per-trial", type=float, metavar="SHARE",
+                   help="GPU share of every trial, e.g. 0.25 packs four per GPU (default: each "
+                        "family's resources in trials/*.yaml, used when the cluster has GPUs)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the experiment --name whose driver stopped: finished trials "
+                        "are kept, unfinished ones continue from their latest checkpoint")
     p.add_argument("--report-only", action="store_true",
                    help="rewrite report.html and report.md of the finished experiment --name "
                         "(under --storage-path) from its summary.json; trains nothing")
@@ -56,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         only=args.only.split(",") if args.only else None, data_dir=args.data_dir,
         storage_path=args.storage_path, name=args.name, address=args.address, seed=args.seed,
         dry_run=args.dry_run, tabular_data=args.tabular_data, target=args.target,
-        image_data=args.image_data)
+        image_data=args.image_data, gpus_per_trial=args.gpus_per_trial, resume=args.resume)
+    if args.resume and not args.name:
+        print("error: --resume needs --name NAME (the experiment to continue)", file=sys.stderr)
+        return 2
     try:
         summary = run(settings)
     except FarmError as exc:

@@ -13,6 +13,7 @@ Layout of an experiment (`<storage>/<name>/`):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -35,6 +36,9 @@ from farm.report import write_report
 from farm.tables import attach_black_box, class_counts, dataset_name_for, prepare_tables
 
 SUMMARY_VERSION = 2
+RUN_FILE = "run.json"  # the settings and configuration an experiment started with, for --resume
+RESUMABLE = ("preset", "only", "data_dir", "seed", "tabular_data", "target", "image_data",
+             "gpus_per_trial")
 KINDS_WITH_BLACK_BOX = {"tabular-b"}
 
 
@@ -54,6 +58,8 @@ class Settings:
     tabular_data: str | None = None
     target: str | None = None
     image_data: str | None = None
+    gpus_per_trial: float | None = None
+    resume: bool = False
 
 
 def _experiment_dir(settings: Settings) -> tuple[str, Path]:
@@ -87,8 +93,43 @@ def _image_classes(families, settings, data_cfg) -> dict[str, tuple[str, ...]]:
     return found
 
 
+def _settings_and_config(settings: Settings, experiment_dir: Path) -> tuple[Settings, dict]:
+    """A new run loads trials/*.yaml; a resumed one takes the settings and configuration its
+    experiment started with (run.json), so the plan, split and trials are the same."""
+    run_file = experiment_dir / RUN_FILE
+    if not settings.resume:
+        if run_file.exists():
+            raise ConfigError("an experiment of that name exists; continue it with --resume "
+                              "--name, or choose another --name", where=experiment_dir)
+        return settings, load_config(settings.trials_dir, settings.preset)
+    try:
+        stored = json.loads(run_file.read_text())
+    except FileNotFoundError:
+        raise ConfigError("no experiment to resume here (no run.json)", where=experiment_dir) \
+            from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"unreadable ({exc.msg})", where=run_file) from None
+    resumed = dataclasses.replace(settings, **{k: stored["settings"][k] for k in RESUMABLE})
+    print(f"Resuming {experiment_dir.name} (preset {resumed.preset}) with the settings it "
+          "started with")
+    return resumed, stored["config"]
+
+
+def _gpu_shares(trials: list[dict], gpus_per_trial: float | None) -> None:
+    """--gpus-per-trial replaces every family's GPU share (and is honoured even before an
+    autoscaling cluster has started a GPU node)."""
+    if gpus_per_trial is None:
+        return
+    if gpus_per_trial < 0 or (gpus_per_trial > 1 and not float(gpus_per_trial).is_integer()):
+        raise ConfigError(f"--gpus-per-trial {gpus_per_trial}: use a share in [0, 1] "
+                          "(0.25 packs four trials per GPU) or a whole number of GPUs")
+    for t in trials:
+        t["resources"]["gpu"] = float(gpus_per_trial)
+
+
 def run(settings: Settings) -> dict | None:
-    config = load_config(settings.trials_dir, settings.preset)
+    name, experiment_dir = _experiment_dir(settings)
+    settings, config = _settings_and_config(settings, experiment_dir)
     families = select_families(config, settings.only)
     data_cfg = config["data"]
     seed = settings.seed if settings.seed is not None else int(data_cfg.get("split_seed", 0))
@@ -101,12 +142,15 @@ def run(settings: Settings) -> dict | None:
         user["image"] = [dataset_name_for(settings.image_data)]
     classes = _image_classes(families, settings, data_cfg)
     trials = plan_trials(families, seed, user, classes)
-    name, experiment_dir = _experiment_dir(settings)
+    _gpu_shares(trials, settings.gpus_per_trial)
+    forced_gpu = bool(settings.gpus_per_trial)
 
     if settings.dry_run:
         print(f"Experiment {name!r} (preset {settings.preset}) would grow {len(trials)} trials:")
-        print(format_plan(trials, gpus_available=False))
-        print("GPU shares apply only on a cluster with GPUs. Nothing was trained (--dry-run).")
+        print(format_plan(trials, gpus_available=forced_gpu))
+        if not forced_gpu:
+            print("GPU shares apply only on a cluster with GPUs (or with --gpus-per-trial).")
+        print("Nothing was trained (--dry-run).")
         return None
 
     started = time.time()
@@ -120,14 +164,22 @@ def run(settings: Settings) -> dict | None:
         raise ConfigError(f"cannot create the experiment folder ({exc.strerror})",
                           where=experiment_dir) from None
     try:
+        if not settings.resume:
+            _write_json({"settings": {k: getattr(settings, k) for k in RESUMABLE},
+                         "config": config}, experiment_dir / RUN_FILE)
         tables, images, black_boxes = _prepare(trials, settings, data_cfg, experiment_dir, seed)
         tuning.connect(settings.address)
+        tuning.check_storage_shared(experiment_dir)
+        if forced_gpu and not settings.address and not tuning.gpus_available():
+            raise ConfigError(f"--gpus-per-trial {settings.gpus_per_trial}: this machine has no "
+                              "GPU, so the trials would wait forever; leave the flag out to "
+                              "train on CPU")
     except FarmError:
         if fresh:  # bad input leaves nothing half-written behind
             shutil.rmtree(experiment_dir, ignore_errors=True)
         raise
 
-    use_gpu = tuning.gpus_available()
+    use_gpu = tuning.gpus_available() or forced_gpu
     print(f"Growing {len(trials)} trials in {experiment_dir} "
           f"({'GPU' if use_gpu else 'CPU'}); watch with: tensorboard --logdir {experiment_dir}")
     trial_data = {n: p.trial_data for n, p in {**tables, **images}.items()}
@@ -135,7 +187,7 @@ def run(settings: Settings) -> dict | None:
     for family in families:
         family_trials = [t for t in trials if t["family"] == family]
         outcomes += tuning.run_family(family, family_trials, trial_data,
-                                      experiment_dir / "tune", use_gpu)
+                                      experiment_dir / "tune", use_gpu, settings.resume)
 
     print("Exporting each trial's best epoch and scoring it on the held-out test split")
     summary = _summarise(name, settings, seed, tables, images, outcomes, experiment_dir,
@@ -143,6 +195,7 @@ def run(settings: Settings) -> dict | None:
     summary["figures"] = write_family_curves(summary["trials"], experiment_dir / "figures")
     summary["evaluator"] = _evaluate(config, images, summary, experiment_dir, use_gpu)
     summary["seconds"] = round(time.time() - started, 1)
+    summary["disk_bytes"] = _disk_bytes(experiment_dir)  # best-K checkpoints keep this bounded
     _write_json(summary, experiment_dir / "summary.json")
     write_report(experiment_dir)
     print(format_summary(summary, experiment_dir))
@@ -329,6 +382,10 @@ def _format_evaluator(section: dict | None) -> list[str]:
     return lines
 
 
+def _disk_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
 def _write_json(data: dict, path: Path) -> None:
     with replacing(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, default=str))
@@ -336,7 +393,8 @@ def _write_json(data: dict, path: Path) -> None:
 
 def format_summary(summary: dict, experiment_dir: Path) -> str:
     lines = ["", f"Experiment {summary['name']}: {len(summary['trials'])} trials in "
-             f"{summary.get('seconds', 0):.0f} s"]
+             f"{summary.get('seconds', 0):.0f} s, {summary.get('disk_bytes', 0) / 2**20:.1f} MB "
+             "on disk"]
     for dataset, info in summary["datasets"].items():
         if info["kind"] == "image":
             lines.append(f"  {dataset}: judge accuracy on held-out real images "

@@ -217,6 +217,14 @@ def _render_html(summary: dict, summary_path: Path, figures: _Figures) -> str:
             f"<body>\n{body}\n</body></html>\n")
 
 
+def _size(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return ""
+
+
 def _title(summary: dict) -> str:
     seconds = summary.get("seconds")
     meta = [f"preset <b>{_e(summary.get('preset', '?'))}</b>",
@@ -224,6 +232,8 @@ def _title(summary: dict) -> str:
             f"seed {_e(summary.get('seed', '?'))}"]
     if _finite(seconds):
         meta.append(f"{seconds:.0f} s")
+    if summary.get("disk_bytes"):
+        meta.append(f"{_size(summary['disk_bytes'])} on disk")
     return (f"<h1>GAN Farm: {_e(summary.get('name', 'experiment'))}</h1>"
             f'<p class="meta">{" · ".join(meta)}</p>')
 
@@ -446,7 +456,9 @@ def _render_markdown(summary: dict, summary_path: Path, figures: _Figures) -> st
     seconds = summary.get("seconds")
     lines = [f"# GAN Farm: {_md(summary.get('name', 'experiment'))}", "",
              f"Preset {_md(summary.get('preset', '?'))}, created {_md(summary.get('created', '?'))}"
-             + (f", {seconds:.0f} s" if _finite(seconds) else "") + ". "
+             + (f", {seconds:.0f} s" if _finite(seconds) else "")
+             + (f", {_size(summary['disk_bytes'])} on disk" if summary.get("disk_bytes") else "")
+             + ". "
              "The full report with every figure is `report.html`.", ""]
     lines += _md_headline(summary)
     lines += _md_trials(summary)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,35 @@ def gpus_available() -> bool:
     return ray.cluster_resources().get("GPU", 0) > 0
 
 
+def check_storage_shared(experiment_dir: Path) -> None:
+    """On a cluster of several nodes, every node must see the experiment folder (Tune writes
+    checkpoints from the worker nodes): a marker written here must be readable on each node.
+    A node-local path would otherwise fail at the first checkpoint, hours in."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = ray.get_runtime_context().get_node_id()
+    others = [n["NodeID"] for n in ray.nodes() if n.get("Alive") and n["NodeID"] != here]
+    if not others:
+        return
+    marker = experiment_dir / f".shared-{os.getpid()}"
+    marker.write_text("gan-farm")
+
+    @ray.remote(num_cpus=0)
+    def sees(path: str) -> bool:
+        return os.path.isfile(path)
+
+    try:
+        seen = ray.get([sees.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+            node, soft=False)).remote(str(marker)) for node in others], timeout=120)
+    finally:
+        marker.unlink(missing_ok=True)
+    blind = sum(not s for s in seen)
+    if blind:
+        raise ConfigError(f"--storage-path: {blind} of the cluster's {len(others)} other nodes "
+                          "cannot see this folder; use a path every node mounts (NFS)",
+                          where=experiment_dir.parent)
+
+
 def trial_resources(resources: dict, use_gpu: bool) -> dict:
     """A trial asking for a GPU on a cluster without one would wait forever: drop the GPU."""
     out = {"cpu": float(resources.get("cpu", 1))}
@@ -83,13 +113,24 @@ def _trial_name(trial) -> str:
 
 
 def run_family(family: str, trials: list[dict], datasets: dict, storage_path: Path,
-               use_gpu: bool) -> list[TrialOutcome]:
-    """One Tuner per family: its trials share a trainable, resources and selection metric."""
+               use_gpu: bool, resume: bool = False) -> list[TrialOutcome]:
+    """One Tuner per family: its trials share a trainable, resources and selection metric.
+
+    With `resume`, a family Tune already started is restored: finished trials are read back,
+    unfinished and errored ones continue from their latest checkpoint."""
     first = trials[0]
     metric = first["select"].get("metric", "select/score")
     mode = first["select"].get("mode", "max")
     trainable = tune.with_resources(tune.with_parameters(train_gan, datasets=datasets),
                                     trial_resources(first["resources"], use_gpu))
+    path = storage_path / family
+    if resume and tune.Tuner.can_restore(str(path)):
+        print(f"{family}: resuming the trials in {path}")
+        grid = tune.Tuner.restore(str(path), trainable, resume_unfinished=True,
+                                  resume_errored=True).fit()
+        return [_outcome(result, metric, mode) for result in grid]
+    if path.exists():  # started but never saved its state: start the family afresh
+        shutil.rmtree(path)
     tuner = tune.Tuner(
         trainable,
         param_space={"trial": tune.grid_search(trials)},

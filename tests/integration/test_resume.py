@@ -1,0 +1,102 @@
+"""A driver killed mid-run, then `--resume`: finished trials are kept, the unfinished one goes on
+from its latest checkpoint, and the experiment ends complete. Real processes, real SIGKILL."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SLOW_PRESET = """
+description: tiny, but tabular-b runs long enough to be killed mid-way
+families:
+  tabular-a:
+    epochs: 4
+    eval_every: 2
+    search: {variant: [stable]}
+    params: {metric_trees: 10}
+  tabular-b:
+    epochs: 90
+    eval_every: 10
+    search: {variant: [anchored]}
+    params: {metric_trees: 10, eval_requests: 6, surrogate_warmup: 20}
+"""
+
+
+def _cli(*args):
+    return [sys.executable, str(REPO / "run_farm.py"), *args]
+
+
+def _epochs(progress: Path) -> list[int]:
+    with progress.open() as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+@pytest.fixture
+def trials_dir(tmp_path) -> Path:
+    trials = Path(shutil.copytree(REPO / "trials", tmp_path / "trials"))
+    (trials / "presets" / "slow.yaml").write_text(SLOW_PRESET)
+    return trials
+
+
+def test_killed_driver_resumes_without_rerunning_finished_trials(trials_dir, tmp_path,
+                                                                   shared_data):
+    out = tmp_path / "out"
+    first = _cli("--trials-dir", str(trials_dir), "--preset", "slow",
+                 "--only", "tabular-a,tabular-b", "--tabular-data",
+                 str(shared_data / "diabetes" / "diabetes.arff"),
+                 "--storage-path", str(out), "--name", "k")
+    log = (tmp_path / "first.log").open("w")
+    driver = subprocess.Popen(first, cwd=REPO, start_new_session=True, stdout=log,
+                              stderr=subprocess.STDOUT)
+    part_b = out / "k" / "tune" / "tabular-b"
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(part_b.glob("*/checkpoint_000002")):
+        assert driver.poll() is None, (tmp_path / "first.log").read_text()[-2000:]
+        time.sleep(0.5)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything it started
+    driver.wait()
+    assert not (out / "k" / "summary.json").exists()
+    part_a = next((out / "k" / "tune" / "tabular-a").glob("tabular-a_*"))
+    a_before = _epochs(part_a / "progress.csv")
+    b_before = _epochs(next(part_b.glob("tabular-b_*")) / "progress.csv")
+    assert a_before == [2, 4] and 10 <= b_before[-1] < 90  # progress.csv may lag a checkpoint
+
+    again = _cli("--trials-dir", str(trials_dir), "--resume", "--name", "k",
+                 "--storage-path", str(out))
+    done = subprocess.run(again, cwd=REPO, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Resuming k (preset slow)" in done.stdout
+    assert _epochs(part_a / "progress.csv") == a_before  # not run again
+    b_after = _epochs(next(part_b.glob("tabular-b_*")) / "progress.csv")
+    # went on from a checkpoint: every epoch once, in order (a restart from 0 repeats 10, 20...)
+    assert b_after[:len(b_before)] == b_before and b_after == sorted(set(b_after))
+    assert b_after[-1] == 90
+    summary = json.loads((out / "k" / "summary.json").read_text())
+    assert [t["status"] for t in summary["trials"]] == ["ok", "ok"]
+    for trial in summary["trials"]:
+        assert Path(trial["checkpoint"]).is_dir() and trial["best_epoch"] in \
+            (a_before if trial["family"] == "tabular-a" else b_after)
+
+
+def test_an_existing_name_needs_resume_and_resume_needs_an_experiment(tmp_path):
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "run.json").write_text("{}")
+    done = subprocess.run(_cli("--preset", "tiny", "--storage-path", str(tmp_path),
+                               "--name", "old"), cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2 and "continue it with --resume" in done.stderr
+    assert (tmp_path / "old" / "run.json").read_text() == "{}"
+    done = subprocess.run(_cli("--resume", "--name", "nothing", "--storage-path", str(tmp_path)),
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "no experiment to resume" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "nothing").exists()
