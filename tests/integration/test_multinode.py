@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -14,22 +13,6 @@ from pathlib import Path
 import pytest
 
 from farm.cli import main
-
-REPO = Path(__file__).resolve().parents[2]
-PRESET = """
-description: two short tabular families; part B long enough to lose its node mid-run
-families:
-  tabular-a:
-    epochs: 4
-    eval_every: 2
-    search: {variant: [stable]}
-    params: {metric_trees: 10}
-  tabular-b:
-    epochs: 80
-    eval_every: 10
-    search: {variant: [anchored]}
-    params: {metric_trees: 10, eval_requests: 6, surrogate_warmup: 20}
-"""
 
 
 @pytest.fixture
@@ -55,9 +38,8 @@ def _trial_nodes() -> dict[str, str]:
             if "ImplicitFunc" in a["ActorClassName"]}
 
 
-def test_farm_spreads_over_nodes_and_survives_losing_one(cluster, tmp_path, shared_data):
-    trials = Path(shutil.copytree(REPO / "trials", tmp_path / "trials"))
-    (trials / "presets" / "nodes.yaml").write_text(PRESET)
+def test_farm_spreads_over_nodes_and_survives_losing_one(cluster, slow_trials, tmp_path,
+                                                        shared_data):
     out = tmp_path / "shared"  # one machine: every node sees it, as NFS would
     removed: list[str] = []
     part_b = out / "e" / "tune" / "tabular-b"
@@ -75,7 +57,7 @@ def test_farm_spreads_over_nodes_and_survives_losing_one(cluster, tmp_path, shar
 
     killer = threading.Thread(target=remove_the_node_running_part_b, daemon=True)
     killer.start()
-    code = main(["--trials-dir", str(trials), "--preset", "nodes", "--only", "tabular-a,tabular-b",
+    code = main(["--trials-dir", str(slow_trials), "--preset", "slow", "--only", "tabular-a,tabular-b",
                  "--tabular-data", str(shared_data / "diabetes" / "diabetes.arff"),
                  "--address", cluster.address, "--gpus-per-trial", "0.5",
                  "--storage-path", str(out), "--name", "e"])
@@ -89,5 +71,5 @@ def test_farm_spreads_over_nodes_and_survives_losing_one(cluster, tmp_path, shar
     assert used <= worker_ids and len(used) == 2  # only GPU nodes, and part B moved
     with (next(part_b.glob("tabular-b_*")) / "progress.csv").open() as f:
         epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
-    assert epochs == sorted(set(epochs)) and epochs[-1] == 80  # resumed, not restarted
+    assert epochs == sorted(set(epochs)) and epochs[-1] == 90  # resumed, not restarted
     assert Path(summary["trials"][1]["checkpoint"]).is_dir()

@@ -6,30 +6,14 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SLOW_PRESET = """
-description: tiny, but tabular-b runs long enough to be killed mid-way
-families:
-  tabular-a:
-    epochs: 4
-    eval_every: 2
-    search: {variant: [stable]}
-    params: {metric_trees: 10}
-  tabular-b:
-    epochs: 90
-    eval_every: 10
-    search: {variant: [anchored]}
-    params: {metric_trees: 10, eval_requests: 6, surrogate_warmup: 20}
-"""
 
 
 def _cli(*args):
@@ -41,17 +25,10 @@ def _epochs(progress: Path) -> list[int]:
         return [int(row["epoch"]) for row in csv.DictReader(f)]
 
 
-@pytest.fixture
-def trials_dir(tmp_path) -> Path:
-    trials = Path(shutil.copytree(REPO / "trials", tmp_path / "trials"))
-    (trials / "presets" / "slow.yaml").write_text(SLOW_PRESET)
-    return trials
-
-
-def test_killed_driver_resumes_without_rerunning_finished_trials(trials_dir, tmp_path,
+def test_killed_driver_resumes_without_rerunning_finished_trials(slow_trials, tmp_path,
                                                                    shared_data):
     out = tmp_path / "out"
-    first = _cli("--trials-dir", str(trials_dir), "--preset", "slow",
+    first = _cli("--trials-dir", str(slow_trials), "--preset", "slow",
                  "--only", "tabular-a,tabular-b", "--tabular-data",
                  str(shared_data / "diabetes" / "diabetes.arff"),
                  "--storage-path", str(out), "--name", "k")
@@ -71,7 +48,7 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(trials_dir, tmp
     b_before = _epochs(next(part_b.glob("tabular-b_*")) / "progress.csv")
     assert a_before == [2, 4] and 10 <= b_before[-1] < 90  # progress.csv may lag a checkpoint
 
-    again = _cli("--trials-dir", str(trials_dir), "--resume", "--name", "k",
+    again = _cli("--trials-dir", str(slow_trials), "--resume", "--name", "k",
                  "--storage-path", str(out))
     done = subprocess.run(again, cwd=REPO, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-2000:]

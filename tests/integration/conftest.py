@@ -1,0 +1,32 @@
+"""A copy of the farm's trials/ with a `slow` preset: two short tabular families on one dataset,
+part B long enough (90 epochs) that a driver or a node can be lost while it runs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SLOW_PRESET = """
+description: tiny, but tabular-b runs long enough to be interrupted mid-way
+families:
+  tabular-a:
+    epochs: 4
+    eval_every: 2
+    search: {variant: [stable]}
+    params: {metric_trees: 10}
+  tabular-b:
+    epochs: 90
+    eval_every: 10
+    search: {variant: [anchored]}
+    params: {metric_trees: 10, eval_requests: 6, surrogate_warmup: 20}
+"""
+
+
+@pytest.fixture
+def slow_trials(tmp_path) -> Path:
+    trials = Path(shutil.copytree(REPO / "trials", tmp_path / "trials"))
+    (trials / "presets" / "slow.yaml").write_text(SLOW_PRESET)
+    return trials
