@@ -20,10 +20,12 @@ from farm.families import KINDS
 
 FAMILY_KEYS = {"kind", "description", "datasets", "epochs", "eval_every", "resources", "select",
                "keep_checkpoints", "params", "per_dataset", "variants", "search", "seeds",
-               "per_class"}
+               "per_class", "samples", "scheduler"}
 VARIANT_AXIS = "variant"  # a search axis over the family's named bundles of settings
 RESOURCE_KEYS = {"cpu", "gpu"}
 SELECT_KEYS = {"metric", "mode"}
+SCHEDULER_KEYS = {"kind", "grace_period", "reduction_factor", "smoothing"}
+SCHEDULERS = ("asha",)
 DATA_KEYS = {"split_seed", "tables", "images"}
 TABLE_KEYS = {"test_fraction", "val_fraction", "missing", "synthetic_rows", "snap"}
 IMAGE_KEYS = {"test_fraction", "size", "classes", "judge", "synthetic_per_class"}
@@ -78,14 +80,67 @@ def _check_params(values: Any, kind: str, where: Path, path: str, lists: bool = 
     _check_keys(values, fields, where, path)
     for key, value in values.items():
         default = fields[key].default
+        if lists and isinstance(value, dict):
+            _check_distribution(value, default, where, f"{path}.{key}")
+            continue
         candidates = value if lists else [value]
         if lists and (not isinstance(value, list) or not value):
-            raise ConfigError(f"{path}.{key} must be a non-empty list of values to search",
+            raise ConfigError(f"{path}.{key} must be a non-empty list of values to search, or "
+                              "{uniform: [low, high]} / {loguniform: [low, high]} with samples",
                               where=where)
         for item in candidates:
             if not _same_type(item, default):
                 raise ConfigError(f"{path}.{key} = {item!r} should be a {type(default).__name__}",
                                   where=where)
+
+
+def _check_distribution(value: dict, default: Any, where: Path, path: str) -> None:
+    from farm.plan import DISTRIBUTIONS
+
+    bounds = next(iter(value.values())) if len(value) == 1 else None
+    name = next(iter(value)) if len(value) == 1 else None
+    if name not in DISTRIBUTIONS or not isinstance(bounds, list) or len(bounds) != 2 \
+            or not all(_same_type(b, 0.0) for b in bounds):
+        raise ConfigError(f"{path} must be a list of values or one of "
+                          f"{', '.join(f'{{{d}: [low, high]}}' for d in DISTRIBUTIONS)}",
+                          where=where)
+    if not isinstance(default, float) or isinstance(default, bool):
+        raise ConfigError(f"{path}: a range needs a float setting; list the values instead",
+                          where=where)
+    low, high = bounds
+    if not low < high or (name == "loguniform" and low <= 0):
+        raise ConfigError(f"{path}: need low < high{' and low > 0' if name == 'loguniform' else ''}"
+                          f", got [{low}, {high}]", where=where)
+
+
+def _check_scheduler(name: str, section: dict, where: Path) -> None:
+    """A scheduler section, and search ranges only where settings are sampled."""
+    path = f"families.{name}"
+    ranges = [k for k, v in (section.get("search") or {}).items() if isinstance(v, dict)]
+    if ranges and not section.get("samples"):
+        raise ConfigError(f"{path}.search.{ranges[0]} is a range: set {path}.samples (how "
+                          "many settings to draw)", where=where)
+    scheduler = section.get("scheduler")
+    if scheduler is None:
+        return
+    _check_keys(scheduler, SCHEDULER_KEYS, where, f"{path}.scheduler")
+    if scheduler.get("kind", "asha") not in SCHEDULERS:
+        raise ConfigError(f"{path}.scheduler.kind must be one of {', '.join(SCHEDULERS)}, "
+                          f"got {scheduler.get('kind')!r}", where=where)
+    grace = scheduler.get("grace_period")
+    if isinstance(grace, bool) or not isinstance(grace, int) \
+            or not section.get("eval_every", 10) <= grace < section["epochs"]:
+        raise ConfigError(f"{path}.scheduler.grace_period must be a whole number of epochs from "
+                          f"eval_every ({section.get('eval_every', 10)}) to below epochs "
+                          f"({section['epochs']}), got {grace!r}", where=where)
+    factor = scheduler.get("reduction_factor", 3)
+    if not _same_type(factor, 0.0) or factor < 2:
+        raise ConfigError(f"{path}.scheduler.reduction_factor must be a number >= 2, got "
+                          f"{factor!r}", where=where)
+    smoothing = scheduler.get("smoothing", 1)
+    if isinstance(smoothing, bool) or not isinstance(smoothing, int) or smoothing < 1:
+        raise ConfigError(f"{path}.scheduler.smoothing must be a positive number of evaluations,"
+                          f" got {smoothing!r}", where=where)
 
 
 def _same_type(value: Any, default: Any) -> bool:
@@ -126,7 +181,7 @@ def _check_family(name: str, section: Any, kind: str | None, where: Path) -> str
         _check_keys(section["select"], SELECT_KEYS, where, f"{path}.select")
         if section["select"].get("mode", "max") not in ("max", "min"):
             raise ConfigError(f"{path}.select.mode must be 'max' or 'min'", where=where)
-    for key in ("epochs", "eval_every", "keep_checkpoints", "seeds"):
+    for key in ("epochs", "eval_every", "keep_checkpoints", "seeds", "samples"):
         value = section.get(key, 1)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{path}.{key} must be a positive integer, got {section[key]!r}",
@@ -221,7 +276,7 @@ def load_config(trials_dir: str | Path, preset: str) -> dict:
                               f"{_suggest(name, families)}", where=preset_path)
         _check_family(name, section, kinds[name], preset_path)
         families[name] = _merge(families[name], section)
-        if "search" in section or "variants" in section:
+        if {"search", "variants", "scheduler", "samples"} & set(section):
             origin[name] = preset_path
     if "data" in overrides:
         _check_data(overrides["data"], preset_path)
@@ -232,4 +287,5 @@ def load_config(trials_dir: str | Path, preset: str) -> dict:
     _check_data(data, preset_path)
     for name, section in families.items():
         _check_variant_names(name, section, origin[name])
+        _check_scheduler(name, section, origin[name])
     return {"families": families, "data": data, "evaluator": evaluator, "preset": preset}

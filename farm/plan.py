@@ -7,6 +7,9 @@ The plan is data: one dict per trial (family, dataset, settings, epochs, seed, r
 from __future__ import annotations
 
 import itertools
+import math
+import random
+import zlib
 from collections.abc import Iterable
 
 from farm.errors import ConfigError
@@ -28,6 +31,30 @@ def _tag(values: dict) -> str:
     return ",".join(f"{k}={v}" for k, v in values.items()) or "defaults"
 
 
+DISTRIBUTIONS = {  # a searched value drawn at random when a family sets `samples`
+    "uniform": lambda rng, lo, hi: rng.uniform(lo, hi),
+    "loguniform": lambda rng, lo, hi: math.exp(rng.uniform(math.log(lo), math.log(hi))),
+}
+
+
+def _draw(rng: random.Random, values):
+    if isinstance(values, dict):
+        (name, (lo, hi)), = values.items()
+        return float(f"{DISTRIBUTIONS[name](rng, lo, hi):.3g}")  # a tag a person can read
+    return rng.choice(values)
+
+
+def search_points(family: str, search: dict, samples: int | None, base_seed: int) -> list[dict]:
+    """The settings a family tries: the whole grid, or `samples` random draws (lists are
+    choices, {uniform: [a, b]} / {loguniform: [a, b]} ranges), the same for every dataset and
+    class so that a scheduler compares like with like."""
+    axes = sorted(search)
+    if not samples:
+        return [dict(zip(axes, point)) for point in itertools.product(*(search[a] for a in axes))]
+    rng = random.Random(base_seed * 1_000_003 + zlib.crc32(family.encode()))
+    return [{axis: _draw(rng, search[axis]) for axis in axes} for _ in range(samples)]
+
+
 def plan_trials(families: dict[str, dict], base_seed: int,
                 datasets_override: dict[str, list[str]] | None = None,
                 classes: dict[str, tuple[str, ...]] | None = None) -> list[dict]:
@@ -44,13 +71,12 @@ def plan_trials(families: dict[str, dict], base_seed: int,
         datasets = (datasets_override or {}).get(modality) or section.get("datasets") or []
         if not datasets:
             raise ConfigError(f"family {family!r} lists no datasets")
-        search = section.get("search") or {}
-        axes = sorted(search)
+        points = search_points(family, section.get("search") or {}, section.get("samples"),
+                               base_seed)
         parts = [(d, c) for d in datasets
                  for c in ((classes or {}).get(d, ()) if section.get("per_class") else (None,))]
         for dataset, class_name in parts:
-            for point in itertools.product(*(search[axis] for axis in axes)):
-                chosen = dict(zip(axes, point))
+            for chosen in points:
                 variant = (section.get("variants") or {}).get(chosen.get("variant"), {})
                 searched = {k: v for k, v in chosen.items() if k != "variant"}
                 for repeat in range(section.get("seeds", 1)):
@@ -68,6 +94,7 @@ def plan_trials(families: dict[str, dict], base_seed: int,
                         "resources": dict(section.get("resources") or {"cpu": 1}),
                         "select": dict(section.get("select") or {}),
                         "keep_checkpoints": section.get("keep_checkpoints", 2),
+                        "scheduler": dict(section.get("scheduler") or {}),
                     })
     for index, trial in enumerate(trials):
         trial["index"] = index

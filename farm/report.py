@@ -306,6 +306,16 @@ TRIAL_HEADER = ["✓", "trial", "family", "dataset", "class", "setting", "status
                 "detection AUC", "KID", "judge acc", "pools"]
 
 
+def _epoch_cell(t: dict) -> str:
+    """The kept epoch, and where a scheduler stopped the trial early."""
+    if t.get("best_epoch") is None:
+        return "–"
+    last, planned = t.get("last_epoch"), t.get("epochs")
+    if last is not None and planned is not None and last < planned:
+        return f"{t['best_epoch']} (stopped at {last}/{planned})"
+    return str(t["best_epoch"])
+
+
 def _trial_cells(t: dict) -> list[str]:
     """One trial as plain-text cells (escaped by the caller's format)."""
     m = t.get("metrics") or {}
@@ -313,8 +323,7 @@ def _trial_cells(t: dict) -> list[str]:
     return ["✓" if _chosen(t) else "", str(t.get("trial", "")), str(t.get("family", "")),
             str(t.get("dataset", "")), str(t.get("class") or "all"), str(t.get("setting", "")),
             str(t.get("status", "")),
-            "–" if t.get("best_epoch") is None else str(t["best_epoch"]),
-            select, _num(m.get(select), ".4g"),
+            _epoch_cell(t), select, _num(m.get(select), ".4g"),
             _num(_get(t, "tstr", "accuracy")), _num(_get(t, "tstr", "auc")),
             _num(_get(t, "real_plus_synthetic", "accuracy")),
             _num(m.get("detection_auc")), _num(_metric(m, "kid", "kid/mean"), ".4g"),

@@ -12,6 +12,7 @@ import ray
 from ray import tune
 
 from farm.errors import ConfigError
+from farm.schedulers import SMOOTHED, scheduler_for
 from farm.train.trainable import train_gan
 
 
@@ -98,12 +99,13 @@ class TrialOutcome:
     best_epoch: int | None
     best_metrics: dict
     checkpoint_path: str | None
+    last_epoch: int | None = None  # below the planned epochs when a scheduler stopped it early
 
 
 # What Ray adds to every report; the rest is what the family measured.
 RAY_KEYS = {"timestamp", "checkpoint_dir_name", "should_checkpoint", "done", "training_iteration",
             "trial_id", "date", "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip",
-            "config", "time_since_restore", "iterations_since_restore", "epoch"}
+            "config", "time_since_restore", "iterations_since_restore", "epoch", SMOOTHED}
 
 
 def _trial_name(trial) -> str:
@@ -135,7 +137,9 @@ def run_family(family: str, trials: list[dict], datasets: dict, storage_path: Pa
         trainable,
         param_space={"trial": tune.grid_search(trials)},
         tune_config=tune.TuneConfig(trial_name_creator=_trial_name,
-                                    trial_dirname_creator=_trial_name),
+                                    trial_dirname_creator=_trial_name,
+                                    scheduler=scheduler_for(first.get("scheduler"), mode,
+                                                            first["epochs"])),
         run_config=tune.RunConfig(
             name=family,
             storage_path=str(storage_path),
@@ -166,4 +170,5 @@ def _outcome(result, metric: str, mode: str) -> TrialOutcome:
         spec=spec, trial_id=str(best_metrics.get("trial_id", Path(result.path).name)),
         path=result.path, error=error,
         best_epoch=int(best_metrics["epoch"]) if "epoch" in best_metrics else None,
-        best_metrics=clean, checkpoint_path=best.path if best is not None else None)
+        best_metrics=clean, checkpoint_path=best.path if best is not None else None,
+        last_epoch=int(result.metrics["epoch"]) if "epoch" in (result.metrics or {}) else None)

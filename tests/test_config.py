@@ -889,3 +889,69 @@ def test_preset_evaluator_merges_over_the_family_files(trials):
     (trials / "evaluator.yaml").write_text("evaluator:\n  arch: resnet18\n  epochs: 9\n")
     (trials / "presets" / "smoke.yaml").write_text("evaluator:\n  epochs: 3\n")
     assert load_config(trials, "smoke")["evaluator"] == {"arch": "resnet18", "epochs": 3}
+
+
+# ---------------------------------------------------------------- sampled search and ASHA
+
+
+def _sampled(trials, samples="    samples: 4", search="      lr_g: {loguniform: [1.0e-5, 1.0e-3]}"):
+    edit(trials / "tabular.yaml", "    search:\n      variant: [report, stable]",
+         f"{samples}\n    search:\n      variant: [report, stable]\n{search}")
+    edit(trials / "presets" / "smoke.yaml", "      variant: [report, stable]",
+         f"      variant: [report, stable]\n{search}")
+    return trials
+
+
+def test_samples_draw_settings_reproducibly_and_alike_for_every_dataset(trials):
+    family = load_config(_sampled(trials), "smoke")["families"][FAMILY]
+    planned = plan_trials({FAMILY: family}, base_seed=0)
+    assert len(planned) == 4 * 2  # four draws, for each of the two datasets
+    per_dataset = {d: [(t["tag"], t["params"]["lr_g"]) for t in planned if t["dataset"] == d]
+                   for d in ("german_credit", "diabetes")}
+    assert per_dataset["german_credit"] == per_dataset["diabetes"]
+    assert all(1e-5 <= t["params"]["lr_g"] <= 1e-3 for t in planned)
+    assert all(t["tag"].startswith("lr_g=") and ",variant=" in t["tag"] for t in planned)
+    assert plan_trials({FAMILY: family}, base_seed=0) == planned
+    assert plan_trials({FAMILY: family}, base_seed=1) != planned
+
+
+def test_a_range_without_samples_is_refused(trials):
+    _sampled(trials, samples="    seeds: 1")
+    error = config_error(trials)
+    assert "search.lr_g is a range" in error.problem and "samples" in error.problem
+
+
+@pytest.mark.parametrize("search,fragment", [
+    ("      lr_g: {normal: [1.0, 2.0]}", "must be a list of values or one of"),
+    ("      lr_g: {loguniform: [0.0, 1.0]}", "low > 0"),
+    ("      lr_g: {uniform: [2.0, 1.0]}", "need low < high"),
+    ("      batch_size: {uniform: [16, 64]}", "needs a float setting")])
+def test_bad_ranges_are_named(trials, search, fragment):
+    error = config_error(_sampled(trials, search=search))
+    assert fragment in error.problem
+
+
+def _scheduled(trials, body: str):
+    edit(trials / "tabular.yaml", "    select: {metric: select/score, mode: max}",
+         f"    select: {{metric: select/score, mode: max}}\n    scheduler: {body}")
+    return trials
+
+
+def test_an_asha_scheduler_reaches_every_trial(trials):
+    config = load_config(_scheduled(trials, "{kind: asha, grace_period: 50, smoothing: 3}"),
+                         "full")
+    planned = plan_trials({FAMILY: config["families"][FAMILY]}, base_seed=0)
+    assert all(t["scheduler"] == {"kind": "asha", "grace_period": 50, "smoothing": 3}
+               for t in planned)
+
+
+@pytest.mark.parametrize("body,fragment", [
+    ("{kind: pbt, grace_period: 50}", "kind must be one of asha"),
+    ("{grace_period: 5}", "grace_period must be a whole number of epochs from eval_every"),
+    ("{grace_period: 300}", "to below epochs (300)"),
+    ("{grace_period: 50, reduction_factor: 1}", "reduction_factor must be a number >= 2"),
+    ("{grace_period: 50, smoothing: 0}", "smoothing must be a positive number"),
+    ("{grace_period: 50, smoothin: 2}", "did you mean 'smoothing'")])
+def test_impossible_schedulers_are_named(trials, body, fragment):
+    error = config_error(_scheduled(trials, body), "full")
+    assert fragment in error.problem and error.where.endswith("tabular.yaml")

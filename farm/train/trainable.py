@@ -15,6 +15,7 @@ import torch
 from ray import tune
 
 from farm.families import kind_of, params_from
+from farm.schedulers import SMOOTHED, smoothed
 from farm.train.gan_loop import gan_epoch, shuffled_batches
 
 STATE_FILE = "state.pt"
@@ -81,6 +82,10 @@ def train_gan(config: dict, datasets: dict) -> None:
     order = torch.Generator().manual_seed(seed + start)
     game = kind.game(params, data, pair, device)
     window: list[dict] = []
+    history: list[float] = []  # the selection metric at each evaluation, for a scheduler
+    select = spec["select"].get("metric", "select/score")
+    scheduler = spec.get("scheduler") or {}
+    smoothing = int(scheduler.get("smoothing", 1)) if scheduler else 0
     writer = None
     tick = time.perf_counter()
     for epoch in range(start, spec["epochs"] + 1):
@@ -92,6 +97,9 @@ def train_gan(config: dict, datasets: dict) -> None:
         metrics = {key: sum(w[key] for w in window) / len(window) for key in window[0]}
         metrics.update(kind.evaluate(pair.generator, params, data, seed))
         metrics.update(epoch=epoch, epoch_seconds=train_seconds / len(window))
+        if smoothing and select in metrics:
+            history.append(float(metrics[select]))
+            metrics[SMOOTHED] = smoothed(history, smoothing)
         writer = log_pictures(writer, kind.pictures(pair.generator, params, data, seed), epoch)
         with tempfile.TemporaryDirectory() as directory:
             save_state(Path(directory), pair, epoch)

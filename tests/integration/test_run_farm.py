@@ -219,6 +219,40 @@ def test_report_only_on_an_unknown_experiment_is_one_clear_line(tmp_path):
     assert not (tmp_path / "nope").exists()
 
 
+ASHA_PRESET = """
+description: sampled learning rates, stopped early by ASHA on a smoothed metric
+families:
+  tabular-a:
+    epochs: 8
+    eval_every: 2
+    samples: 4
+    search:
+      variant: [stable]
+      lr_g: {loguniform: [1.0e-6, 1.0e-2]}
+    scheduler: {kind: asha, grace_period: 2, reduction_factor: 2, smoothing: 2}
+    params: {metric_trees: 10}
+"""
+
+
+def test_sampled_search_with_asha_keeps_each_trials_best_raw_epoch(ray_local, shared_data,
+                                                                     tmp_path):
+    trials = Path(shutil.copytree(REPO / "trials", tmp_path / "trials"))
+    (trials / "presets" / "asha.yaml").write_text(ASHA_PRESET)
+    code = main(["--trials-dir", str(trials), "--preset", "asha", "--only", "tabular-a",
+                 "--tabular-data", str(shared_data / "diabetes" / "diabetes.arff"),
+                 "--storage-path", str(tmp_path / "out"), "--name", "asha"])
+    assert code == 0
+    summary = json.loads((tmp_path / "out" / "asha" / "summary.json").read_text())
+    assert len(summary["trials"]) == 4
+    assert len({t["params"]["lr_g"] for t in summary["trials"]}) == 4
+    for trial in summary["trials"]:
+        progress = pd.read_csv(Path(trial["trial_dir"]) / "progress.csv")
+        assert "select/smoothed" in progress  # what ASHA read
+        assert trial["last_epoch"] == progress["epoch"].max() <= 8
+        best = progress.loc[progress["select/score"].idxmax()]
+        assert trial["best_epoch"] == best["epoch"]  # the raw metric, not the smoothed one
+
+
 def test_split_is_written_and_test_rows_never_reach_trials(tiny_run):
     _, experiment = tiny_run
     split = json.loads((experiment / "splits" / "german_credit.json").read_text())
