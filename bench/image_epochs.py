@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from common import emit
+
 
 def _chosen_and_last(experiment: Path, trial: dict):
     progress = pd.read_csv(experiment / "tune" / trial["family"] / trial["trial"] / "progress.csv")
@@ -30,18 +32,18 @@ def _row(family, name, trial, chosen, last, kid_key, accuracy_key) -> dict:
 
 
 def rows(experiment: Path, summary: dict, classes: list[str]) -> list[dict]:
-    """One row per fruit-pairs trial, and one per class for every spiked trial."""
+    """One row per per-class trial, and one per class for every all-class trial."""
     out = []
     for trial in summary["trials"]:
-        if trial["status"] != "ok" or trial["family"] not in ("fruit-pairs", "spiked"):
-            continue
+        if trial["status"] != "ok" or "synthetic_dir" not in trial:
+            continue  # tables, failed trials
         chosen, last = _chosen_and_last(experiment, trial)
-        if trial["family"] == "fruit-pairs":
-            out.append(_row("fruit-pairs", trial["class"], trial, chosen, last, "kid",
+        if trial["class"]:  # a per-class family (fruit-pairs)
+            out.append(_row(trial["family"], trial["class"], trial, chosen, last, "kid",
                             "judge_accuracy"))
-        else:
-            out += [_row(f"spiked {trial['setting']}", name, trial, chosen, last, f"kid/{name}",
-                         f"judge_accuracy/{name}") for name in classes]
+        else:  # one model for all classes (spiked, conditional)
+            out += [_row(f"{trial['family']} {trial['setting']}", name, trial, chosen, last,
+                         f"kid/{name}", f"judge_accuracy/{name}") for name in classes]
     return out
 
 
@@ -78,10 +80,7 @@ def main() -> None:
               f"mean judge accuracy at the chosen epoch (fruit-pairs): "
               f"{per_class['judge acc chosen'].mean():.3f}; at the last epoch: "
               f"{per_class['judge acc last'].mean():.3f}"]
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ from torch.utils.tensorboard import SummaryWriter
 from farm import figures
 from farm.evaluator import EvaluatorConfig, Task, evaluate
 from farm.judge import Judge
-from farm.pools import choose_pools, class_kid, read_pool, same_as, write_pool
+from farm.pools import (candidates, choose_pools, class_kid, class_metric, read_pool, same_as,
+                        write_pool)
 
 GRID_IMAGES = 6
 
@@ -22,13 +23,25 @@ def _mean_kid(members: dict[str, dict]) -> float:
     return float(np.mean([class_kid(t, c) for c, t in members.items()]))
 
 
+def _at_chosen_epochs(members: dict[str, dict], grown_by: list[dict]) -> dict:
+    """What the pool's members scored when they were chosen (train split only), and what the
+    trials it chose from cost to grow."""
+    accuracy = [class_metric(t, c, "judge_accuracy") for c, t in members.items()]
+    accuracy = [a for a in accuracy if a is not None]
+    return {"mean_kid": _mean_kid(members),
+            "mean_judge_accuracy": float(np.mean(accuracy)) if accuracy else None,
+            "trials": len(grown_by),
+            "train_seconds": round(sum(t.get("train_seconds") or 0.0 for t in grown_by), 1)}
+
+
 def evaluate_image_dataset(dataset: str, prepared, trials: list[dict], config: EvaluatorConfig,
                            experiment_dir: Path, use_gpu: bool) -> dict | None:
     """Pools of `trials` (summary entries of this dataset, updated with their `pools`), then CAS,
     the real-data ceiling and real + synthetic for each pool, on the held-out test split."""
     images, split = prepared.images, prepared.split
     classes = list(images.classes)
-    pools = choose_pools([t for t in trials if t["dataset"] == dataset], classes)
+    mine = [t for t in trials if t["dataset"] == dataset]
+    pools, grown_by = choose_pools(mine, classes), candidates(mine)
     if not pools:
         print(f"Evaluator for {dataset}: no trial produced images; nothing to evaluate")
         return None
@@ -45,7 +58,7 @@ def evaluate_image_dataset(dataset: str, prepared, trials: list[dict], config: E
             continue
         folder = experiment_dir / "synthetic" / dataset / "pools" / name
         section_pools[name] = write_pool(folder, name, dataset, members)
-        section_pools[name]["mean_kid"] = _mean_kid(members)
+        section_pools[name].update(_at_chosen_epochs(members, grown_by[name]))
         trained[name] = read_pool(folder, classes)
 
     train, test = np.asarray(split.fit), np.asarray(split.test)

@@ -279,10 +279,11 @@ def _summarise(name, settings, seed, tables, images, outcomes, experiment_dir, d
         spec = outcome.spec
         entry = {"family": spec["family"], "dataset": spec["dataset"], "class": spec.get("class"),
                  "trial": Path(outcome.path).name,
-                 "setting": spec["tag"], "params": spec["params"], "seed": spec["seed"],
+                 "setting": spec["tag"], "variant": spec.get("variant"),
+                 "params": spec["params"], "seed": spec["seed"],
                  "status": "error" if outcome.error else "ok", "error": outcome.error,
                  "best_epoch": outcome.best_epoch, "last_epoch": outcome.last_epoch,
-                 "epochs": spec["epochs"],
+                 "epochs": spec["epochs"], "train_seconds": outcome.train_seconds,
                  "select_metric": spec["select"].get("metric", "select/score"),
                  "select_mode": spec["select"].get("mode", "max"),
                  "metrics": outcome.best_metrics, "checkpoint": outcome.checkpoint_path,

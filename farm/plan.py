@@ -86,7 +86,7 @@ def plan_trials(families: dict[str, dict], base_seed: int,
                               **(variant or {}), **searched}
                     trials.append({
                         "family": family, "kind": section["kind"], "dataset": dataset,
-                        "class": class_name,
+                        "class": class_name, "variant": chosen.get("variant"),
                         "tag": _tag(chosen) + (f",seed#{repeat}" if repeat else ""),
                         "params": params, "epochs": section["epochs"],
                         "eval_every": section.get("eval_every", 10),

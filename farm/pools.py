@@ -3,7 +3,8 @@
 A pool takes, for every class, the images of one trial's chosen checkpoint: the trial with the
 lowest KID for that class (measured against the class's real TRAIN images in the judge's
 feature space, so choosing never looks at the test split). There is one pool per image family
-and one, `best-per-class`, over all of them. Each is an ImageFolder (`<class>/<n>.png`) with a
+(per family and variant when a family grew several variants, so that one setting can be
+compared with another on the same split) and one, `best-per-class`, over all of them. Each is an ImageFolder (`<class>/<n>.png`) with a
 `manifest.json` naming, for every file, the trial, checkpoint, epoch and seeds that made it.
 A pool is written beside its final place and renamed into it whole.
 """
@@ -25,15 +26,21 @@ RULE = ("for each class, the trial whose chosen epoch has the lowest KID for tha
         "(judge features, real train split)")
 
 
-def class_kid(trial: dict, name: str) -> float:
-    """The KID a trial scored for one class at its chosen epoch; inf when it does not make it.
+def class_metric(trial: dict, name: str, metric: str = "kid") -> float | None:
+    """A trial's `metric` for one class at its chosen epoch (None when it does not make it).
     A per-class trial reports `kid`; a conditional one `kid/<class>` for each class."""
     metrics = trial.get("metrics") or {}
     if trial.get("class") is not None:
-        value = metrics.get("kid") if trial["class"] == name else None
+        value = metrics.get(metric) if trial["class"] == name else None
     else:
-        value = metrics.get(f"kid/{name}")
-    return math.inf if value is None or math.isnan(value) else float(value)
+        value = metrics.get(f"{metric}/{name}")
+    return None if value is None or math.isnan(value) else float(value)
+
+
+def class_kid(trial: dict, name: str) -> float:
+    """The KID a trial scored for one class at its chosen epoch; inf when it does not make it."""
+    value = class_metric(trial, name, "kid")
+    return math.inf if value is None else value
 
 
 def best_members(trials: list[dict], classes) -> dict[str, dict]:
@@ -47,17 +54,32 @@ def best_members(trials: list[dict], classes) -> dict[str, dict]:
     return members
 
 
-def choose_pools(trials: list[dict], classes) -> dict[str, dict[str, dict]]:
-    """{pool name: {class: trial}}: one pool per family, then best-per-class over all."""
+def pool_name(trial: dict, variants_of: dict[str, set]) -> str:
+    """`<family>`, or `<family>.<variant>` when the family grew several named variants (so a
+    setting such as differentiable augmentation can be compared with its absence)."""
+    family = trial["family"]
+    return f"{family}.{trial.get('variant')}" if len(variants_of[family]) > 1 else family
+
+
+def candidates(trials: list[dict]) -> dict[str, list[dict]]:
+    """{pool name: the trials it chooses from}: per family (and variant), then all of them."""
     usable = [t for t in trials if t.get("status") == "ok" and t.get("synthetic_dir")]
-    pools = {}
-    for family in dict.fromkeys(t["family"] for t in usable):
-        members = best_members([t for t in usable if t["family"] == family], classes)
-        if members:
-            pools[family] = members
-    if len(pools) > 1:
-        pools[BEST_PER_CLASS] = best_members(usable, classes)
-    return pools
+    variants_of: dict[str, set] = {}
+    for t in usable:
+        variants_of.setdefault(t["family"], set()).add(t.get("variant"))
+    groups: dict[str, list[dict]] = {}
+    for t in usable:
+        groups.setdefault(pool_name(t, variants_of), []).append(t)
+    if len(groups) > 1:
+        groups[BEST_PER_CLASS] = usable
+    return groups
+
+
+def choose_pools(trials: list[dict], classes) -> dict[str, dict[str, dict]]:
+    """{pool name: {class: trial}}: one pool per family (per family and variant when it grew
+    several), then best-per-class over all."""
+    pools = {name: best_members(group, classes) for name, group in candidates(trials).items()}
+    return {name: members for name, members in pools.items() if members}
 
 
 def same_as(pools: dict[str, dict[str, dict]], name: str) -> str | None:

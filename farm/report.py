@@ -262,21 +262,33 @@ def _image_headline(dataset: str, info: dict, ev: dict | None) -> str:
         return "".join(out)
     out.append("<p>CAS: a classifier trained only on a pool's synthetic images, tested on "
                "held-out real ones. Ceiling: the same classifier trained on the real images.</p>")
-    header = ["pool", "images", "CAS accuracy", "ceiling", "CAS / ceiling",
-              "real + synthetic", "augmentation gain", "chance"]
-    ceiling = _get(ev, "ceiling", "accuracy")
+    out.append("<p>Mean KID and judge accuracy: the pool's members at their chosen epochs (train "
+               "split). GAN time: what the trials it chose from took to grow.</p>")
     rows, classes = [], []
     for pool, p in _pool_rows(ev):
         if "same_as" in p:
-            rows.append([_e(pool), f'<td colspan="7"><em>same as {_e(p["same_as"])}</em></td>'])
+            rows.append([_e(pool), f'<td colspan="{len(POOL_HEADER) - 1}"><em>same as '
+                                   f'{_e(p["same_as"])}</em></td>'])
         else:
-            rows.append([_e(pool), _e(p.get("images", "–")), _num(_get(p, "cas", "accuracy")),
-                         _num(ceiling), _ratio(p.get("cas_ratio")),
-                         _num(_get(p, "real_plus_synthetic", "accuracy")),
-                         _signed(p.get("augmentation_gain")), _num(ev.get("chance"))])
+            rows.append([_e(pool)] + [_e(c) for c in _pool_numbers(p, ev)])
         classes.append("best" if pool == ev.get("best_pool") else "")
-    out.append(_table(header, rows, classes, numeric=set(range(1, 8))))
+    out.append(_table(POOL_HEADER, rows, classes, numeric=set(range(1, len(POOL_HEADER)))))
     return "".join(out)
+
+
+POOL_HEADER = ["pool", "images", "CAS accuracy", "ceiling", "CAS / ceiling", "real + synthetic",
+               "augmentation gain", "chance", "mean KID", "judge accuracy", "GAN time"]
+
+
+def _pool_numbers(p: dict, ev: dict) -> list[str]:
+    """A trained pool's cells after its name, in POOL_HEADER's order."""
+    seconds = p.get("train_seconds")
+    return [str(p.get("images", "–")), _num(_get(p, "cas", "accuracy")),
+            _num(_get(ev, "ceiling", "accuracy")), _ratio(p.get("cas_ratio")),
+            _num(_get(p, "real_plus_synthetic", "accuracy")), _signed(p.get("augmentation_gain")),
+            _num(ev.get("chance")), _num(p.get("mean_kid"), ".4g"),
+            _num(p.get("mean_judge_accuracy")),
+            f"{seconds / 60:.1f} min" if _finite(seconds) else "–"]
 
 
 def _table_headline(dataset: str, info: dict, trials: list[dict]) -> str:
@@ -487,20 +499,15 @@ def _md_headline(summary: dict) -> list[str]:
                       f"Judge accuracy {_num(judge.get('test_accuracy'))} "
                       f"(chance {_num(judge.get('chance'))}).", ""]
             if ev:
-                ceiling = _get(ev, "ceiling", "accuracy")
                 rows = []
                 for pool, p in _pool_rows(ev):
                     label = f"**{_md(pool)}**" if pool == ev.get("best_pool") else _md(pool)
                     if "same_as" in p:
-                        rows.append([label, f"same as {_md(p['same_as'])}"] + [""] * 6)
+                        rows.append([label, f"same as {_md(p['same_as'])}"]
+                                    + [""] * (len(POOL_HEADER) - 2))
                         continue
-                    rows.append([label, _md(p.get("images", "–")),
-                                 _num(_get(p, "cas", "accuracy")), _num(ceiling),
-                                 _ratio(p.get("cas_ratio")),
-                                 _num(_get(p, "real_plus_synthetic", "accuracy")),
-                                 _signed(p.get("augmentation_gain")), _num(ev.get("chance"))])
-                lines += _md_table(["pool", "images", "CAS acc", "ceiling", "CAS/ceiling",
-                                    "real+synth acc", "aug. gain", "chance"], rows)
+                    rows.append([label] + [_md(c) for c in _pool_numbers(p, ev)])
+                lines += _md_table(POOL_HEADER, rows)
         elif info.get("kind") == "table":
             trtr = info.get("trtr") or {}
             lines += [f"### {_md(dataset)} (table)", "",

@@ -100,6 +100,7 @@ class TrialOutcome:
     best_metrics: dict
     checkpoint_path: str | None
     last_epoch: int | None = None  # below the planned epochs when a scheduler stopped it early
+    train_seconds: float | None = None  # Tune's time_total_s: training and evaluations
 
 
 # What Ray adds to every report; the rest is what the family measured.
@@ -171,4 +172,5 @@ def _outcome(result, metric: str, mode: str) -> TrialOutcome:
         path=result.path, error=error,
         best_epoch=int(best_metrics["epoch"]) if "epoch" in best_metrics else None,
         best_metrics=clean, checkpoint_path=best.path if best is not None else None,
-        last_epoch=int(result.metrics["epoch"]) if "epoch" in (result.metrics or {}) else None)
+        last_epoch=int(result.metrics["epoch"]) if "epoch" in (result.metrics or {}) else None,
+        train_seconds=(result.metrics or {}).get("time_total_s"))

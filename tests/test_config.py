@@ -13,6 +13,7 @@ Two kinds of tests live here:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 import shutil
 from pathlib import Path
@@ -42,6 +43,7 @@ REPORTED = {
     "tabular-b": SHARED_TABULAR | {"confidence/error", "confidence/coverage", "balance/positive"},
     "image-pair": {"kid", "judge_accuracy"},
     "image-spiked": {"kid/mean", "judge_accuracy/mean"},
+    "image-conditional": {"kid/mean", "judge_accuracy/mean"},
 }
 # Per-class families plan one trial per class: the real presets are planned with these.
 CLASSES = {"fids30": ("apples", "bananas")}
@@ -146,6 +148,13 @@ def test_real_every_variant_builds_on_every_dataset():
                                     {**family.get("params", {}), **per_dataset, **bundle})
                 for key, value in bundle.items():
                     assert getattr(built, key) == as_built(value), (name, dataset, variant, key)
+
+
+def test_real_conditional_family_writes_every_setting():
+    """Its settings follow no report: trials/images.yaml states each one, none left implicit."""
+    family = real_config("full")["families"]["conditional"]
+    fields = {f.name for f in dataclasses.fields(KINDS[family["kind"]].params)}
+    assert set(family["params"]) == fields
 
 
 def test_reported_list_covers_every_kind():

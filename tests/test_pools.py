@@ -83,3 +83,13 @@ def test_a_failed_pool_write_leaves_the_old_pool_and_no_staging(tmp_path):
         write_pool(tmp_path / "pools" / "p", "p", "fruit", {"apples": member})
     assert [p.name for p in (tmp_path / "pools").iterdir()] == ["p"]
     assert len(json.loads((tmp_path / "pools" / "p" / "manifest.json").read_text())["files"]) == 2
+
+
+def test_a_family_with_several_variants_gets_a_pool_per_variant():
+    trials = [{**_trial("p1", "fruit-pairs", "apples", {"kid": 0.5}), "variant": "report"},
+              {**_trial("p2", "fruit-pairs", "apples", {"kid": 0.2}), "variant": "diffaug"},
+              {**_trial("s1", "spiked", None, {"kid/apples": 0.3}), "variant": "g1"}]
+    pools = choose_pools(trials, ["apples"])
+    assert {p: m["apples"]["trial"] for p, m in pools.items()} == {
+        "fruit-pairs.report": "p1", "fruit-pairs.diffaug": "p2", "spiked": "s1",
+        BEST_PER_CLASS: "p2"}

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from farm.families import images, tabular, tabular_b
+from farm.families import conditional, images, tabular, tabular_b
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,11 @@ KINDS: dict[str, FamilyKind] = {
     "image-spiked": FamilyKind(images.ImageParams, images.build_spiked, images.all_rows,
                                images.spiked_game, images.evaluate_spiked, images.export_spiked,
                                images.pictures_spiked, modality="image"),
+    # Scored, exported and pictured as `spiked` is: KID and judge accuracy per class.
+    "image-conditional": FamilyKind(conditional.ConditionalParams, conditional.build,
+                                    images.all_rows, conditional.game, images.evaluate_spiked,
+                                    images.export_spiked, images.pictures_spiked,
+                                    modality="image"),
 }
 
 

@@ -5,7 +5,8 @@ generated ones. `spiked` (kind `image-spiked`): one conditional model for all cl
 is a spike in G's noise (entry k of G1's vector set to s, or column k of G2/G2a's plane set to
 ones), and D has one output per class plus one for "fake". Both are scored every few epochs on a
 fixed noise batch: KID to the class's real TRAIN images in the judge's feature space, and the
-share of images the judge puts in the requested class.
+share of images the judge puts in the requested class. With `diffaug` set, D sees every
+image, real or generated, through DiffAugment (farm.train.diffaugment).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import torch.nn.functional as F
 from farm.judge import Judge
 from farm.metrics.images import kid
 from farm.models.images import DISCRIMINATORS, GENERATORS, noise_for
-from farm.train.gan_loop import GanPair, RealVsFake, Tricks
+from farm.train.diffaugment import augmented
+from farm.train.gan_loop import GanPair, RealVsFake, Tricks, d_accuracy
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class ImageParams:
     eval_images: int = 32           # fixed-noise images per class at each evaluation
     kid_subsets: int = 50
     grid_images: int = 16           # per class in TensorBoard's grid
+    diffaug: str = ""               # DiffAugment policy on D's inputs ("color,cutout"); "" = off
 
 
 @dataclass
@@ -98,7 +101,8 @@ def build_pair(params: ImageParams, view: ClassView, device) -> GanPair:
 
 
 def pair_game(params: ImageParams, view: ClassView, pair: GanPair, device) -> RealVsFake:
-    return RealVsFake(pair.discriminator, lambda n: (noise_for(pair.generator, n, device),),
+    return RealVsFake(augmented(pair.discriminator, params.diffaug),
+                      lambda n: (noise_for(pair.generator, n, device),),
                       Tricks(real_label=params.real_label, loss=params.loss))
 
 
@@ -139,10 +143,8 @@ class SpikedGame:
         logits_real, logits_fake = self.D(images), self.D(fake)
         fake_class = torch.full((fake.shape[0],), self.classes, device=fake.device)
         loss = F.cross_entropy(logits_real, labels) + F.cross_entropy(logits_fake, fake_class)
-        acc_real = (logits_real.argmax(1) == labels).float().mean()
-        acc_fake = (logits_fake.argmax(1) == self.classes).float().mean()
-        return loss, {"d_acc/real": acc_real, "d_acc/fake": acc_fake,
-                      "d_acc": (acc_real + acc_fake) / 2}
+        return loss, d_accuracy(logits_real.argmax(1) == labels,
+                                logits_fake.argmax(1) == self.classes)
 
     def g_loss(self, real, fake, inputs, epoch):
         _, labels = inputs
@@ -150,7 +152,8 @@ class SpikedGame:
 
 
 def spiked_game(params, data, pair, device) -> SpikedGame:
-    return SpikedGame(pair.generator, pair.discriminator, len(data.classes), device)
+    return SpikedGame(pair.generator, augmented(pair.discriminator, params.diffaug),
+                      len(data.classes), device)
 
 
 # --------------------------------------------------------------------------- scoring

@@ -69,6 +69,12 @@ def _targets(n: int, value: float, flip: torch.Tensor | None, device) -> torch.T
     return target
 
 
+def d_accuracy(right_on_real: torch.Tensor, right_on_fake: torch.Tensor) -> dict:
+    """D's accuracy on real rows, on fake ones and overall, from where it was right."""
+    acc_real, acc_fake = right_on_real.float().mean(), right_on_fake.float().mean()
+    return {"d_acc/real": acc_real, "d_acc/fake": acc_fake, "d_acc": (acc_real + acc_fake) / 2}
+
+
 class Game(Protocol):
     """What a family plays: how G's inputs are drawn and what D and G each minimise.
 
@@ -107,9 +113,7 @@ class RealVsFake:
         loss = LOSSES[t.loss][0](logits_real, logits_fake, t_real, t_fake)
         if t.gradient_penalty:
             loss = loss + t.gradient_penalty * gradient_penalty(self.D, real, fake)
-        acc_real, acc_fake = (logits_real > 0).float().mean(), (logits_fake < 0).float().mean()
-        return loss, {"d_acc/real": acc_real, "d_acc/fake": acc_fake,
-                      "d_acc": (acc_real + acc_fake) / 2}
+        return loss, d_accuracy(logits_real > 0, logits_fake < 0)
 
     def g_loss(self, real, fake, inputs, epoch):
         return LOSSES[self.tricks.loss][1](self.D(fake)), {}

@@ -1,29 +1,11 @@
 """The image families' pieces on a tiny synthetic dataset: views, games, scoring, export."""
 
 import numpy as np
-import pytest
 import torch
 
 from farm.families import KINDS, params_from
 from farm.families import images as I
-from farm.judge import JudgeConfig, train_judge
 from farm.train.gan_loop import gan_epoch, shuffled_batches
-
-
-@pytest.fixture(scope="module")
-def data():
-    rng = np.random.default_rng(0)
-    colours = np.array([[220, 30, 30], [30, 200, 40], [40, 40, 220]], dtype=np.uint8)
-    labels = np.repeat(np.arange(3), 12)
-    images = np.clip(colours[labels][:, None, None, :] + rng.integers(-20, 20, (36, 64, 64, 3)),
-                     0, 255).astype(np.uint8)
-    x = torch.as_tensor(images).permute(0, 3, 1, 2).float() / 127.5 - 1
-    judge = train_judge(x, torch.as_tensor(labels), 3, JudgeConfig(arch="tiny", epochs=3),
-                        progress=None, classes=("red", "green", "blue"))
-    features = judge.features(x).numpy()
-    return I.ImageData("colours", images, labels, ("red", "green", "blue"), judge.payload(),
-                       {k: features[labels == k] for k in range(3)})
-
 
 SMALL = {"g_width": 4, "discriminator": "DCGAN", "d_width": 4, "eval_images": 6,
          "kid_subsets": 3, "grid_images": 3, "batch_size": 8}

@@ -93,12 +93,12 @@ def test_tiny_farm_writes_summary_checkpoints_and_csvs(tiny_run, shared_data):
             "ray/tune/confidence/error", "ray/tune/loss/d"} <= tags
 
 
-def test_tiny_farm_grows_image_pairs_and_spiked_models(tiny_run):
+def test_tiny_farm_grows_image_pairs_spiked_and_conditional_models(tiny_run):
     _, experiment = tiny_run
     summary = json.loads((experiment / "summary.json").read_text())
     images = [t for t in summary["trials"] if t["dataset"] == "fids30"]
-    assert sorted((t["family"], t["class"]) for t in images) == [
-        ("fruit-pairs", "apples"), ("fruit-pairs", "bananas"), ("spiked", None)]
+    assert sorted((t["family"], t["class"] or "") for t in images) == [
+        ("conditional", ""), ("fruit-pairs", "apples"), ("fruit-pairs", "bananas"), ("spiked", "")]
     judge = summary["datasets"]["fids30"]["judge"]
     assert 0.0 <= judge["test_accuracy"] <= 1.0 and judge["chance"] == 0.5
     state = torch.load(judge["checkpoint"], weights_only=True)
@@ -113,8 +113,14 @@ def test_tiny_farm_grows_image_pairs_and_spiked_models(tiny_run):
             with Image.open(png) as image:
                 assert image.size == (64, 64) and image.mode == "RGB"
         assert len(list(folder.rglob("*.png"))) == 4 * len(expected)
-    spiked = next(t for t in images if t["family"] == "spiked")
-    assert {"kid/apples", "kid/bananas", "kid/mean", "judge_accuracy/mean"} <= set(spiked["metrics"])
+    for family in ("spiked", "conditional"):
+        trial = next(t for t in images if t["family"] == family)
+        assert {"kid/apples", "kid/bananas", "kid/mean", "judge_accuracy/mean"} <= set(
+            trial["metrics"])
+    conditional = next(t for t in images if t["family"] == "conditional")
+    state = torch.load(Path(conditional["checkpoint"]) / "state.pt", weights_only=True)
+    assert {"steps", "raw.linear.weight", "ema.linear.weight"} <= set(state["generator"])
+    assert conditional["params"]["diffaug"] == "color,translation,cutout"
     tags = _tensorboard_tags(
         next((experiment / "tune" / "fruit-pairs").glob("fruit-pairs_fids30_apples_*")))
     assert {"samples", "ray/tune/kid", "ray/tune/judge_accuracy", "ray/tune/loss/g"} <= tags
@@ -192,7 +198,7 @@ def test_tables_get_real_plus_synthetic_a_chosen_trial_and_a_manifest(tiny_run):
     assert sorted(f["file"] for f in manifest["files"]) == sorted(
         Path(t["synthetic_csv"]).name for t in tables if t["dataset"] == "german_credit")
     assert all(f["checkpoint"] and f["epoch"] for f in manifest["files"])
-    for name in ("curves/tabular-a", "curves/fruit-pairs", "curves/spiked"):
+    for name in ("curves/tabular-a", "curves/fruit-pairs", "curves/spiked", "curves/conditional"):
         assert Path(summary["figures"][name]).is_file()
 
 
@@ -366,5 +372,6 @@ def test_dry_run_lists_trials_and_trains_nothing(tmp_path, shared_data):
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("tabular-a ") == 4 and done.stdout.count("tabular-b ") == 4
     assert done.stdout.count("fruit-pairs ") == 3 and done.stdout.count("spiked ") == 2
+    assert done.stdout.count("conditional ") == 1
     assert "Nothing was trained" in done.stdout
     assert not any(tmp_path.iterdir())

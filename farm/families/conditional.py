@@ -1,0 +1,74 @@
+"""`conditional` (kind `image-conditional`): one class-conditional model for all classes, built
+the way data-efficient conditional GANs are built today rather than as the fruit report did.
+
+G: conditional batch norm (per-class gain and bias) in a residual upsampling stack to the
+data's image size. D: spectral norm everywhere and a projection head, trained with the hinge
+loss. D sees real and generated images through DiffAugment (`diffaug`). What is evaluated,
+exported and pictured is an exponential moving average of G's weights (`EMAGenerator`: its
+eval mode), and it is scored, exported and pictured exactly like `spiked` (KID and judge
+accuracy per class and their means; one grid row per class).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from farm.families.images import ImageData, SpikedGame
+from farm.models.conditional import ConditionalGenerator, ProjectionDiscriminator
+from farm.train.diffaugment import augmented
+from farm.train.ema import EMAGenerator, follow
+from farm.train.gan_loop import LOSSES, GanPair, d_accuracy
+
+HINGE_D, HINGE_G = LOSSES["hinge"]
+
+
+@dataclass(frozen=True)
+class ConditionalParams:
+    """Every setting of a conditional trial. Adam (0.0, 0.999) with D's rate four times G's
+    (the two time-scale rule, as in SAGAN), one D step per G step."""
+
+    g_width: int = 64
+    d_width: int = 64
+    z_dim: int = 128
+    lr_g: float = 1e-4
+    lr_d: float = 4e-4
+    beta1: float = 0.0
+    beta2: float = 0.999
+    batch_size: int = 32
+    ema_decay: float = 0.999        # per G step
+    ema_start: int = 1000           # G steps during which the average is a copy of G
+    diffaug: str = "color,translation,cutout"   # "" = off
+    eval_images: int = 16           # per class
+    kid_subsets: int = 20
+    grid_images: int = 8            # per class: one grid row each
+
+
+def build(params: ConditionalParams, data: ImageData, device) -> GanPair:
+    classes, size = len(data.classes), data.images.shape[1]
+    G = EMAGenerator(ConditionalGenerator(classes, params.z_dim, params.g_width, size),
+                     params.ema_decay, params.ema_start).to(device)
+    D = ProjectionDiscriminator(classes, params.d_width, size).to(device)
+    betas = (params.beta1, params.beta2)
+    g_opt = torch.optim.Adam(G.raw.parameters(), params.lr_g, betas=betas)
+    follow(G, g_opt)
+    return GanPair(G, D, g_opt, torch.optim.Adam(D.parameters(), params.lr_d, betas=betas))
+
+
+class ProjectionGame(SpikedGame):
+    """Hinge loss on D(x, y): real images with their labels, generated ones with the labels
+    they were asked for. Inputs are drawn as for `spiked`: noise and a random class each."""
+
+    def d_loss(self, real, fake, inputs, epoch):
+        images, labels = real
+        out_real, out_fake = self.D(images, labels), self.D(fake, inputs[1])
+        return HINGE_D(out_real, out_fake), d_accuracy(out_real > 0, out_fake < 0)
+
+    def g_loss(self, real, fake, inputs, epoch):
+        return HINGE_G(self.D(fake, inputs[1])), {}
+
+
+def game(params: ConditionalParams, data: ImageData, pair: GanPair, device) -> ProjectionGame:
+    return ProjectionGame(pair.generator, augmented(pair.discriminator, params.diffaug),
+                          len(data.classes), device)
