@@ -43,6 +43,12 @@ def table(dataset: str, ev: dict) -> list[str]:
                      f"{_f(p['augmentation_gain'], '+.3f')} | {_f(p.get('mean_kid'), '.4g')} | "
                      f"{_f(p.get('mean_judge_accuracy'))} | "
                      f"{_f((p.get('train_seconds') or 0) / 60, '.1f')} |")
+    control = ev.get("control")
+    if control:
+        lines += ["", f"control: real + {control['train_images'] - ev['ceiling']['train_images']} "
+                      f"noise images {_f(control['accuracy'])} "
+                      f"({_f(control['accuracy'] - ev['ceiling']['accuracy'], '+.3f')} over real"
+                      " alone); every classifier took the same number of steps"]
     return lines
 
 
@@ -55,7 +61,10 @@ def targets(ev: dict) -> list[str]:
            f"{_f(best['cas_ratio'], '.2f')} (target >= 0.6: "
            f"{'met' if (best['cas_ratio'] or 0) >= 0.6 else 'not met'}); real + synthetic "
            f"{_f(best['augmentation_gain'], '+.3f')} over real alone (target > 0: "
-           f"{'met' if best['augmentation_gain'] > 0 else 'not met'}){scope}"]
+           f"{'met' if best['augmentation_gain'] > 0 else 'not met'}"
+           + (f"; beats the noise control: "
+              f"{'yes' if best['real_plus_synthetic']['accuracy'] > ev['control']['accuracy'] else 'no'}"
+              if ev.get("control") else "") + f"){scope}"]
     conditional = {n: p for n, p in pools.items() if n.startswith("conditional")
                    and "plain" not in n}
     report = {n: p for n, p in pools.items() if n.split(".")[0] in REPORT_FAMILIES}

@@ -17,6 +17,7 @@ from farm.pools import (candidates, choose_pools, class_kid, class_metric, read_
                         write_pool)
 
 GRID_IMAGES = 6
+CONTROL = "real+noise"  # the control for real + synthetic: the same count of noise images
 
 
 def _mean_kid(members: dict[str, dict]) -> float:
@@ -68,9 +69,15 @@ def evaluate_image_dataset(dataset: str, prepared, trials: list[dict], config: E
         tasks += [Task(f"synthetic/{name}", x, y),
                   Task(f"real+synthetic/{name}", np.concatenate([real[0], x]),
                        np.concatenate([real[1], y]))]
+    if trained:  # what any extra images do: as many of pure noise as the biggest pool
+        n = max(len(y) for _, y in trained.values())
+        rng = np.random.default_rng(config.seed)
+        noise = rng.integers(0, 256, (n, *real[0].shape[1:]), dtype=np.uint8)
+        tasks.append(Task(CONTROL, np.concatenate([real[0], noise]),
+                          np.concatenate([real[1], np.arange(n) % len(classes)])))
     test_task = Task("test", images.images[test], images.labels[test])
     job = evaluate(dataset, tasks, test_task, classes, config, experiment_dir / "evaluator",
-                   use_gpu)
+                   use_gpu, reference_images=len(train))
     results = job["results"]
 
     folder = experiment_dir / "figures" / dataset / "evaluator"
@@ -97,7 +104,8 @@ def evaluate_image_dataset(dataset: str, prepared, trials: list[dict], config: E
         paths[key] = str(figures.save(fig, folder / f"{key.replace('/', '-')}.png"))
     writer.close()
     return {"classes": classes, "chance": 1 / len(classes), "test_images": int(len(test)),
-            "ceiling": ceiling, "pools": section_pools, "best_pool": best,
+            "ceiling": ceiling, "control": results.get(CONTROL), "pools": section_pools,
+            "best_pool": best,
             "best_pool_rule": "lowest mean KID of its members (train split), not test accuracy",
             "workers": job["workers"], "device": job["device"], "figures": paths}
 

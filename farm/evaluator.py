@@ -6,8 +6,9 @@ trained from scratch on
   * each pool of synthetic images     -> CAS, classification accuracy score,
   * real train split + that pool      -> does the farm's output help as augmentation?
 and each is tested on the held-out real test split, which no GAN, judge or epoch choice ever saw.
-Every training runs for a fixed number of epochs and the last one is tested: nothing is chosen
-on the test split.
+Every classifier of a dataset takes the same number of optimizer steps (`epochs` passes over
+the real train split), so that a bigger training set does not win by more steps alone, and the
+last step is tested: nothing is chosen on the test split.
 
 It runs as one Ray Train job per dataset (`TorchTrainer`): GPU workers when the cluster has GPUs,
 CPU workers otherwise; with more than one worker each trains on its shard of every epoch's
@@ -92,9 +93,18 @@ def shard(order: torch.Tensor, rank: int, world: int) -> torch.Tensor:
     return padded[rank::world]
 
 
+def step_budget(config: EvaluatorConfig, reference_images: int, world: int = 1) -> int:
+    """Optimizer steps every classifier of a dataset gets: `epochs` passes over the real train
+    split. The same for all, so that real + synthetic is not ahead merely by taking more steps."""
+    return max(1, config.epochs * steps_per_epoch(math.ceil(reference_images / world),
+                                                  config.batch_size))
+
+
 def fit_and_test(task: Task, test: Task, num_classes: int, config: EvaluatorConfig, device,
-                 rank: int = 0, world: int = 1, wrap=lambda m: m, say=print) -> dict | None:
-    """Train one classifier on ``task`` and test it on ``test`` (rank 0 only; others None)."""
+                 rank: int = 0, world: int = 1, wrap=lambda m: m, say=print,
+                 reference_images: int | None = None) -> dict | None:
+    """Train one classifier on ``task`` for the dataset's step budget and test it on ``test``
+    (rank 0 only; others None). ``reference_images``: the real train split's size."""
     started = time.perf_counter()
     with torch.random.fork_rng(devices=[]):  # the same initial weights on every rank
         torch.manual_seed(config.seed)
@@ -103,23 +113,28 @@ def fit_and_test(task: Task, test: Task, num_classes: int, config: EvaluatorConf
     x, y = _tensor(task.images, device), torch.as_tensor(task.labels, device=device)
     order_gen = torch.Generator().manual_seed(config.seed)  # identical orders on every rank
     aug_gen = torch.Generator(device=device).manual_seed(config.seed + 1 + rank)
-    per_rank = math.ceil(len(x) / world)
+    budget = step_budget(config, reference_images or len(x), world)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(
-        opt, max(1, config.epochs * steps_per_epoch(per_rank, config.batch_size)))
-    for epoch in range(1, config.epochs + 1):
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, budget)
+    done, passes, report_every = 0, 0, max(1, budget // 5)
+    while done < budget:
         mine = shard(torch.randperm(len(x), generator=order_gen), rank, world).to(device)
+        take = min(steps_per_epoch(len(mine), config.batch_size), budget - done)
+        mine = mine[:take * config.batch_size]
         loss = train_epoch(model, opt, sched, x, y, mine, config.batch_size, aug_gen,
                            config.augment)
-        if rank == 0 and (epoch % max(1, config.epochs // 5) == 0 or epoch == config.epochs):
-            say(f"evaluator {task.name}: epoch {epoch}/{config.epochs}, "
+        passes += 1
+        if rank == 0 and ((done + take) // report_every > done // report_every
+                          or done + take == budget):
+            say(f"evaluator {task.name}: step {done + take}/{budget} (pass {passes}), "
                 f"train loss {float(loss) / len(mine):.4f}")
+        done += take
     if rank != 0:
         return None
     net = getattr(model, "module", model)  # DDP's wrapped model, for a plain forward
     matrix, _ = confusion(net, _tensor(test.images, device),
                           torch.as_tensor(test.labels, device=device), num_classes)
-    return {"matrix": matrix.cpu().tolist(), "train_images": int(len(x)),
+    return {"matrix": matrix.cpu().tolist(), "train_images": int(len(x)), "steps": budget,
             "seconds": round(time.perf_counter() - started, 1)}
 
 
@@ -139,7 +154,8 @@ def _train_loop(loop_config: dict) -> None:
         task = ray.get(ref)
         out = fit_and_test(task, test, loop_config["num_classes"], config, device, rank, world,
                            wrap=ray.train.torch.prepare_model if world > 1 else (lambda m: m),
-                           say=lambda line: print(line, flush=True))
+                           say=lambda line: print(line, flush=True),
+                           reference_images=loop_config["reference_images"])
         if out is not None:
             results[task.name] = out
             acc = float(np.trace(out["matrix"])) / max(1, int(np.sum(out["matrix"])))
@@ -175,9 +191,11 @@ def scaling(config: EvaluatorConfig, use_gpu: bool) -> dict:
 
 
 def evaluate(name: str, tasks: list[Task], test: Task, classes, config: EvaluatorConfig,
-             storage: Path, use_gpu: bool) -> dict:
+             storage: Path, use_gpu: bool, reference_images: int | None = None) -> dict:
     """Run every task of one dataset as one TorchTrainer job; {task name: RESULT} where RESULT
-    has accuracy, per_class, confusion, train_images and seconds."""
+    has accuracy, per_class, confusion, train_images, steps and seconds. Every task trains for
+    the same number of steps: `epochs` passes over `reference_images` (the real train split;
+    default: the first task's size)."""
     import ray
     import ray.train
     from ray.train.torch import TorchTrainer
@@ -191,6 +209,7 @@ def evaluate(name: str, tasks: list[Task], test: Task, classes, config: Evaluato
     trainer = TorchTrainer(
         _train_loop,
         train_loop_config={"config": asdict(config), "num_classes": len(classes),
+                           "reference_images": reference_images or len(tasks[0].labels),
                            "test": ray.put(test), "tasks": [ray.put(t) for t in tasks]},
         scaling_config=ray.train.ScalingConfig(**shape),
         run_config=ray.train.RunConfig(name=run_dir.name, storage_path=str(storage)),
@@ -207,6 +226,7 @@ def evaluate(name: str, tasks: list[Task], test: Task, classes, config: Evaluato
     out = {}
     for task_name, values in raw.items():
         out[task_name] = {**scores(values["matrix"], classes),
-                          "train_images": values["train_images"], "seconds": values["seconds"]}
+                          "train_images": values["train_images"], "steps": values["steps"],
+                          "seconds": values["seconds"]}
     return {"results": out, "workers": shape["num_workers"],
             "device": "cuda" if use_gpu else "cpu"}

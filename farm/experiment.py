@@ -378,7 +378,12 @@ def _format_evaluator(section: dict | None) -> list[str]:
             lines += [f"    {label:40} {cas:>8.3f} {ratio:>10}",
                       f"    {'real + synthetic: ' + name:40} {both:>8.3f} {'':>10} "
                       f"{pool['augmentation_gain']:>+7.3f}"]
-        lines.append("    (* the best pool, chosen by its members' KID on the train split)")
+        if info.get("control"):
+            lines.append(f"    {'control: real + noise images':40} "
+                         f"{info['control']['accuracy']:>8.3f} {'':>10} "
+                         f"{info['control']['accuracy'] - info['ceiling']['accuracy']:>+7.3f}")
+        lines.append("    (* the best pool, chosen by its members' KID on the train split; every "
+                     "classifier takes the same number of steps)")
     for dataset, error in section.get("errors", {}).items():
         lines.append(f"  {dataset}: evaluator failed: {error}")
     return lines

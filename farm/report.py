@@ -264,6 +264,7 @@ def _image_headline(dataset: str, info: dict, ev: dict | None) -> str:
                "held-out real ones. Ceiling: the same classifier trained on the real images.</p>")
     out.append("<p>Mean KID and judge accuracy: the pool's members at their chosen epochs (train "
                "split). GAN time: what the trials it chose from took to grow.</p>")
+    out.append(_control_line(ev, html=True))
     rows, classes = [], []
     for pool, p in _pool_rows(ev):
         if "same_as" in p:
@@ -274,6 +275,23 @@ def _image_headline(dataset: str, info: dict, ev: dict | None) -> str:
         classes.append("best" if pool == ev.get("best_pool") else "")
     out.append(_table(POOL_HEADER, rows, classes, numeric=set(range(1, len(POOL_HEADER)))))
     return "".join(out)
+
+
+def _control_line(ev: dict, html: bool) -> str:
+    """The control for "real + synthetic": real + as many pure-noise images, same steps."""
+    control, ceiling = ev.get("control"), _get(ev, "ceiling", "accuracy")
+    if not control or not _finite(ceiling):
+        return ""
+    text = (f"Control: the real train split plus {control.get('train_images', 0) - _train(ev)} "
+            f"images of pure noise scores {_num(control.get('accuracy'))} "
+            f"({_signed(control.get('accuracy', 0) - ceiling)} over real alone). A pool's "
+            "augmentation gain means something only where it beats this. Every classifier "
+            "takes the same number of optimizer steps.")
+    return f"<p>{_e(text)}</p>" if html else text
+
+
+def _train(ev: dict) -> int:
+    return int(_get(ev, "ceiling", "train_images") or 0)
 
 
 POOL_HEADER = ["pool", "images", "CAS accuracy", "ceiling", "CAS / ceiling", "real + synthetic",
@@ -508,6 +526,9 @@ def _md_headline(summary: dict) -> list[str]:
                         continue
                     rows.append([label] + [_md(c) for c in _pool_numbers(p, ev)])
                 lines += _md_table(POOL_HEADER, rows)
+                control = _control_line(ev, html=False)
+                if control:
+                    lines += [control, ""]
         elif info.get("kind") == "table":
             trtr = info.get("trtr") or {}
             lines += [f"### {_md(dataset)} (table)", "",

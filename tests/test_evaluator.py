@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from farm.errors import ConfigError
-from farm.evaluator import EvaluatorConfig, Task, evaluator_config, fit_and_test, shard
+from farm.evaluator import (EvaluatorConfig, Task, evaluator_config, fit_and_test, shard,
+                            step_budget)
 from farm.train.classifier import confusion, scores
 
 
@@ -70,3 +71,13 @@ def test_confusion_and_scores_per_class():
 def test_bad_evaluator_settings_are_named(values, message):
     with pytest.raises(ConfigError, match=message):
         evaluator_config(values)
+
+
+def test_every_classifier_takes_the_same_number_of_steps_whatever_its_data():
+    rng = np.random.default_rng(3)
+    config = EvaluatorConfig(arch="tiny", epochs=2, batch_size=16)
+    test = Task("test", *_blobs(6, rng))
+    steps = [fit_and_test(Task("t", *_blobs(n, rng)), test, 3, config, torch.device("cpu"),
+                          say=lambda _line: None, reference_images=40)["steps"]
+             for n in (40, 96, 7)]
+    assert steps == [step_budget(config, 40)] * 3 == [2 * 3] * 3  # 40 images: 3 steps a pass

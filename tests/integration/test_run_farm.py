@@ -155,6 +155,10 @@ def test_evaluator_pools_and_scores_images_on_the_held_out_split(tiny_run):
     assert fids["test_images"] == len(split["test"])
     assert fids["ceiling"]["train_images"] == len(split["fit"])
     trained = {n: p for n, p in fids["pools"].items() if "same_as" not in p}
+    biggest = max(p["images"] for p in trained.values())
+    assert fids["control"]["train_images"] == len(split["fit"]) + biggest
+    steps = {r["steps"] for p in trained.values() for r in (p["cas"], p["real_plus_synthetic"])}
+    assert steps == {fids["ceiling"]["steps"]} == {fids["control"]["steps"]}
     assert {"fruit-pairs", "spiked"} <= set(trained) and fids["best_pool"] in trained
     for name, pool in trained.items():
         for result in (pool["cas"], pool["real_plus_synthetic"]):
