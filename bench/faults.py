@@ -119,6 +119,16 @@ def main() -> int:
     if args.data_dir:
         common += ["--data-dir", args.data_dir]
     rows = []
+    keys = ["run", "kill_after_s", "killed_pid", "failures_retried", "exit", "complete", "trials",
+            "ok", "checkpoints_load", "same_trials_as_undisturbed", "seconds"]
+    print(f"Fault benchmark, preset {args.preset}, logs and experiments in {storage}\n",
+          flush=True)
+    print("| " + " | ".join(keys) + " |")
+    print("|" + "---|" * len(keys), flush=True)
+
+    def add(row: dict) -> None:
+        rows.append(row)
+        print("| " + " | ".join(str(row.get(k, "")) for k in keys) + " |", flush=True)
 
     started = time.time()
     code = _wait(_farm([*common, "--name", "undisturbed"], storage / "undisturbed.log"),
@@ -129,7 +139,7 @@ def main() -> int:
         return 1
     reference = json.loads((storage / "undisturbed" / "summary.json").read_text())
     phase = trial_phase_seconds(storage / "undisturbed")
-    rows.append({"run": "undisturbed", "exit": code, **check(storage, "undisturbed", None)})
+    add({"run": "undisturbed", "exit": code, **check(storage, "undisturbed", None)})
 
     random.seed(args.seed)
     for run in range(args.runs):
@@ -138,7 +148,7 @@ def main() -> int:
         delay = rng.uniform(0.05, 0.9) * phase
         killed = _kill_a_trial(driver, delay, time.time() + args.timeout)
         code = _wait(driver, args.timeout)
-        rows.append({"run": name, "kill_after_s": round(delay, 1), "killed_pid": killed,
+        add({"run": name, "kill_after_s": round(delay, 1), "killed_pid": killed,
                      "failures_retried": _failures(storage / name), "exit": code,
                      **check(storage, name, reference)})
 
@@ -152,16 +162,9 @@ def main() -> int:
     resumed = _farm(["--resume", "--name", name, "--storage-path", str(storage)],
                     storage / f"{name}-resume.log")
     code = _wait(resumed, args.timeout)
-    rows.append({"run": "driver-kill + --resume", "kill_after_s": round(moment, 1), "exit": code,
+    add({"run": "driver-kill + --resume", "kill_after_s": round(moment, 1), "exit": code,
                  **check(storage, name, reference)})
 
-    keys = ["run", "kill_after_s", "killed_pid", "failures_retried", "exit", "complete", "trials",
-            "ok", "checkpoints_load", "same_trials_as_undisturbed", "seconds"]
-    print(f"\nFault benchmark, preset {args.preset}, logs and experiments in {storage}\n")
-    print("| " + " | ".join(keys) + " |")
-    print("|" + "---|" * len(keys))
-    for row in rows:
-        print("| " + " | ".join(str(row.get(k, "")) for k in keys) + " |")
     good = all(r["exit"] == 0 and r.get("complete") and r.get("same_trials_as_undisturbed", True)
                for r in rows)
     missed = [r["run"] for r in rows if r["run"].startswith("worker") and not r["killed_pid"]]
