@@ -7,13 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from farm import figures
+from farm.data.images import to_unit_range
 from farm.evaluator import EvaluatorConfig, Task, evaluate
 from farm.judge import Judge
-from farm.pools import (candidates, choose_pools, class_kid, class_metric, read_pool, same_as,
+from farm.pools import (best_of, candidates, class_kid, class_metric, read_pool, same_as,
                         write_pool)
 
 GRID_IMAGES = 6
@@ -42,7 +42,8 @@ def evaluate_image_dataset(dataset: str, prepared, trials: list[dict], config: E
     images, split = prepared.images, prepared.split
     classes = list(images.classes)
     mine = [t for t in trials if t["dataset"] == dataset]
-    pools, grown_by = choose_pools(mine, classes), candidates(mine)
+    grown_by = candidates(mine)  # per pool, the trials it chooses from
+    pools = best_of(grown_by, classes)
     if not pools:
         print(f"Evaluator for {dataset}: no trial produced images; nothing to evaluate")
         return None
@@ -121,7 +122,7 @@ def _pictures(prepared, members, trained, classes, dataset, best) -> dict:
     judge = Judge.from_payload(data.judge)
     real_features = np.concatenate([data.real_features[label] for label in range(len(classes))])
     for name, (x, _) in trained.items():
-        fake = torch.from_numpy(np.array(x)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+        fake = to_unit_range(x)
         out[f"tsne/{name}"] = figures.tsne_figure(
             real_features, judge.features(fake).cpu().numpy(),
             title=f"t-SNE in the judge's features: real train vs {name}")

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from farm.data.images import to_unit_range
 from farm.errors import ConfigError, FarmError, settings_from
 from farm.train.classifier import (ARCHS, build_model, confusion, scores, steps_per_epoch,
                                    train_epoch)
@@ -80,11 +81,6 @@ class Task:
 # --------------------------------------------------------------------------- on each worker
 
 
-def _tensor(images: np.ndarray, device) -> torch.Tensor:
-    x = torch.from_numpy(np.array(images, dtype=np.uint8)).to(device)  # a writable copy
-    return x.permute(0, 3, 1, 2).float().div(127.5).sub(1.0).contiguous()
-
-
 def shard(order: torch.Tensor, rank: int, world: int) -> torch.Tensor:
     """This rank's slice of a shared order, padded by wrapping so every rank takes the same
     number of steps (DDP's all-reduce needs them in lockstep), as DistributedSampler does."""
@@ -110,7 +106,7 @@ def fit_and_test(task: Task, test: Task, num_classes: int, config: EvaluatorConf
         torch.manual_seed(config.seed)
         model = build_model(config.arch, num_classes, config.small_input_stem)
     model = wrap(model.to(device))
-    x, y = _tensor(task.images, device), torch.as_tensor(task.labels, device=device)
+    x, y = to_unit_range(task.images, device), torch.as_tensor(task.labels, device=device)
     order_gen = torch.Generator().manual_seed(config.seed)  # identical orders on every rank
     aug_gen = torch.Generator(device=device).manual_seed(config.seed + 1 + rank)
     budget = step_budget(config, reference_images or len(x), world)
@@ -132,7 +128,7 @@ def fit_and_test(task: Task, test: Task, num_classes: int, config: EvaluatorConf
     if rank != 0:
         return None
     net = getattr(model, "module", model)  # DDP's wrapped model, for a plain forward
-    matrix, _ = confusion(net, _tensor(test.images, device),
+    matrix, _ = confusion(net, to_unit_range(test.images, device),
                           torch.as_tensor(test.labels, device=device), num_classes)
     return {"matrix": matrix.cpu().tolist(), "train_images": int(len(x)), "steps": budget,
             "seconds": round(time.perf_counter() - started, 1)}

@@ -81,7 +81,7 @@ def prepare_images(name: str, root: Path, data_cfg: dict, experiment_dir: Path,
                            test_fraction=cfg.get("test_fraction", 0.2), val_fraction=0.0,
                            seed=seed, dataset=name, source_sha256=sha)
     train, test = np.asarray(split.fit), np.asarray(split.test)
-    x_train = torch.as_tensor(images.images[train]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    x_train = images.to_tensor(train)
     y_train = torch.as_tensor(images.labels[train])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     judge_path = experiment_dir / "judge" / f"{name}.pt"
@@ -96,7 +96,7 @@ def prepare_images(name: str, root: Path, data_cfg: dict, experiment_dir: Path,
                             progress=lambda line: print(f"  judge: {line}", flush=True),
                             classes=images.classes)
         judge.save(judge_path)
-    x_test = torch.as_tensor(images.images[test]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    x_test = images.to_tensor(test)
     test_accuracy = judge.accuracy(x_test.to(device), torch.as_tensor(images.labels[test]).to(device))
     print(f"Judge for {name}: accuracy {test_accuracy:.3f} on {len(test)} held-out test images "
           f"(chance {1 / len(images.classes):.3f})")

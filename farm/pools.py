@@ -78,7 +78,12 @@ def candidates(trials: list[dict]) -> dict[str, list[dict]]:
 def choose_pools(trials: list[dict], classes) -> dict[str, dict[str, dict]]:
     """{pool name: {class: trial}}: one pool per family (per family and variant when it grew
     several), then best-per-class over all."""
-    pools = {name: best_members(group, classes) for name, group in candidates(trials).items()}
+    return best_of(candidates(trials), classes)
+
+
+def best_of(groups: dict[str, list[dict]], classes) -> dict[str, dict[str, dict]]:
+    """{pool name: {class: trial}} from each group of candidates; empty pools dropped."""
+    pools = {name: best_members(group, classes) for name, group in groups.items()}
     return {name: members for name, members in pools.items() if members}
 
 

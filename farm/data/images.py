@@ -28,6 +28,13 @@ MIN_SIZE = 8
 PROGRESS_EVERY = 100
 
 
+def to_unit_range(images: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
+    """uint8 NHWC images -> a float32 NCHW tensor in [-1, 1] (x / 127.5 - 1) on `device`, the
+    range a tanh generator produces. A writable copy; the bytes travel before the floats."""
+    x = torch.from_numpy(np.array(images, dtype=np.uint8)).to(device)
+    return x.permute(0, 3, 1, 2).to(torch.float32).div_(127.5).sub_(1.0).contiguous()
+
+
 @dataclass(frozen=True, eq=False)  # eq=False: numpy arrays cannot be compared or hashed as a whole
 class ImageSet:
     """Decoded images of a class-per-folder dataset, all the same square size."""
@@ -47,10 +54,7 @@ class ImageSet:
         still gives a batch of one, so the result is always 4-D.
         """
         batch = self.images if index is None else self.images[index]
-        if batch.ndim == 3:
-            batch = batch[None]
-        tensor = torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2)))
-        return tensor.to(torch.float32).div_(127.5).sub_(1.0)
+        return to_unit_range(batch[None] if batch.ndim == 3 else batch)
 
     def class_indices(self, label: int | str) -> np.ndarray:
         """Indices of the images of one class (given by number or by folder name)."""

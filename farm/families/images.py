@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from farm.data.images import to_unit_range
 from farm.judge import Judge
 from farm.metrics.images import kid
 from farm.models.images import DISCRIMINATORS, GENERATORS, noise_for
@@ -59,8 +60,7 @@ class ImageData:
     real_features: dict[int, np.ndarray]  # per class: the judge's features of its train images
 
     def tensor(self, index, device) -> torch.Tensor:
-        x = torch.from_numpy(np.array(self.images[index])).to(device)  # a writable copy
-        return x.permute(0, 3, 1, 2).float().div(127.5).sub(1.0).contiguous()
+        return to_unit_range(self.images[index], device)
 
 
 def _optimizer(params: ImageParams, module, lr):
