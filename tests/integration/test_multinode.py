@@ -29,51 +29,84 @@ def cluster():
     cluster.shutdown()
 
 
-def _trial_nodes() -> dict[str, str]:
-    """{node id: state} of every Tune function trainable's actor so far (read from the GCS:
-    the state API would need the dashboard, which the farm never starts)."""
-    from ray._private.state import actors
+def _raylets(cluster) -> dict[int, str]:
+    """{raylet pid: node id} of every node started so far."""
+    from ray._private import ray_constants
 
-    return {a["Address"]["NodeID"]: a["State"] for a in actors().values()
-            if "ImplicitFunc" in a["ActorClassName"]}
+    nodes = [cluster.head_node, *cluster.worker_nodes]
+    return {n.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid: n.node_id
+            for n in nodes}
+
+
+def _node_of(pid: int, raylets: dict[int, str]) -> str | None:
+    """The node whose raylet started worker process `pid` (a worker is the raylet's child);
+    None once the process is gone. Read from the process tree rather than Ray's actor table,
+    whose view lagged on a busy CI machine."""
+    import psutil
+
+    try:
+        for parent in psutil.Process(pid).parents():
+            if parent.pid in raylets:
+                return raylets[parent.pid]
+    except psutil.NoSuchProcess:
+        return None
+    return None
+
+
+def _last_pid(trial_dir: Path) -> int | None:
+    """The worker pid in the trial's latest Tune result row."""
+    lines = (trial_dir / "result.json").read_text().splitlines() if (trial_dir / "result.json").exists() else []
+    for line in reversed(lines):
+        try:
+            return int(json.loads(line)["pid"])
+        except (ValueError, KeyError):
+            continue  # a row being written
+    return None
 
 
 def test_farm_spreads_over_nodes_and_survives_losing_one(cluster, slow_trials, tmp_path,
                                                         shared_data):
     out = tmp_path / "shared"  # one machine: every node sees it, as NFS would
     removed: list[str] = []
-    part_b = out / "e" / "tune" / "tabular-b"
+    tune_dir = out / "e" / "tune"
+    part_b = tune_dir / "tabular-b"
+    raylets = _raylets(cluster)
+    nodes_seen: dict[str, set[str]] = {}  # family -> nodes its trial ran on
+    done = threading.Event()
 
-    seen: list[dict] = []  # what the killer saw, for the failure message
-
-    def remove_the_node_running_part_b():
+    def watch_and_remove_the_node_running_part_b():
         deadline = time.time() + 400  # generous: CI machines may be busy
-        while time.time() < deadline:
-            if list(part_b.glob("*/checkpoint_00000[1-9]")):
-                nodes = _trial_nodes()
-                seen.append(nodes)
-                running = {n for n, state in nodes.items() if state == "ALIVE"}
+        while time.time() < deadline and not done.is_set():
+            for trial_dir in tune_dir.glob("*/*_*"):
+                pid = _last_pid(trial_dir) if trial_dir.is_dir() else None
+                node = _node_of(pid, raylets) if pid else None
+                if node:
+                    nodes_seen.setdefault(trial_dir.parent.name, set()).add(node)
+            if not removed and list(part_b.glob("*/checkpoint_00000[1-9]")):
+                running = nodes_seen.get("tabular-b", set())
                 for node in cluster.worker_nodes:
                     if node.node_id in running:
                         removed.append(node.node_id)
                         cluster.remove_node(node, allow_graceful=False)
-                        return
+                        break
             time.sleep(0.2)
 
-    killer = threading.Thread(target=remove_the_node_running_part_b, daemon=True)
-    killer.start()
+    watcher = threading.Thread(target=watch_and_remove_the_node_running_part_b, daemon=True)
+    watcher.start()
     code = main(["--trials-dir", str(slow_trials), "--preset", "slow", "--only", "tabular-a,tabular-b",
                  "--tabular-data", str(shared_data / "diabetes" / "diabetes.arff"),
                  "--address", cluster.address, "--gpus-per-trial", "0.5",
                  "--storage-path", str(out), "--name", "e"])
-    killer.join(timeout=5)
+    done.set()
+    watcher.join(timeout=5)
     assert code == 0
-    assert removed, f"never saw part B running on a worker node: {seen[-3:]}"
+    assert removed, f"never saw part B running on a worker node: {nodes_seen}"
     summary = json.loads((out / "e" / "summary.json").read_text())
     assert [t["status"] for t in summary["trials"]] == ["ok", "ok"]
     worker_ids = {n.node_id for n in cluster.worker_nodes} | set(removed)
-    used = set(_trial_nodes())
-    assert used <= worker_ids and len(used) == 2  # only GPU nodes, and part B moved
+    used = set().union(*nodes_seen.values())
+    assert used <= worker_ids  # only GPU nodes
+    assert len(nodes_seen["tabular-b"]) == 2  # part B moved off the removed node
     with (next(part_b.glob("tabular-b_*")) / "progress.csv").open() as f:
         epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
     assert epochs == sorted(set(epochs)) and epochs[-1] == 90  # resumed, not restarted
