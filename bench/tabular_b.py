@@ -9,6 +9,9 @@ closest real train row and exact copies, and the trial's training time. Prints a
 (mean ± std over seeds) per dataset and variant.
 
     .venv/bin/python bench/tabular_b.py --preset full --seeds 0 1 2 --out /tmp/tabular_b.md
+
+`--variants picked anchored` and `--epochs N` run a copy of trials/ whose preset narrows
+tabular-b to those variants (and that many epochs), so a longer run can leave some out.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -38,15 +43,31 @@ from farm.tables import attach_black_box, prepare_table  # noqa: E402
 
 FRESH_SEED = 987_654
 SHARED_DATA = Path(os.environ.get("FARM_SHARED_DATA", REPO.parent / "shared" / "data"))
-COLUMNS = (("confidence/error", "conf. error", "{:.3f}"), ("confidence/coverage", "coverage /10", "{:.1f}"),
+COLUMNS = (("confidence/error", "conf. error", "{:.3f}"),
+           ("confidence/error_single_draw", "error, 1 draw", "{:.3f}"), ("confidence/coverage", "coverage /10", "{:.1f}"),
            ("detection_auc", "detection AUC", "{:.3f}"), ("dcr/median", "DCR median", "{:.3f}"),
            ("dcr/exact_copies", "exact copies", "{:.1%}"), ("train_seconds", "train s", "{:.0f}"),
            ("best_epoch", "best epoch", "{:.0f}"))
 
 
-def run_farm(preset: str, seed: int, data_dir: Path, storage: Path, datasets: list[str]) -> dict:
+def narrowed_trials(preset: str, variants: list[str] | None, epochs: int | None, where: Path) -> Path:
+    """A copy of trials/ with preset `bench-b`: `preset`, tabular-b narrowed as asked."""
+    trials = Path(shutil.copytree(REPO / "trials", where / "trials"))
+    text = yaml.safe_load((trials / "presets" / f"{preset}.yaml").read_text())
+    family = text.setdefault("families", {}).setdefault("tabular-b", {})
+    if variants:
+        family["search"] = {"variant": variants}
+    if epochs:
+        family["epochs"] = epochs
+    (trials / "presets" / "bench-b.yaml").write_text(yaml.safe_dump(text))
+    return trials
+
+
+def run_farm(trials: Path, preset: str, seed: int, data_dir: Path, storage: Path,
+             datasets: list[str]) -> dict:
     name = f"bench-b-{seed}"
-    cmd = [sys.executable, str(REPO / "run_farm.py"), "--preset", preset, "--only", "tabular-b",
+    cmd = [sys.executable, str(REPO / "run_farm.py"), "--trials-dir", str(trials),
+           "--preset", preset, "--only", "tabular-b",
            "--seed", str(seed), "--data-dir", str(data_dir), "--storage-path", str(storage),
            "--name", name]
     print("$", " ".join(cmd), flush=True)
@@ -63,6 +84,7 @@ def rescore(trial: dict, prepared, storage_dir: Path) -> dict:
     generator, synthetic = sample_from_checkpoint(spec, trial["checkpoint"], prepared.trial_data,
                                                   len(prepared.split.train))
     scores = confidence_metrics(generator, params, data, FRESH_SEED)
+    scores.setdefault("confidence/error_single_draw", scores["confidence/error"])  # K = 1 anyway
     synth_enc = data.transformer.transform(synthetic)
     test_enc = data.transformer.transform(prepared.test_frame())
     train_enc = data.transformer.transform(prepared.train_frame())
@@ -100,6 +122,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--datasets", nargs="+", default=["german_credit", "diabetes"])
     parser.add_argument("--data-dir", type=Path, default=SHARED_DATA)
+    parser.add_argument("--variants", nargs="+", help="tabular-b variants to run (default: the preset's)")
+    parser.add_argument("--epochs", type=int, help="tabular-b epochs (default: the preset's)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     data_cfg = load_config(REPO / "trials", args.preset)["data"]
@@ -107,8 +131,11 @@ def main() -> None:
     results: dict[str, dict[str, list]] = {d: {} for d in args.datasets}
     with tempfile.TemporaryDirectory(prefix="bench-b-") as tmp:
         storage = Path(tmp)
+        trials, preset = REPO / "trials", args.preset
+        if args.variants or args.epochs:
+            trials, preset = narrowed_trials(args.preset, args.variants, args.epochs, storage), "bench-b"
         for seed in args.seeds:
-            summary = run_farm(args.preset, seed, args.data_dir, storage, args.datasets)
+            summary = run_farm(trials, preset, seed, args.data_dir, storage, args.datasets)
             prepared = {}
             for trial in summary["trials"]:
                 dataset = trial["dataset"]
@@ -127,7 +154,8 @@ def main() -> None:
     header = [f"# tabular-b benchmark, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", "",
               f"Command: `{' '.join([Path(sys.executable).name, *sys.argv])}`", "",
               f"Device: {cpu}, {os.cpu_count()} cores (CPU only). Seeds {args.seeds}, preset "
-              f"{args.preset}. Wall time {time.time() - started:.0f} s. Scores from each trial's "
+              f"{args.preset}{' narrowed to ' + ' '.join(args.variants) if args.variants else ''}"
+              f"{f', {args.epochs} epochs' if args.epochs else ''}. Wall time {time.time() - started:.0f} s. Scores from each trial's "
               "chosen checkpoint with fresh noise; detection against the real test rows.", ""]
     text = "\n".join(header + [table(results[d], d) + "\n" for d in args.datasets])
     print(text)

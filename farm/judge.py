@@ -100,6 +100,13 @@ class Judge:
         """[N, F] penultimate features (the KID space), on the judge's device."""
         return self._batched(self.model.body, x, batch_size)
 
+    @torch.no_grad()
+    def features_and_predictions(self, x: torch.Tensor, batch_size: int = 256):
+        """([N, F] features, [N] most likely class) from one pass of the body: scoring a
+        generated image needs both, and the body is nearly all of the cost."""
+        features = self.features(x, batch_size)
+        return features, self.model.head(features).argmax(dim=1)
+
     def probs(self, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
         """[N, C] softmax: how much each image looks like each class."""
         return self.logits(x, batch_size).softmax(dim=1)

@@ -40,7 +40,8 @@ SHARED_TABULAR = {"fidelity/score", "correlation_diff", "detection_auc", "utilit
                   "diversity"}  # farm.metrics.tabular.tabular_report, used by both kinds
 REPORTED = {
     "tabular": SHARED_TABULAR | {"select/score"},
-    "tabular-b": SHARED_TABULAR | {"confidence/error", "confidence/coverage", "balance/positive"},
+    "tabular-b": SHARED_TABULAR | {"confidence/error", "confidence/coverage", "balance/positive",
+                                   "select/confidence"},
     "image-pair": {"kid", "judge_accuracy"},
     "image-spiked": {"kid/mean", "judge_accuracy/mean"},
     "image-conditional": {"kid/mean", "judge_accuracy/mean"},

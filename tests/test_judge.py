@@ -67,6 +67,13 @@ def test_features_shape_and_batching(colour_judge):
     assert torch.allclose(colour_judge.features(images, batch_size=4), feats, atol=1e-6)
 
 
+def test_one_pass_gives_the_same_features_and_classes(colour_judge):
+    images, _ = _colours(per_class=5, seed=3)
+    features, predictions = colour_judge.features_and_predictions(images, batch_size=4)
+    assert torch.allclose(features, colour_judge.features(images), atol=1e-6)
+    assert torch.equal(predictions, colour_judge.predict(images))
+
+
 def test_training_is_deterministic_and_reports_progress():
     images, labels = _colours(per_class=10)
     config = JudgeConfig(arch="tiny", epochs=2, batch_size=8, seed=3)

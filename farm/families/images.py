@@ -175,10 +175,11 @@ def score_class(judge: Judge, fake: torch.Tensor, real_features: np.ndarray, lab
                 params: ImageParams, seed: int) -> tuple[float, float]:
     """KID to the class's real train images in the judge's space, and judge accuracy."""
     rng = torch.Generator().manual_seed(seed)
-    features = judge.features(fake).double().cpu()
-    value, _ = kid(torch.tensor(np.array(real_features), dtype=torch.float64), features,
-                   subsets=params.kid_subsets, subset_size=1000, generator=rng)
-    accuracy = float((judge.predict(fake).cpu() == label).float().mean())
+    features, predictions = judge.features_and_predictions(fake)
+    value, _ = kid(torch.tensor(np.array(real_features), dtype=torch.float64),
+                   features.double().cpu(), subsets=params.kid_subsets, subset_size=1000,
+                   generator=rng)
+    accuracy = float((predictions.cpu() == label).float().mean())
     return float(value), accuracy
 
 

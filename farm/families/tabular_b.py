@@ -55,6 +55,8 @@ class ConfidenceParams(TabularParams):
     surrogate_steps: int = 1         # distillation steps per D step (G exploits a lagging one)
     realness: bool = False           # a part-A critic on real vs generated rows as well
     realness_weight: float = 1.0
+    pick_best_of: int = 1            # rows drawn per request at sampling; the closest is kept
+    error_tolerance: float = 0.0     # below this confidence error, realism ranks epochs
     eval_requests: int = 40          # rows per requested value in the confidence metrics
 
 
@@ -116,8 +118,12 @@ def feature_nominal_blocks(data: TabularData) -> list[tuple[int, int]]:
             if b.column.kind == "nominal" and b.column.name != data.target]
 
 
-def real_rows(data: TabularData, device: torch.device) -> torch.Tensor:
-    return torch.tensor(data.fit_enc[:, data.features], dtype=torch.float32, device=device)
+def real_rows(data: TabularData, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fit rows' features and the forest's answers on them, asked once: the rows never
+    change, and each question is a host round trip through 100 trees."""
+    rows = data.fit_enc[:, data.features]
+    return (torch.tensor(rows, dtype=torch.float32, device=device),
+            torch.tensor(data.black_box.confidence_np(rows), dtype=torch.float32, device=device))
 
 
 @dataclass
@@ -145,6 +151,7 @@ class ConfidenceGame:
 
     def d_loss(self, real, fake, inputs, epoch):
         p, bb = self.params, self.data.black_box
+        real, real_answer = real
         _, c = inputs
         answer = self._answer = bb.confidence(fake)  # the forest is slow: ask it once per step
         noisy = fake + (p.instance_noise / max(epoch, 1)) * torch.randn_like(fake)
@@ -160,7 +167,7 @@ class ConfidenceGame:
         if self.D.surrogate is not None:
             # Distil the forest on this batch's real and generated rows: the stand-in follows G.
             rows = torch.cat([real, fake])
-            target = torch.cat([bb.confidence(real), answer])
+            target = torch.cat([real_answer, answer])
             surrogate_loss = self._distil(rows, target)
             loss = loss + surrogate_loss
             stats["surrogate_loss"] = surrogate_loss.detach()
@@ -233,16 +240,25 @@ def distil_surrogate(surrogate: nn.Module, data: TabularData, params: Confidence
 
 @torch.no_grad()
 def generate(G: nn.Module, params: ConfidenceParams, data: TabularData, requested: np.ndarray,
-             seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Encoded full rows (target = the black box's answer) and the achieved confidences."""
+             seed: int, best_of: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Encoded full rows (target = the black box's answer) and the achieved confidences.
+
+    With `best_of` K > 1 (default: params.pick_best_of), K rows are drawn for every request and
+    the one whose black-box answer is closest to it is kept. The black box can be asked but not
+    differentiated, so asking it at sampling time is the one exact signal there is; G still has
+    to land near c (K draws around a wrong place stay wrong), and K = 1 is the bare generator."""
     G.eval()
+    k = max(1, int(params.pick_best_of if best_of is None else best_of))
     device = next(G.parameters()).device
+    n = len(requested)
     gen = torch.Generator(device=device).manual_seed(seed)
-    z = torch.randn(len(requested), params.noise_dim, device=device, generator=gen)
-    c = torch.as_tensor(requested, dtype=torch.float32, device=device)
-    features = G(z, c).float().cpu().numpy()
-    achieved = data.black_box.confidence_np(features)
-    full = np.zeros((len(requested), data.transformer.width))
+    z = torch.randn(k * n, params.noise_dim, device=device, generator=gen)
+    c = torch.as_tensor(np.tile(requested, k), dtype=torch.float32, device=device)
+    drawn = G(z, c).float().cpu().numpy()
+    answers = data.black_box.confidence_np(drawn)
+    pick = np.abs(answers.reshape(k, n) - np.asarray(requested)).argmin(axis=0) * n + np.arange(n)
+    features, achieved = drawn[pick], answers[pick]
+    full = np.zeros((n, data.transformer.width))
     full[:, data.features] = features
     target = data.transformer.block(data.target)
     categories = list(target.column.categories)
@@ -252,7 +268,8 @@ def generate(G: nn.Module, params: ConfidenceParams, data: TabularData, requeste
 
 
 def confidence_metrics(G, params, data, seed: int) -> dict[str, float]:
-    """Error over an even grid of requests, and how many of ten bins are hit when asked for."""
+    """Error over an even grid of requests, and how many of ten bins are hit when asked for.
+    When rows are picked from several draws, the bare generator's error is reported too."""
     m = params.eval_requests
     requested = np.repeat(GRID, m)
     _, achieved = generate(G, params, data, requested, seed)
@@ -262,9 +279,13 @@ def confidence_metrics(G, params, data, seed: int) -> dict[str, float]:
     _, hit = generate(G, params, data, in_bin, seed + 1)
     inside = (hit >= low) & ((hit < low + 1 / BINS) | (low + 1 / BINS >= 1.0))
     covered = inside.reshape(BINS, m).mean(axis=1) >= 0.5
-    return {"confidence/error": float(np.mean(np.abs(achieved - requested))),
-            "confidence/coverage": float(covered.sum()),
-            "balance/positive": float(np.mean(achieved >= 0.5))}
+    metrics = {"confidence/error": float(np.mean(np.abs(achieved - requested))),
+               "confidence/coverage": float(covered.sum()),
+               "balance/positive": float(np.mean(achieved >= 0.5))}
+    if params.pick_best_of > 1:
+        _, bare = generate(G, params, data, requested, seed, best_of=1)
+        metrics["confidence/error_single_draw"] = float(np.mean(np.abs(bare - requested)))
+    return metrics
 
 
 def evaluate(G, params: ConfidenceParams, data: TabularData, seed: int) -> dict:
@@ -273,7 +294,20 @@ def evaluate(G, params: ConfidenceParams, data: TabularData, seed: int) -> dict:
     n = params.eval_rows or len(data.fit_frame)
     full, _ = generate(G, params, data, np.linspace(0, 1, n), seed + 2)
     metrics.update(report_on(data.transformer.inverse_transform(full), params, data, seed))
+    metrics["select/confidence"] = selection_score(metrics, params.error_tolerance)
     return metrics
+
+
+def selection_score(metrics: dict, tolerance: float) -> float:
+    """What picks the epoch (lower is better): the confidence error; with a tolerance, every
+    epoch whose error is within it ranks before every epoch outside it, and among those the
+    one whose rows a detector tells least from the real train rows wins. Picking rows makes
+    the error small at almost every epoch, so the bare minimum would pick by noise, and
+    usually an early, less realistic epoch. Tolerance 0 is the plain error."""
+    error = metrics["confidence/error"]
+    if error > tolerance:
+        return float(error)
+    return float(tolerance * metrics["detection_auc"])  # in [tolerance / 2, tolerance]
 
 
 def sample_frame(G, params: ConfidenceParams, data: TabularData, n: int, seed: int) -> pd.DataFrame:

@@ -30,8 +30,11 @@ def trial_device() -> torch.device:
     return torch.device("cpu")
 
 
-def save_state(directory: Path, pair, epoch: int) -> None:
+def save_state(directory: Path, pair, epoch: int, history=()) -> None:
+    """Everything a resumed trial needs, `history` being the selection metric at each evaluation
+    so far (a scheduler's smoothing window survives a restart)."""
     torch.save({"epoch": epoch,
+                "history": [float(h) for h in history],
                 "generator": pair.generator.state_dict(),
                 "discriminator": pair.discriminator.state_dict(),
                 "g_opt": pair.g_opt.state_dict(),
@@ -70,6 +73,7 @@ def train_gan(config: dict, datasets: dict) -> None:
     device = trial_device()
     pair = kind.build(params, data, device)
     start = 1
+    history: list[float] = []  # the selection metric at each evaluation, for a scheduler
     checkpoint = tune.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as directory:
@@ -77,12 +81,12 @@ def train_gan(config: dict, datasets: dict) -> None:
         for name in ("generator", "discriminator", "g_opt", "d_opt"):
             getattr(pair, name).load_state_dict(state[name])
         start = state["epoch"] + 1
+        history = list(state.get("history", []))
 
     real = kind.real_rows(data, device)
     order = torch.Generator().manual_seed(seed + start)
     game = kind.game(params, data, pair, device)
     window: list[dict] = []
-    history: list[float] = []  # the selection metric at each evaluation, for a scheduler
     select = spec["select"].get("metric", "select/score")
     scheduler = spec.get("scheduler") or {}
     smoothing = int(scheduler.get("smoothing", 1)) if scheduler else 0
@@ -102,7 +106,7 @@ def train_gan(config: dict, datasets: dict) -> None:
             metrics[SMOOTHED] = smoothed(history, smoothing)
         writer = log_pictures(writer, kind.pictures(pair.generator, params, data, seed), epoch)
         with tempfile.TemporaryDirectory() as directory:
-            save_state(Path(directory), pair, epoch)
+            save_state(Path(directory), pair, epoch, history)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
         window = []
         tick = time.perf_counter()

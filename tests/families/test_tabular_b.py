@@ -55,6 +55,44 @@ def test_confidence_metrics_are_bounded_and_export_adds_two_columns(german):
     assert list(frame.columns[:-2]) == list(prepared.table.frame.columns)
 
 
+def test_picking_keeps_the_closest_of_k_draws_and_reports_the_bare_error(german):
+    """K draws per request: each kept row is at least as close as the single draw (which is
+    among the K), its confidence is the forest's real answer, and the metrics say both."""
+    prepared, _ = german
+    data = prepared.trial_data
+    params = params_from("tabular-b", {"conf_net": True, "pick_best_of": 8, "eval_requests": 5})
+    torch.manual_seed(0)
+    pair = B.build(params, data, torch.device("cpu"))
+    requested = np.linspace(0, 1, 40)
+    _, single = B.generate(pair.generator, params, data, requested, seed=3, best_of=1)
+    full, picked = B.generate(pair.generator, params, data, requested, seed=3)
+    assert np.all(np.abs(picked - requested) <= np.abs(single - requested) + 1e-12)
+    assert np.abs(picked - requested).mean() < np.abs(single - requested).mean()
+    np.testing.assert_allclose(picked, data.black_box.confidence_np(full[:, data.features]))
+    metrics = B.confidence_metrics(pair.generator, params, data, seed=0)
+    assert metrics["confidence/error"] < metrics["confidence/error_single_draw"]
+
+
+def test_real_rows_carry_the_forests_answers(german):
+    prepared, _ = german
+    data = prepared.trial_data
+    rows, answers = B.real_rows(data, torch.device("cpu"))
+    assert rows.shape == (len(data.fit_frame), len(data.features))
+    np.testing.assert_allclose(answers.numpy(), data.black_box.confidence_np(rows.numpy()),
+                               atol=1e-6)
+
+
+def test_selection_is_the_error_then_realism_within_the_tolerance():
+    epochs = [{"confidence/error": 0.030, "detection_auc": 0.70},
+              {"confidence/error": 0.015, "detection_auc": 0.95},
+              {"confidence/error": 0.019, "detection_auc": 0.85},
+              {"confidence/error": 0.021, "detection_auc": 0.60}]
+    plain = [B.selection_score(m, 0.0) for m in epochs]
+    assert plain == [m["confidence/error"] for m in epochs]  # the report's rule: the error
+    tolerant = [B.selection_score(m, 0.02) for m in epochs]
+    assert np.argsort(tolerant).tolist() == [2, 1, 3, 0]  # within 0.02 first, by detection
+
+
 def test_anchored_game_trains_every_critic_and_lowers_the_gap(german):
     """A few epochs of the proposal's penalty already pull BB(G(z, c)) towards c."""
     prepared, _ = german

@@ -1,0 +1,28 @@
+"""A trial's checkpoint holds what resuming needs, and loads with weights_only=True."""
+
+import torch
+from torch import nn
+
+from farm.train.gan_loop import GanPair
+from farm.train.trainable import load_state, save_state
+
+
+def _pair() -> GanPair:
+    G, D = nn.Linear(3, 4), nn.Linear(4, 1)
+    return GanPair(G, D, torch.optim.Adam(G.parameters()), torch.optim.Adam(D.parameters()))
+
+
+def test_state_keeps_the_epoch_and_the_scheduler_history(tmp_path):
+    """The smoothing window of an ASHA-run trial survives a restart instead of starting empty."""
+    pair = _pair()
+    save_state(tmp_path, pair, 40, [0.5, 0.25, 0.125])
+    state = load_state(tmp_path)
+    assert state["epoch"] == 40 and state["history"] == [0.5, 0.25, 0.125]
+    fresh = _pair()
+    fresh.generator.load_state_dict(state["generator"])
+    assert torch.equal(fresh.generator.weight, pair.generator.weight)
+
+
+def test_state_without_history_still_saves(tmp_path):
+    save_state(tmp_path, _pair(), 1)
+    assert load_state(tmp_path)["history"] == []
