@@ -420,7 +420,7 @@ def tabular_section(args, config, device, lines: list[str]) -> None:
                                   epoch)
                 seconds, _ = timed(epochs, device)
                 per_epoch = seconds / args.tabular_epochs
-                n = real.shape[0]
+                n = (real[0] if isinstance(real, tuple) else real).shape[0]
                 steps = n // params.batch_size if n > params.batch_size else 1
                 rows.append(f"| {label} | {n} | {params.batch_size} | {steps} | "
                             f"{1000 * per_epoch:.0f} | {steps * params.batch_size / per_epoch:.0f} "

@@ -120,8 +120,11 @@ class RealVsFake:
 
 
 def gan_epoch(pair: GanPair, batches: Iterable[torch.Tensor], game: Game,
-              epoch: int) -> dict[str, float]:
-    """Train one epoch of alternating D and G steps; returns the epoch's mean losses and stats."""
+              epoch: int, sync: bool = True) -> dict:
+    """Train one epoch of alternating D and G steps; returns the epoch's mean losses and stats,
+    as floats, or with `sync=False` as 0-dim tensors left on the device: a per-class image pair
+    has one or two steps per epoch, so reading every epoch back would stall the GPU every step
+    (the trainable reads a whole window back at once with `read_back`)."""
     pair.generator.train()
     pair.discriminator.train()
     sums: dict[str, torch.Tensor] = {}
@@ -147,9 +150,15 @@ def gan_epoch(pair: GanPair, batches: Iterable[torch.Tensor], game: Game,
         steps += 1
     if not steps:
         raise ValueError("gan_epoch got no batches")
-    keys = list(sums)
-    means = (torch.stack([sums[k] for k in keys]) / steps).tolist()  # the epoch's one host sync
-    return dict(zip(keys, means))
+    means = {key: total / steps for key, total in sums.items()}
+    return read_back([means]) if sync else means
+
+
+def read_back(window: list[dict]) -> dict[str, float]:
+    """The mean of each stat over several epochs' on-device means, in one host sync."""
+    keys = list(window[0])
+    stacked = torch.stack([torch.stack([epoch[k] for k in keys]) for epoch in window])
+    return dict(zip(keys, stacked.mean(dim=0).tolist()))
 
 
 def _batch_size(real) -> int:

@@ -16,7 +16,7 @@ from ray import tune
 
 from farm.families import kind_of, params_from
 from farm.schedulers import SMOOTHED, smoothed
-from farm.train.gan_loop import gan_epoch, shuffled_batches
+from farm.train.gan_loop import gan_epoch, read_back, shuffled_batches
 
 STATE_FILE = "state.pt"
 
@@ -94,11 +94,11 @@ def train_gan(config: dict, datasets: dict) -> None:
     tick = time.perf_counter()
     for epoch in range(start, spec["epochs"] + 1):
         batches = shuffled_batches(real, params.batch_size, order)
-        window.append(gan_epoch(pair, batches, game, epoch))
+        window.append(gan_epoch(pair, batches, game, epoch, sync=False))
         if epoch % spec["eval_every"] and epoch != spec["epochs"]:
             continue
         train_seconds = time.perf_counter() - tick
-        metrics = {key: sum(w[key] for w in window) / len(window) for key in window[0]}
+        metrics = read_back(window)  # the window's one host sync
         metrics.update(kind.evaluate(pair.generator, params, data, seed))
         metrics.update(epoch=epoch, epoch_seconds=train_seconds / len(window))
         if smoothing and select in metrics:

@@ -5,7 +5,7 @@ import torch
 
 from farm.models.tabular import MLPDiscriminator, MLPGenerator
 from farm.train.gan_loop import (LOSSES, GanPair, RealVsFake, Tricks, gan_epoch,
-                                 gradient_penalty, shuffled_batches)
+                                 gradient_penalty, read_back, shuffled_batches)
 
 
 def _pair(pack=1, lr=1e-2):
@@ -64,6 +64,21 @@ def test_packed_discriminator_works_in_the_loop():
     stats = gan_epoch(pair, shuffled_batches(_real(), 32, gen),
                       _game(pair, Tricks(real_label=0.9, flip_every=1, flip_fraction=0.2)), epoch=1)
     assert torch.isfinite(torch.tensor(stats["loss/d"]))
+
+
+def test_epochs_can_stay_on_the_device_and_be_read_back_together():
+    """The trainable keeps each epoch's means on the device and reads a window back at once;
+    the result is the mean of what each epoch would have read back alone."""
+    pair = _pair()
+    gen = torch.Generator().manual_seed(0)
+    window = [gan_epoch(pair, shuffled_batches(_real(), 32, gen), _game(pair, Tricks()), epoch,
+                        sync=False) for epoch in (1, 2, 3)]
+    assert all(isinstance(v, torch.Tensor) and v.dim() == 0 for v in window[0].values())
+    alone = [read_back([epoch]) for epoch in window]
+    together = read_back(window)
+    assert set(together) == set(alone[0])
+    for key, value in together.items():
+        assert abs(value - sum(a[key] for a in alone) / 3) < 1e-6
 
 
 def test_gradient_penalty_is_zero_for_a_unit_slope_critic():
