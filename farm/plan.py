@@ -98,7 +98,19 @@ def plan_trials(families: dict[str, dict], base_seed: int,
                     })
     for index, trial in enumerate(trials):
         trial["index"] = index
+        _check_settings(trial)
     return trials
+
+
+def _check_settings(trial: dict) -> None:
+    """Build the trial's settings now, in the driver, so an impossible value is one line
+    naming the family before any trial starts, not a failure inside every trial."""
+    from farm.families import params_from
+
+    try:
+        params_from(trial["kind"], trial["params"])
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"family {trial['family']!r} ({trial['tag']}): {error}") from None
 
 
 def format_plan(trials: list[dict], gpus_available: bool) -> str:

@@ -339,6 +339,14 @@ def test_preset_can_add_a_variant_and_search_it(trials):
 # ---------------------------------------------------------------- mistakes, one line each
 
 
+def test_an_impossible_setting_is_refused_when_planned_naming_the_family():
+    """A value of the right type but out of range fails in the driver, once, not in trials."""
+    family = load_config(REPO / "trials", "smoke")["families"]["tabular-b"]
+    family = {**family, "search": {"variant": ["anchored"], "pick_best_of": [0]}}
+    with pytest.raises(ConfigError, match=r"family 'tabular-b' .*pick_best_of must be at least 1"):
+        plan_trials({"tabular-b": family}, base_seed=0)
+
+
 def test_unknown_family_key(trials):
     path = set_line(trials / "tabular.yaml", "    epochs:", "    epoch: 100")
     error = config_error(trials)

@@ -59,6 +59,13 @@ class ConfidenceParams(TabularParams):
     error_tolerance: float = 0.0     # below this confidence error, realism ranks epochs
     eval_requests: int = 40          # rows per requested value in the confidence metrics
 
+    def __post_init__(self):
+        if self.pick_best_of < 1:
+            raise ValueError(f"pick_best_of must be at least 1 (draws per request), got "
+                             f"{self.pick_best_of}")
+        if not 0 <= self.error_tolerance < 1:
+            raise ValueError(f"error_tolerance must be in [0, 1), got {self.error_tolerance}")
+
 
 class ConfidenceGenerator(nn.Module):
     """G(z, c): the part-A MLP with the confidence as an extra input (optionally learned)."""
@@ -248,7 +255,7 @@ def generate(G: nn.Module, params: ConfidenceParams, data: TabularData, requeste
     differentiated, so asking it at sampling time is the one exact signal there is; G still has
     to land near c (K draws around a wrong place stay wrong), and K = 1 is the bare generator."""
     G.eval()
-    k = max(1, int(params.pick_best_of if best_of is None else best_of))
+    k = params.pick_best_of if best_of is None else best_of
     device = next(G.parameters()).device
     n = len(requested)
     gen = torch.Generator(device=device).manual_seed(seed)
