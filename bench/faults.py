@@ -70,7 +70,7 @@ def check(storage: Path, name: str, reference: dict | None) -> dict:
 
 def trial_phase_seconds(experiment: Path) -> float:
     """From the first trial folder's creation to the last progress written: when trials run."""
-    trials = [d for d in (experiment / "tune").glob("*/*") if d.is_dir()]
+    trials = [d for d in (experiment / "tune").glob("*_*") if d.is_dir()]
     start = min(d.stat().st_ctime for d in trials)
     end = max((d / "progress.csv").stat().st_mtime for d in trials if (d / "progress.csv").exists())
     return max(1.0, end - start)
@@ -94,7 +94,7 @@ def _kill_a_trial(driver: subprocess.Popen, delay: float, deadline: float) -> in
 
 def _failures(experiment: Path) -> int:
     """Trials that failed at least once (Tune leaves an error.txt) and were retried."""
-    return len(list((experiment / "tune").glob("*/*/error.txt")))
+    return len(list((experiment / "tune").glob("*_*/error.txt")))
 
 
 def _wait(process: subprocess.Popen, timeout: float) -> int:

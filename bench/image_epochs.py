@@ -20,7 +20,7 @@ from common import emit
 
 
 def _chosen_and_last(experiment: Path, trial: dict):
-    progress = pd.read_csv(experiment / "tune" / trial["family"] / trial["trial"] / "progress.csv")
+    progress = pd.read_csv(experiment / "tune" / trial["trial"] / "progress.csv")
     return progress[progress["epoch"] == trial["best_epoch"]].iloc[-1], progress.iloc[-1]
 
 

@@ -91,7 +91,7 @@ def rescore(trial: dict, prepared, storage_dir: Path) -> dict:
     scores["detection_auc"] = detection_auc(test_enc, synth_enc, seed=FRESH_SEED)
     dcr = distance_to_closest_record(train_enc, synth_enc, seed=FRESH_SEED)
     scores.update({k: dcr[k] for k in ("dcr/median", "dcr/exact_copies")})
-    result = storage_dir / "tune" / "tabular-b" / trial["trial"] / "result.json"
+    result = storage_dir / "tune" / trial["trial"] / "result.json"
     last = json.loads(result.read_text().strip().splitlines()[-1])
     scores["train_seconds"] = float(last["time_total_s"])
     scores["best_epoch"] = float(trial["best_epoch"])

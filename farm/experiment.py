@@ -2,7 +2,7 @@
 
 Layout of an experiment (`<storage>/<name>/`):
   splits/<dataset>.json                  the split manifest (indices + source sha256)
-  tune/<family>/<trial>/                 Tune's trial folders: checkpoints, progress, TensorBoard
+  tune/<family>_<dataset>[_<class>]_<n>/ Tune's trial folders: checkpoints, progress, TensorBoard
   synthetic/<dataset>/<trial>.csv        tables, with synthetic/<dataset>/manifest.json
   synthetic/<dataset>/trials/<trial>/    each image trial's export, with its manifest.json
   synthetic/<dataset>/pools/<pool>/      the pooled image datasets, with their manifest.json
@@ -183,11 +183,7 @@ def run(settings: Settings) -> dict | None:
     print(f"Growing {len(trials)} trials in {experiment_dir} "
           f"({'GPU' if use_gpu else 'CPU'}); watch with: tensorboard --logdir {experiment_dir}")
     trial_data = {n: p.trial_data for n, p in {**tables, **images}.items()}
-    outcomes = []
-    for family in families:
-        family_trials = [t for t in trials if t["family"] == family]
-        outcomes += tuning.run_family(family, family_trials, trial_data,
-                                      experiment_dir / "tune", use_gpu, settings.resume)
+    outcomes = tuning.run_trials(trials, trial_data, experiment_dir, use_gpu, settings.resume)
 
     print("Exporting each trial's best epoch and scoring it on the held-out test split")
     summary = _summarise(name, settings, seed, tables, images, outcomes, experiment_dir,

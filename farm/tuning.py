@@ -1,4 +1,5 @@
-"""Growing one family's planned trials with Ray Tune and reading back each trial's best epoch."""
+"""Growing the planned trials with Ray Tune, all families in one experiment, and reading back
+each trial's best epoch."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import ray
 from ray import tune
 
 from farm.errors import ConfigError
-from farm.schedulers import SMOOTHED, scheduler_for
+from farm.schedulers import RANK, SMOOTHED, scheduler_for
 from farm.train.trainable import train_gan
 
 
@@ -88,6 +89,14 @@ def trial_resources(resources: dict, use_gpu: bool) -> dict:
     return out
 
 
+def _resources_of(use_gpu: bool):
+    """Each trial's own share, read from its planned spec (families ask for different ones)."""
+    def resources(config: dict) -> tune.PlacementGroupFactory:
+        share = trial_resources(config["trial"]["resources"], use_gpu)
+        return tune.PlacementGroupFactory([{k.upper(): v for k, v in share.items()}])
+    return resources
+
+
 @dataclass
 class TrialOutcome:
     """What the driver needs from one finished trial."""
@@ -103,10 +112,13 @@ class TrialOutcome:
     train_seconds: float | None = None  # Tune's time_total_s: training and evaluations
 
 
+TUNE_DIR = "tune"  # <experiment>/tune/<trial>/: Tune's state and one folder per trial
+
 # What Ray adds to every report; the rest is what the family measured.
 RAY_KEYS = {"timestamp", "checkpoint_dir_name", "should_checkpoint", "done", "training_iteration",
             "trial_id", "date", "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip",
-            "config", "time_since_restore", "iterations_since_restore", "epoch", SMOOTHED}
+            "config", "time_since_restore", "iterations_since_restore", "epoch", SMOOTHED,
+            RANK}
 
 
 def _trial_name(trial) -> str:
@@ -115,49 +127,54 @@ def _trial_name(trial) -> str:
     return f"{spec['family']}_{spec['dataset']}{part}_{spec['index']:03d}"
 
 
-def run_family(family: str, trials: list[dict], datasets: dict, storage_path: Path,
-               use_gpu: bool, resume: bool = False) -> list[TrialOutcome]:
-    """One Tuner per family: its trials share a trainable, resources and selection metric.
+def run_trials(trials: list[dict], datasets: dict, experiment_dir: Path, use_gpu: bool,
+               resume: bool = False) -> list[TrialOutcome]:
+    """One Tuner for every planned trial, whatever its family, so that a free CPU or GPU share
+    goes to the next waiting trial instead of idling until a family's last trial ends.
 
-    With `resume`, a family Tune already started is restored: finished trials are read back,
-    unfinished and errored ones continue from their latest checkpoint."""
-    first = trials[0]
-    metric = first["select"].get("metric", "select/score")
-    mode = first["select"].get("mode", "max")
+    With `resume`, the experiment Tune already started is restored: finished trials are read
+    back, unfinished and errored ones continue from their latest checkpoint."""
     trainable = tune.with_resources(tune.with_parameters(train_gan, datasets=datasets),
-                                    trial_resources(first["resources"], use_gpu))
-    path = storage_path / family
+                                    _resources_of(use_gpu))
+    path = experiment_dir / TUNE_DIR
     if resume and tune.Tuner.can_restore(str(path)):
-        print(f"{family}: resuming the trials in {path}")
+        print(f"Resuming the trials in {path}")
         grid = tune.Tuner.restore(str(path), trainable, resume_unfinished=True,
                                   resume_errored=True).fit()
-        return [_outcome(result, metric, mode) for result in grid]
-    if path.exists():  # started but never saved its state: start the family afresh
+        return [_outcome(result) for result in grid]
+    if path.exists():  # started but never saved its state: start afresh
         shutil.rmtree(path)
     tuner = tune.Tuner(
         trainable,
         param_space={"trial": tune.grid_search(trials)},
         tune_config=tune.TuneConfig(trial_name_creator=_trial_name,
                                     trial_dirname_creator=_trial_name,
-                                    scheduler=scheduler_for(first.get("scheduler"), mode,
-                                                            first["epochs"])),
+                                    scheduler=scheduler_for(trials),
+                                    # a trial's process goes on to the next trial of the same
+                                    # shape: no fresh interpreter and torch import per trial
+                                    reuse_actors=True),
         run_config=tune.RunConfig(
-            name=family,
-            storage_path=str(storage_path),
+            name=TUNE_DIR,
+            storage_path=str(experiment_dir),
             checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=first["keep_checkpoints"],
-                checkpoint_score_attribute=metric,
-                checkpoint_score_order=mode),
+                num_to_keep=max(t["keep_checkpoints"] for t in trials),
+                checkpoint_score_attribute=RANK,
+                checkpoint_score_order="min"),
             failure_config=tune.FailureConfig(max_failures=2),
+            # the pictures a trial writes into its trial dir reach storage at each checkpoint,
+            # from any node and from a reused process (whose trial dir is a working copy)
+            sync_config=tune.SyncConfig(sync_artifacts=True),
             verbose=1,
         ),
     )
     grid = tuner.fit()
-    return [_outcome(result, metric, mode) for result in grid]
+    return [_outcome(result) for result in grid]
 
 
-def _outcome(result, metric: str, mode: str) -> TrialOutcome:
+def _outcome(result) -> TrialOutcome:
     spec = result.config["trial"]
+    metric = spec["select"].get("metric", "select/score")
+    mode = spec["select"].get("mode", "max")
     error = None if result.error is None else f"{type(result.error).__name__}: {result.error}"
     best = result.get_best_checkpoint(metric, mode) if result.best_checkpoints else None
     best_metrics = {}

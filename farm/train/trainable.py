@@ -2,7 +2,8 @@
 
 It trains epoch after epoch with the shared GAN loop, and every `eval_every` epochs reports the
 family's metrics together with a checkpoint; Tune's CheckpointConfig keeps the best ones by the
-family's selection metric. Resumes from `tune.get_checkpoint()` after a failure.
+family's selection metric (also reported as `select/rank`, lower is better in every family).
+Resumes from `tune.get_checkpoint()` after a failure.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 from ray import tune
 
 from farm.families import kind_of, params_from
-from farm.schedulers import SMOOTHED, smoothed
+from farm.schedulers import RANK, SMOOTHED, rank, smoothed
 from farm.train.gan_loop import gan_epoch, read_back, shuffled_batches
 
 STATE_FILE = "state.pt"
@@ -88,6 +89,7 @@ def train_gan(config: dict, datasets: dict) -> None:
     game = kind.game(params, data, pair, device)
     window: list[dict] = []
     select = spec["select"].get("metric", "select/score")
+    mode = spec["select"].get("mode", "max")
     scheduler = spec.get("scheduler") or {}
     smoothing = int(scheduler.get("smoothing", 1)) if scheduler else 0
     writer = None
@@ -101,6 +103,8 @@ def train_gan(config: dict, datasets: dict) -> None:
         metrics = read_back(window)  # the window's one host sync
         metrics.update(kind.evaluate(pair.generator, params, data, seed))
         metrics.update(epoch=epoch, epoch_seconds=train_seconds / len(window))
+        if select in metrics:
+            metrics[RANK] = rank(metrics[select], mode)
         if smoothing and select in metrics:
             history.append(float(metrics[select]))
             metrics[SMOOTHED] = smoothed(history, smoothing)

@@ -69,7 +69,6 @@ def test_farm_spreads_over_nodes_and_survives_losing_one(cluster, slow_trials, t
     out = tmp_path / "shared"  # one machine: every node sees it, as NFS would
     removed: list[str] = []
     tune_dir = out / "e" / "tune"
-    part_b = tune_dir / "tabular-b"
     raylets = _raylets(cluster)
     nodes_seen: dict[str, set[str]] = {}  # family -> nodes its trial ran on
     done = threading.Event()
@@ -77,12 +76,12 @@ def test_farm_spreads_over_nodes_and_survives_losing_one(cluster, slow_trials, t
     def watch_and_remove_the_node_running_part_b():
         deadline = time.time() + 400  # generous: CI machines may be busy
         while time.time() < deadline and not done.is_set():
-            for trial_dir in tune_dir.glob("*/*_*"):
+            for trial_dir in tune_dir.glob("*_*"):
                 pid = _last_pid(trial_dir) if trial_dir.is_dir() else None
                 node = _node_of(pid, raylets) if pid else None
-                if node:
-                    nodes_seen.setdefault(trial_dir.parent.name, set()).add(node)
-            if not removed and list(part_b.glob("*/checkpoint_00000[1-9]")):
+                if node:  # trial folders are <family>_<dataset>_<n>
+                    nodes_seen.setdefault(trial_dir.name.split("_")[0], set()).add(node)
+            if not removed and list(tune_dir.glob("tabular-b_*/checkpoint_00000[1-9]")):
                 running = nodes_seen.get("tabular-b", set())
                 for node in cluster.worker_nodes:
                     if node.node_id in running:
@@ -107,7 +106,7 @@ def test_farm_spreads_over_nodes_and_survives_losing_one(cluster, slow_trials, t
     used = set().union(*nodes_seen.values())
     assert used <= worker_ids  # only GPU nodes
     assert len(nodes_seen["tabular-b"]) == 2  # part B moved off the removed node
-    with (next(part_b.glob("tabular-b_*")) / "progress.csv").open() as f:
+    with (next(tune_dir.glob("tabular-b_*")) / "progress.csv").open() as f:
         epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
     assert epochs == sorted(set(epochs)) and epochs[-1] == 90  # resumed, not restarted
     assert Path(summary["trials"][1]["checkpoint"]).is_dir()

@@ -25,6 +25,11 @@ def _epochs(progress: Path) -> list[int]:
         return [int(row["epoch"]) for row in csv.DictReader(f)]
 
 
+def _finished(trials: Path, pattern: str, epochs: list[int]) -> bool:
+    found = list(trials.glob(f"{pattern}/progress.csv"))
+    return bool(found) and _epochs(found[0]) == epochs
+
+
 def test_killed_driver_resumes_without_rerunning_finished_trials(slow_trials, tmp_path,
                                                                    shared_data):
     out = tmp_path / "out"
@@ -35,17 +40,19 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(slow_trials, tm
     log = (tmp_path / "first.log").open("w")
     driver = subprocess.Popen(first, cwd=REPO, start_new_session=True, stdout=log,
                               stderr=subprocess.STDOUT)
-    part_b = out / "k" / "tune" / "tabular-b"
+    trials = out / "k" / "tune"
     deadline = time.time() + 240
-    while time.time() < deadline and not list(part_b.glob("*/checkpoint_000002")):
+    # both families grow at once: wait for part A's end and part B's second checkpoint
+    while time.time() < deadline and not (list(trials.glob("tabular-b_*/checkpoint_000002"))
+                                          and _finished(trials, "tabular-a_*", [2, 4])):
         assert driver.poll() is None, (tmp_path / "first.log").read_text()[-2000:]
         time.sleep(0.5)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything it started
     driver.wait()
     assert not (out / "k" / "summary.json").exists()
-    part_a = next((out / "k" / "tune" / "tabular-a").glob("tabular-a_*"))
+    part_a = next(trials.glob("tabular-a_*"))
     a_before = _epochs(part_a / "progress.csv")
-    b_before = _epochs(next(part_b.glob("tabular-b_*")) / "progress.csv")
+    b_before = _epochs(next(trials.glob("tabular-b_*")) / "progress.csv")
     assert a_before == [2, 4] and 10 <= b_before[-1] < 90  # progress.csv may lag a checkpoint
 
     again = _cli("--trials-dir", str(slow_trials), "--resume", "--name", "k",
@@ -54,7 +61,7 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(slow_trials, tm
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Resuming k (preset slow)" in done.stdout
     assert _epochs(part_a / "progress.csv") == a_before  # not run again
-    b_after = _epochs(next(part_b.glob("tabular-b_*")) / "progress.csv")
+    b_after = _epochs(next(trials.glob("tabular-b_*")) / "progress.csv")
     # went on from a checkpoint: every epoch once, in order (a restart from 0 repeats 10, 20...)
     assert b_after[:len(b_before)] == b_before and b_after == sorted(set(b_after))
     assert b_after[-1] == 90

@@ -87,10 +87,24 @@ def test_tiny_farm_writes_summary_checkpoints_and_csvs(tiny_run, shared_data):
         assert info["black_box"]["test_auc"] > 0.7
         assert set(info["black_box"]["figures"]) == {"roc", "confidences"}
         assert Path(info["split"]["manifest"]).is_file()
-    assert list((experiment / "tune" / "tabular-a").glob("*/events.out.tfevents.*"))
-    tags = _tensorboard_tags(next((experiment / "tune" / "tabular-b").glob("tabular-b_german*")))
+    assert list((experiment / "tune").glob("tabular-a_*/events.out.tfevents.*"))
+    tags = _tensorboard_tags(next((experiment / "tune").glob("tabular-b_german*")))
     assert {"confidence_link", "confidence_by_class", "chosen_epoch/tsne",
             "ray/tune/confidence/error", "ray/tune/loss/d"} <= tags
+
+
+def test_every_trial_keeps_its_own_training_pictures(tiny_run):
+    """One experiment reuses a trial's process for the next trial: the pictures each trial
+    draws while it trains must still land in that trial's own folder."""
+    _, experiment = tiny_run
+    trial_dirs = sorted(d for d in (experiment / "tune").glob("*_*") if d.is_dir())
+    assert len(trial_dirs) == 8
+    for trial_dir in trial_dirs:
+        if trial_dir.name.startswith("tabular-a_"):
+            continue  # part A draws its pictures at the chosen epoch only
+        during = {t for t in _tensorboard_tags(trial_dir)
+                  if not t.startswith(("ray/", "chosen_epoch/"))}
+        assert during, f"{trial_dir.name} lost its training pictures"
 
 
 def test_tiny_farm_grows_image_pairs_spiked_and_conditional_models(tiny_run):
@@ -122,7 +136,7 @@ def test_tiny_farm_grows_image_pairs_spiked_and_conditional_models(tiny_run):
     assert {"steps", "raw.linear.weight", "ema.linear.weight"} <= set(state["generator"])
     assert conditional["params"]["diffaug"] == "color,translation,cutout"
     tags = _tensorboard_tags(
-        next((experiment / "tune" / "fruit-pairs").glob("fruit-pairs_fids30_apples_*")))
+        next((experiment / "tune").glob("fruit-pairs_fids30_apples_*")))
     assert {"samples", "ray/tune/kid", "ray/tune/judge_accuracy", "ray/tune/loss/g"} <= tags
     split = json.loads((experiment / "splits" / "fids30.json").read_text())
     assert not set(split["fit"]) & set(split["test"]) and len(split["test"]) > 0
