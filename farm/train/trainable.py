@@ -105,9 +105,9 @@ def train_gan(config: dict, datasets: dict) -> None:
         metrics.update(epoch=epoch, epoch_seconds=train_seconds / len(window))
         if select in metrics:
             metrics[RANK] = rank(metrics[select], mode)
-        if smoothing and select in metrics:
-            history.append(float(metrics[select]))
-            metrics[SMOOTHED] = smoothed(history, smoothing)
+            if smoothing:
+                history.append(float(metrics[select]))
+                metrics[SMOOTHED] = smoothed(history, smoothing)
         writer = log_pictures(writer, kind.pictures(pair.generator, params, data, seed), epoch)
         with tempfile.TemporaryDirectory() as directory:
             save_state(Path(directory), pair, epoch, history)
