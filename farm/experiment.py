@@ -280,8 +280,8 @@ def _summarise(name, settings, seed, tables, images, outcomes, experiment_dir, d
                  "status": "error" if outcome.error else "ok", "error": outcome.error,
                  "best_epoch": outcome.best_epoch, "last_epoch": outcome.last_epoch,
                  "epochs": spec["epochs"], "train_seconds": outcome.train_seconds,
-                 "select_metric": spec["select"].get("metric", "select/score"),
-                 "select_mode": spec["select"].get("mode", "max"),
+                 "select_metric": spec["select"]["metric"],
+                 "select_mode": spec["select"]["mode"],
                  "metrics": outcome.best_metrics, "checkpoint": outcome.checkpoint_path,
                  "trial_dir": outcome.path}
         if outcome.checkpoint_path and spec["dataset"] in tables:

@@ -92,7 +92,9 @@ def plan_trials(families: dict[str, dict], base_seed: int,
                         "eval_every": section.get("eval_every", 10),
                         "seed": base_seed + 1000 * repeat + len(trials),
                         "resources": dict(section.get("resources") or {"cpu": 1}),
-                        "select": dict(section.get("select") or {}),
+                        # the defaults filled here, once, for every reader of the spec
+                        "select": {"metric": "select/score", "mode": "max",
+                                   **(section.get("select") or {})},
                         "keep_checkpoints": section.get("keep_checkpoints", 2),
                         "scheduler": dict(section.get("scheduler") or {}),
                     })

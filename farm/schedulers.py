@@ -41,7 +41,7 @@ class GroupedASHA(FIFOScheduler):
             settings = spec.get("scheduler") or {}
             self._groups[key] = ASHAScheduler(
                 time_attr="epoch", metric=SMOOTHED,
-                mode=(spec.get("select") or {}).get("mode", "max"), max_t=int(spec["epochs"]),
+                mode=spec["select"]["mode"], max_t=int(spec["epochs"]),
                 grace_period=int(settings["grace_period"]),
                 reduction_factor=float(settings.get("reduction_factor", 3))) if settings else None
         return self._groups[key]

@@ -173,8 +173,7 @@ def run_trials(trials: list[dict], datasets: dict, experiment_dir: Path, use_gpu
 
 def _outcome(result) -> TrialOutcome:
     spec = result.config["trial"]
-    metric = spec["select"].get("metric", "select/score")
-    mode = spec["select"].get("mode", "max")
+    metric, mode = spec["select"]["metric"], spec["select"]["mode"]
     error = None if result.error is None else f"{type(result.error).__name__}: {result.error}"
     best = result.get_best_checkpoint(metric, mode) if result.best_checkpoints else None
     best_metrics = {}

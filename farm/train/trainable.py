@@ -88,8 +88,7 @@ def train_gan(config: dict, datasets: dict) -> None:
     order = torch.Generator().manual_seed(seed + start)
     game = kind.game(params, data, pair, device)
     window: list[dict] = []
-    select = spec["select"].get("metric", "select/score")
-    mode = spec["select"].get("mode", "max")
+    select, mode = spec["select"]["metric"], spec["select"]["mode"]
     scheduler = spec.get("scheduler") or {}
     smoothing = int(scheduler.get("smoothing", 1)) if scheduler else 0
     writer = None
