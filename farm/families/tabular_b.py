@@ -55,6 +55,7 @@ class ConfidenceParams(TabularParams):
     surrogate_steps: int = 1         # distillation steps per D step (G exploits a lagging one)
     realness: bool = False           # a part-A critic on real vs generated rows as well
     realness_weight: float = 1.0
+    emit_label: bool = False         # G writes the class label too; the critic sees it (why: README)
     pick_best_of: int = 1            # rows drawn per request at sampling; the closest is kept
     error_tolerance: float = 0.0     # below this confidence error, realism ranks epochs
     eval_requests: int = 40          # rows per requested value in the confidence metrics
@@ -92,8 +93,12 @@ class Critics(nn.Module):
 
 def build(params: ConfidenceParams, data: TabularData, device: torch.device) -> GanPair:
     width = len(data.features)
-    nominal = feature_nominal_blocks(data)
-    body = MLPGenerator(params.noise_dim, width, params.g_hidden, params.leaky_slope,
+    if params.emit_label:  # whole encoded rows, the target's one-hot block included
+        out, nominal = data.transformer.width, [
+            (b.start, b.stop) for b in data.transformer.blocks if b.column.kind == "nominal"]
+    else:
+        out, nominal = width, feature_nominal_blocks(data)
+    body = MLPGenerator(params.noise_dim, out, params.g_hidden, params.leaky_slope,
                         params.g_output, cond_dim=1, nominal_blocks=nominal,
                         gumbel_tau=params.gumbel_tau, batchnorm=params.g_batchnorm)
     conf_net = mlp([params.noise_dim + 1, *params.conf_hidden, 1], params.leaky_slope) \
@@ -101,7 +106,7 @@ def build(params: ConfidenceParams, data: TabularData, device: torch.device) -> 
     G = ConfidenceGenerator(body, conf_net)
     slot = MLPDiscriminator(width + 2, params.d_hidden, params.leaky_slope,
                             params.minibatch_features, params.minibatch_kernel, params.d_dropout)
-    realness = MLPDiscriminator(width, params.d_hidden, params.leaky_slope) if params.realness else None
+    realness = MLPDiscriminator(out, params.d_hidden, params.leaky_slope) if params.realness else None
     surrogate = mlp([width, *params.surrogate_hidden, 1], params.leaky_slope) \
         if params.conf_weight else None
     D = Critics(slot, realness, surrogate)
@@ -126,11 +131,12 @@ def feature_nominal_blocks(data: TabularData) -> list[tuple[int, int]]:
 
 
 def real_rows(data: TabularData, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """The fit rows' features and the forest's answers on them, asked once: the rows never
-    change, and each question is a host round trip through 100 trees."""
-    rows = data.fit_enc[:, data.features]
-    return (torch.tensor(rows, dtype=torch.float32, device=device),
-            torch.tensor(data.black_box.confidence_np(rows), dtype=torch.float32, device=device))
+    """The whole encoded fit rows (label included, for a critic that sees it) and the forest's
+    answers on their features, asked once: the rows never change, and each question is a host
+    round trip through 100 trees."""
+    answers = data.black_box.confidence_np(data.fit_enc[:, data.features])
+    return (torch.tensor(data.fit_enc, dtype=torch.float32, device=device),
+            torch.tensor(answers, dtype=torch.float32, device=device))
 
 
 @dataclass
@@ -143,6 +149,17 @@ class ConfidenceGame:
     device: torch.device
     _answer: torch.Tensor | None = None  # BB(fake) from the D step, reused by the G step
     _surrogate_opt: torch.optim.Optimizer | None = None
+
+    def __post_init__(self):
+        self._feature_index = torch.as_tensor(self.data.features, device=self.device)
+
+    def _features(self, rows: torch.Tensor) -> torch.Tensor:
+        """The columns the forest, the slot judge and the stand-in read (rows without label)."""
+        return rows if rows.shape[1] == len(self._feature_index) else rows[:, self._feature_index]
+
+    def _realness_view(self, rows: torch.Tensor) -> torch.Tensor:
+        """What the realness critic judges: whole rows when G writes the label, else features."""
+        return rows if self.params.emit_label else self._features(rows)
 
     def sample(self, n):
         p = self.params
@@ -160,6 +177,8 @@ class ConfidenceGame:
         p, bb = self.params, self.data.black_box
         real, real_answer = real
         _, c = inputs
+        critic_real, critic_fake = self._realness_view(real), fake
+        real, fake = self._features(real), self._features(fake)
         answer = self._answer = bb.confidence(fake)  # the forest is slow: ask it once per step
         noisy = fake + (p.instance_noise / max(epoch, 1)) * torch.randn_like(fake)
         x, label = self._slots(noisy, c, answer)
@@ -169,8 +188,8 @@ class ConfidenceGame:
         if self.D.realness is not None:
             d_fn = LOSSES["wasserstein"][0]
             loss = loss + p.realness_weight * (
-                d_fn(self.D.realness(real), self.D.realness(fake), None, None)
-                + 10.0 * gradient_penalty(self.D.realness, real, fake))
+                d_fn(self.D.realness(critic_real), self.D.realness(critic_fake), None, None)
+                + 10.0 * gradient_penalty(self.D.realness, critic_real, critic_fake))
         if self.D.surrogate is not None:
             # Distil the forest on this batch's real and generated rows: the stand-in follows G.
             rows = torch.cat([real, fake])
@@ -197,13 +216,14 @@ class ConfidenceGame:
     def g_loss(self, real, fake, inputs, epoch):
         p = self.params
         _, c = inputs
+        critic_fake, fake = fake, self._features(fake)
         answer = self._answer if self._answer is not None and len(self._answer) == len(fake) \
             else self.data.black_box.confidence(fake)
         x, label = self._slots(fake, c, answer)
         loss = F.binary_cross_entropy_with_logits(self.D.slot(x), 1.0 - label)  # fool the judge
         stats = {}
         if self.D.realness is not None:
-            loss = loss + p.realness_weight * LOSSES["wasserstein"][1](self.D.realness(fake))
+            loss = loss + p.realness_weight * LOSSES["wasserstein"][1](self.D.realness(critic_fake))
         if self.D.surrogate is not None and p.conf_weight:
             achieved = torch.sigmoid(self.D.surrogate(fake).squeeze(1))
             penalty = ((achieved - c) ** 2).mean()
@@ -262,6 +282,8 @@ def generate(G: nn.Module, params: ConfidenceParams, data: TabularData, requeste
     z = torch.randn(k * n, params.noise_dim, device=device, generator=gen)
     c = torch.as_tensor(np.tile(requested, k), dtype=torch.float32, device=device)
     drawn = G(z, c).float().cpu().numpy()
+    if params.emit_label:  # the label G wrote is for its critic; the row's label is the forest's
+        drawn = drawn[:, data.features]
     answers = data.black_box.confidence_np(drawn)
     pick = np.abs(answers.reshape(k, n) - np.asarray(requested)).argmin(axis=0) * n + np.arange(n)
     features, achieved = drawn[pick], answers[pick]

@@ -77,8 +77,9 @@ def test_real_rows_carry_the_forests_answers(german):
     prepared, _ = german
     data = prepared.trial_data
     rows, answers = B.real_rows(data, torch.device("cpu"))
-    assert rows.shape == (len(data.fit_frame), len(data.features))
-    np.testing.assert_allclose(answers.numpy(), data.black_box.confidence_np(rows.numpy()),
+    assert rows.shape == data.fit_enc.shape  # whole rows: a critic may judge the label too
+    np.testing.assert_allclose(answers.numpy(),
+                               data.black_box.confidence_np(rows.numpy()[:, data.features]),
                                atol=1e-6)
 
 
@@ -136,3 +137,31 @@ def test_feature_nominal_blocks_shift_past_a_target_in_the_middle(shared_data, t
     for lo, hi in blocks:
         assert np.all(rows[:, lo:hi].sum(axis=1) == 1)
     assert blocks[-1][1] == rows.shape[1]  # `class` is last: its block moved left
+
+
+def test_a_generator_that_writes_the_label_shows_it_to_the_realness_critic_only(german):
+    """With `emit_label`, G writes whole rows: the realness critic judges them, label included,
+    against whole real rows; the forest, the slot judge and the stand-in read the features; an
+    exported row's label is still the forest's answer."""
+    prepared, _ = german
+    data = prepared.trial_data
+    params = params_from("tabular-b", {"emit_label": True, "realness": True, "conf_net": True,
+                                       "conf_weight": 50.0, "g_output": "blockwise",
+                                       "surrogate_warmup": 20, "eval_requests": 5})
+    torch.manual_seed(0)
+    pair = B.build(params, data, torch.device("cpu"))
+    whole, features = data.transformer.width, len(data.features)
+    assert pair.generator(torch.randn(4, params.noise_dim), torch.rand(4)).shape == (4, whole)
+    widths = {"realness": set(), "slot": set(), "surrogate": set()}
+    for name in widths:
+        getattr(pair.discriminator, name).register_forward_hook(
+            lambda module, args, out, name=name: widths[name].add(args[0].shape[1]))
+    game = B.game(params, data, pair, torch.device("cpu"))
+    real = B.real_rows(data, torch.device("cpu"))
+    stats = gan_epoch(pair, shuffled_batches(real, 64, torch.Generator().manual_seed(0)), game, 1)
+    assert widths == {"realness": {whole}, "slot": {features + 2}, "surrogate": {features}}
+    assert {"confidence_penalty", "surrogate_loss"} <= set(stats)
+    full, achieved = B.generate(pair.generator, params, data, np.linspace(0, 1, 30), seed=1)
+    assert full.shape == (30, whole)
+    assert list(data.transformer.labels(full, data.target)) == list(data.black_box.labels(achieved))
+    np.testing.assert_allclose(achieved, data.black_box.confidence_np(full[:, data.features]))
