@@ -73,6 +73,11 @@ class TableTransformer:
                 return block
         raise KeyError(name)
 
+    def nominal_blocks(self) -> list[tuple[int, int]]:
+        """Where each nominal column's one-hot block sits in an encoded row: what a generator
+        must emit as an exact one-hot."""
+        return [(b.start, b.stop) for b in self.blocks if b.column.kind == "nominal"]
+
     def feature_slices(self, target: str) -> np.ndarray:
         """Indices of the encoded array that are not the target's block."""
         tb = self.block(target)

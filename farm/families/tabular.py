@@ -78,9 +78,8 @@ class TabularData:
 
 def build(params: TabularParams, data: TabularData, device: torch.device) -> GanPair:
     width = data.fit_enc.shape[1]
-    nominal = [(b.start, b.stop) for b in data.transformer.blocks if b.column.kind == "nominal"]
     G = MLPGenerator(params.noise_dim, width, params.g_hidden, params.leaky_slope, params.g_output,
-                     nominal_blocks=nominal, gumbel_tau=params.gumbel_tau,
+                     nominal_blocks=data.transformer.nominal_blocks(), gumbel_tau=params.gumbel_tau,
                      batchnorm=params.g_batchnorm)
     D = MLPDiscriminator(width, params.d_hidden, params.leaky_slope, params.minibatch_features,
                          dropout=params.d_dropout, pack=params.pack)

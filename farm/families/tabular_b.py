@@ -94,8 +94,7 @@ class Critics(nn.Module):
 def build(params: ConfidenceParams, data: TabularData, device: torch.device) -> GanPair:
     width = len(data.features)
     if params.emit_label:  # whole encoded rows, the target's one-hot block included
-        out, nominal = data.transformer.width, [
-            (b.start, b.stop) for b in data.transformer.blocks if b.column.kind == "nominal"]
+        out, nominal = data.transformer.width, data.transformer.nominal_blocks()
     else:
         out, nominal = width, feature_nominal_blocks(data)
     body = MLPGenerator(params.noise_dim, out, params.g_hidden, params.leaky_slope,
@@ -153,13 +152,10 @@ class ConfidenceGame:
     def __post_init__(self):
         self._feature_index = torch.as_tensor(self.data.features, device=self.device)
 
-    def _features(self, rows: torch.Tensor) -> torch.Tensor:
-        """The columns the forest, the slot judge and the stand-in read (rows without label)."""
-        return rows if rows.shape[1] == len(self._feature_index) else rows[:, self._feature_index]
-
-    def _realness_view(self, rows: torch.Tensor) -> torch.Tensor:
-        """What the realness critic judges: whole rows when G writes the label, else features."""
-        return rows if self.params.emit_label else self._features(rows)
+    def _features(self, fake: torch.Tensor) -> torch.Tensor:
+        """The columns of G's rows that the forest, the slot judge and the stand-in read: G's
+        rows are whole only when it writes the label."""
+        return fake[:, self._feature_index] if self.params.emit_label else fake
 
     def sample(self, n):
         p = self.params
@@ -177,8 +173,9 @@ class ConfidenceGame:
         p, bb = self.params, self.data.black_box
         real, real_answer = real
         _, c = inputs
-        critic_real, critic_fake = self._realness_view(real), fake
-        real, fake = self._features(real), self._features(fake)
+        real_features = real[:, self._feature_index]  # real rows are whole (see real_rows)
+        critic_real = real if self.params.emit_label else real_features
+        critic_fake, real, fake = fake, real_features, self._features(fake)
         answer = self._answer = bb.confidence(fake)  # the forest is slow: ask it once per step
         noisy = fake + (p.instance_noise / max(epoch, 1)) * torch.randn_like(fake)
         x, label = self._slots(noisy, c, answer)
