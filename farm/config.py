@@ -24,8 +24,9 @@ FAMILY_KEYS = {"kind", "description", "datasets", "epochs", "eval_every", "resou
 VARIANT_AXIS = "variant"  # a search axis over the family's named bundles of settings
 RESOURCE_KEYS = {"cpu", "gpu"}
 SELECT_KEYS = {"metric", "mode"}
-SCHEDULER_KEYS = {"kind", "grace_period", "reduction_factor", "smoothing"}
-SCHEDULERS = ("asha",)
+SCHEDULER_KEYS = {"asha": {"kind", "grace_period", "reduction_factor", "smoothing"},
+                  "pbt": {"kind", "grace_period", "smoothing", "perturbation_interval",
+                          "quantile_fraction", "mutations"}}
 DATA_KEYS = {"split_seed", "tables", "images"}
 TABLE_KEYS = {"test_fraction", "val_fraction", "missing", "synthetic_rows", "snap"}
 IMAGE_KEYS = {"test_fraction", "size", "classes", "judge", "synthetic_per_class"}
@@ -123,10 +124,12 @@ def _check_scheduler(name: str, section: dict, where: Path) -> None:
     scheduler = section.get("scheduler")
     if scheduler is None:
         return
-    _check_keys(scheduler, SCHEDULER_KEYS, where, f"{path}.scheduler")
-    if scheduler.get("kind", "asha") not in SCHEDULERS:
-        raise ConfigError(f"{path}.scheduler.kind must be one of {', '.join(SCHEDULERS)}, "
-                          f"got {scheduler.get('kind')!r}", where=where)
+    _check_mapping(scheduler, where, f"{path}.scheduler")
+    kind = scheduler.get("kind", "asha")
+    if kind not in SCHEDULER_KEYS:
+        raise ConfigError(f"{path}.scheduler.kind must be one of {', '.join(SCHEDULER_KEYS)}, "
+                          f"got {kind!r}", where=where)
+    _check_keys(scheduler, SCHEDULER_KEYS[kind], where, f"{path}.scheduler")
     grace = scheduler.get("grace_period")
     if isinstance(grace, bool) or not isinstance(grace, int) \
             or not section.get("eval_every", 10) <= grace < section["epochs"]:
@@ -141,6 +144,35 @@ def _check_scheduler(name: str, section: dict, where: Path) -> None:
     if isinstance(smoothing, bool) or not isinstance(smoothing, int) or smoothing < 1:
         raise ConfigError(f"{path}.scheduler.smoothing must be a positive number of evaluations,"
                           f" got {smoothing!r}", where=where)
+    if kind == "pbt":
+        _check_pbt(path, section, scheduler, where)
+
+
+def _check_pbt(path: str, section: dict, scheduler: dict, where: Path) -> None:
+    """PBT moves weights between a group's trials, so they may differ only in what it mutates."""
+    mutations = scheduler.get("mutations")
+    if not isinstance(mutations, dict) or not mutations:
+        raise ConfigError(f"{path}.scheduler.mutations must name the settings PBT perturbs, as "
+                          "lists of values or {uniform|loguniform: [low, high]}", where=where)
+    _check_params(mutations, section["kind"], where, f"{path}.scheduler.mutations", lists=True)
+    fixed = [axis for axis, values in (section.get("search") or {}).items()
+             if axis not in mutations and not (isinstance(values, list) and len(values) == 1)]
+    if fixed:
+        raise ConfigError(f"{path}.search.{fixed[0]}: with scheduler pbt the trials of a group may "
+                          "differ only in the settings it mutates (weights move between them); "
+                          f"add {fixed[0]} to scheduler.mutations or search one value",
+                          where=where)
+    interval = scheduler.get("perturbation_interval")
+    every = section.get("eval_every", 10)
+    if isinstance(interval, bool) or not isinstance(interval, int) \
+            or not every <= interval < section["epochs"]:
+        raise ConfigError(f"{path}.scheduler.perturbation_interval must be a whole number of "
+                          f"epochs from eval_every ({every}) to below epochs ({section['epochs']}), "
+                          f"got {interval!r}", where=where)
+    fraction = scheduler.get("quantile_fraction", 0.25)
+    if not _same_type(fraction, 0.0) or not 0 < fraction <= 0.5:
+        raise ConfigError(f"{path}.scheduler.quantile_fraction must be a number in (0, 0.5], got "
+                          f"{fraction!r}", where=where)
 
 
 def _same_type(value: Any, default: Any) -> bool:

@@ -284,6 +284,8 @@ def _summarise(name, settings, seed, tables, images, outcomes, experiment_dir, d
                  "select_mode": spec["select"]["mode"],
                  "metrics": outcome.best_metrics, "checkpoint": outcome.checkpoint_path,
                  "trial_dir": outcome.path}
+        if spec.get("exploits"):  # PBT: the epochs at which it took another trial's weights
+            entry["exploits"] = spec["exploits"]
         if outcome.checkpoint_path and spec["dataset"] in tables:
             entry.update(_export_table(spec, outcome, tables[spec["dataset"]], entry["trial"],
                                        experiment_dir, data_cfg, seed))

@@ -337,13 +337,18 @@ TRIAL_HEADER = ["✓", "trial", "family", "dataset", "class", "setting", "status
 
 
 def _epoch_cell(t: dict) -> str:
-    """The kept epoch, and where a scheduler stopped the trial early."""
+    """The kept epoch, where a scheduler stopped the trial early, and when PBT gave it another
+    trial's weights."""
     if t.get("best_epoch") is None:
         return "–"
+    cell = str(t["best_epoch"])
     last, planned = t.get("last_epoch"), t.get("epochs")
     if last is not None and planned is not None and last < planned:
-        return f"{t['best_epoch']} (stopped at {last}/{planned})"
-    return str(t["best_epoch"])
+        cell += f" (stopped at {last}/{planned})"
+    if t.get("exploits"):
+        cell += " (took #" + ", #".join(f"{e['donor']}'s weights at {e['epoch']}"
+                                        for e in t["exploits"]) + ")"
+    return cell
 
 
 def _trial_cells(t: dict) -> list[str]:

@@ -1,78 +1,219 @@
-"""Stopping hopeless trials early: ASHA within groups of trials that are comparable.
+"""Early stopping (ASHA) and population-based training (PBT) within groups of comparable trials.
 
 A family's trials grow different datasets, a per-class family grows a different class in each
 trial, and the farm grows every family in one experiment; a KID of 0.3 on kiwis says nothing
-about a KID of 0.3 on bananas. So the farm runs one ASHA (asynchronous successive halving, Li et
-al. 2018) per (family, dataset, class) group, on a smoothed copy of the selection metric (GAN
-metrics jump from one evaluation to the next, and warm-up is noisy, so a grace period of epochs
-passes before any trial may be stopped). Stopping only ends training: the epoch a trial keeps
-is still its best raw-metric checkpoint.
+about a KID of 0.3 on bananas. So the farm runs one scheduler per (family, dataset, class) group,
+on a smoothed copy of the selection metric (GAN metrics jump from one evaluation to the next, and
+warm-up is noisy, so a grace period of epochs passes before any trial is stopped or exploited).
+Either way the epoch a trial keeps is still its best raw-metric checkpoint.
+
+- `asha` (asynchronous successive halving, Li et al. 2018) stops the group's worst trials.
+- `pbt` (Jaderberg et al. 2017) lets a trial in the group's bottom quantile take over the
+  weights of one in its top quantile and go on with that trial's settings, perturbed. Only the
+  settings named in `mutations` may differ within a group (config.py checks), since weights only
+  move between models of one shape.
 """
 
 from __future__ import annotations
 
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+import copy
+import random
+import warnings
+from pathlib import Path
+
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
 
 SMOOTHED = "select/smoothed"  # what the trainable reports when a family has a scheduler
 # The selection metric turned lower-is-better, so that one CheckpointConfig keeps every family's
 # best epochs whether its metric is a KID (min) or a score (max).
 RANK = "select/rank"
+DONOR_DIR = "pbt_donor"  # in an exploiting trial's folder: its copy of the donor's checkpoint
+
+# FarmPBT copies the donor's checkpoint itself, so few kept checkpoints are no risk here.
+warnings.filterwarnings("ignore", message=r"Using `CheckpointConfig.num_to_keep <= 2` with PBT")
 
 
 def rank(value: float, mode: str) -> float:
     return float(value) if mode == "min" else -float(value)
 
 
-class GroupedASHA(FIFOScheduler):
-    """One ASHAScheduler per (family, dataset, class) of the trials it sees.
+def _domain(values):
+    """A mutation as written in YAML (a list of choices, {uniform|loguniform: [a, b]}) as Tune's."""
+    from ray import tune
 
-    The whole farm is one Tune experiment, so each group takes its settings (grace period,
-    reduction factor, epochs, mode) from its own trials' `scheduler:` and `select:` sections;
-    a trial whose family has no `scheduler:` section always runs to its last epoch."""
+    if isinstance(values, dict):
+        (name, (low, high)), = values.items()
+        return {"uniform": tune.uniform, "loguniform": tune.loguniform}[name](low, high)
+    return list(values)
+
+
+class FarmPBT(PopulationBasedTraining):
+    """Ray's PBT with two changes the farm needs.
+
+    - A trial keeps its identity (index, seed, dataset, class) when it exploits: Ray's PBT would
+      copy the donor's whole config, and two trials would then export under one name. It takes
+      the donor's settings, perturbed, and records the exploit in its spec (`exploits`).
+    - The donor's weights are its latest checkpoint, copied into the exploiting trial's own
+      folder at the moment of the exploit. Ray's PBT points at a checkpoint the donor's own
+      best-K retention may delete before the exploiting trial restarts from it."""
+
+    def _get_new_config(self, trial, trial_to_clone):
+        explored, operations = super()._get_new_config(trial, trial_to_clone)
+        spec = copy.deepcopy(trial.config["trial"])
+        donor = explored["trial"]
+        spec["params"] = donor["params"]
+        mutated = {k: spec["params"][k] for k in self._hyperparam_mutations["trial"]["params"]}
+        spec["exploits"] = [*spec.get("exploits", []), {
+            "epoch": int(self._trial_state[trial_to_clone].last_result.get("epoch", 0)),
+            "donor": donor["index"], "params": mutated}]
+        return {**trial.config, "trial": spec}, operations
+
+    def _checkpoint_or_exploit(self, trial, tune_controller, upper_quantile, lower_quantile):
+        """Exploit only where epochs are left to train after it: a trial that has reported its
+        last epoch is done, and a donor's last-epoch weights would leave nothing to train (nor
+        a report to carry the trial's new settings)."""
+        epochs = trial.config["trial"]["epochs"]
+        if trial not in lower_quantile or self._trial_state[trial].last_result["epoch"] >= epochs:
+            return
+        donors = [t for t in upper_quantile if t.latest_checkpoint_result is not None
+                  and t.latest_checkpoint_result.metrics.get("epoch", epochs) < epochs]
+        if not donors:
+            return
+        donor = random.choice(donors)
+        latest = donor.latest_checkpoint_result  # weights and the metrics reported with them
+        state = self._trial_state[donor]
+        state.last_checkpoint, state.last_result = latest.checkpoint, latest.metrics
+        self._exploit(tune_controller, trial, donor)
+        _own_copy(trial)
+
+
+def _own_copy(trial) -> None:
+    """Point the trial's restart at a copy of the donor checkpoint in its own folder (replacing
+    the copy of its previous exploit, which it restored from and reported past long ago)."""
+    import pyarrow.fs
+    from ray.train._internal.session import _TrainingResult
+    from ray.tune import Checkpoint
+
+    manager = trial.run_metadata.checkpoint_manager
+    donor = manager.latest_checkpoint_result
+    filesystem = trial.storage.storage_filesystem
+    target = Path(trial.path, DONOR_DIR).as_posix()
+    if filesystem.get_file_info(target).type != pyarrow.fs.FileType.NotFound:
+        filesystem.delete_dir(target)
+    filesystem.create_dir(target)
+    pyarrow.fs.copy_files(donor.checkpoint.path, target,
+                          source_filesystem=donor.checkpoint.filesystem,
+                          destination_filesystem=filesystem)
+    manager._latest_checkpoint_result = _TrainingResult(
+        checkpoint=Checkpoint(target, filesystem=filesystem), metrics=donor.metrics)
+
+
+def _asha(spec: dict, settings: dict) -> ASHAScheduler:
+    return ASHAScheduler(time_attr="epoch", metric=SMOOTHED, mode=spec["select"]["mode"],
+                         max_t=int(spec["epochs"]), grace_period=int(settings["grace_period"]),
+                         reduction_factor=float(settings.get("reduction_factor", 3)))
+
+
+def _pbt(spec: dict, settings: dict) -> FarmPBT:
+    mutations = {name: _domain(values) for name, values in settings["mutations"].items()}
+    return FarmPBT(time_attr="epoch", metric=SMOOTHED, mode=spec["select"]["mode"],
+                   perturbation_interval=int(settings["perturbation_interval"]),
+                   burn_in_period=int(settings["grace_period"]),
+                   hyperparam_mutations={"trial": {"params": mutations}},
+                   quantile_fraction=float(settings.get("quantile_fraction", 0.25)),
+                   log_config=False)
+
+
+SCHEDULERS = {"asha": _asha, "pbt": _pbt}  # a family's `scheduler.kind`
+
+
+class _GroupView:
+    """The Tune controller as one group's scheduler should see it: only its own trials (PBT
+    pauses a trial for others of its population, not for every waiting trial of the farm)."""
+
+    def __init__(self, controller, members: set):
+        self._controller, self._members = controller, members
+
+    def get_trials(self):
+        return [t for t in self._controller.get_trials() if t in self._members]
+
+    def get_live_trials(self):
+        return [t for t in self._controller.get_live_trials() if t in self._members]
+
+    def __getattr__(self, name):
+        return getattr(self._controller, name)
+
+
+class GroupedScheduler(FIFOScheduler):
+    """One ASHA or PBT scheduler per (family, dataset, class) of the trials it sees.
+
+    The whole farm is one Tune experiment, so each group takes its settings (kind, grace period,
+    epochs, mode, ...) from its own trials' `scheduler:` and `select:` sections; a trial whose
+    family has no `scheduler:` section always runs to its last epoch."""
 
     def __init__(self):
         super().__init__()
-        self._groups: dict[tuple, ASHAScheduler | None] = {}
+        self._groups: dict[tuple, FIFOScheduler | None] = {}
+        self._members: dict[tuple, set] = {}
 
-    def group_of(self, trial) -> ASHAScheduler | None:
+    @staticmethod
+    def key_of(trial) -> tuple:
         spec = trial.config["trial"]
-        key = (spec.get("family"), spec["dataset"], spec.get("class"))
+        return spec.get("family"), spec["dataset"], spec.get("class")
+
+    def group_of(self, trial) -> FIFOScheduler | None:
+        key = self.key_of(trial)
         if key not in self._groups:
+            spec = trial.config["trial"]
             settings = spec.get("scheduler") or {}
-            self._groups[key] = ASHAScheduler(
-                time_attr="epoch", metric=SMOOTHED,
-                mode=spec["select"]["mode"], max_t=int(spec["epochs"]),
-                grace_period=int(settings["grace_period"]),
-                reduction_factor=float(settings.get("reduction_factor", 3))) if settings else None
+            self._groups[key] = SCHEDULERS[settings.get("kind", "asha")](spec, settings) \
+                if settings else None
+            self._members[key] = set()
         return self._groups[key]
+
+    def _view(self, controller, trial):
+        return _GroupView(controller, self._members[self.key_of(trial)])
 
     def set_search_properties(self, metric, mode, **spec) -> bool:
         return True  # metric and mode are each group's own (the smoothed select metric)
 
     def on_trial_add(self, tune_controller, trial):
         if group := self.group_of(trial):
-            group.on_trial_add(tune_controller, trial)
+            self._members[self.key_of(trial)].add(trial)
+            group.on_trial_add(self._view(tune_controller, trial), trial)
 
     def on_trial_result(self, tune_controller, trial, result):
         group = self.group_of(trial)
-        return group.on_trial_result(tune_controller, trial, result) if group else self.CONTINUE
+        if group is None:
+            return self.CONTINUE
+        return group.on_trial_result(self._view(tune_controller, trial), trial, result)
 
     def on_trial_complete(self, tune_controller, trial, result):
         if group := self.group_of(trial):
-            group.on_trial_complete(tune_controller, trial, result)
+            group.on_trial_complete(self._view(tune_controller, trial), trial, result)
 
     def on_trial_remove(self, tune_controller, trial):
         if group := self.group_of(trial):
-            group.on_trial_remove(tune_controller, trial)
+            group.on_trial_remove(self._view(tune_controller, trial), trial)
+
+    def choose_trial_to_run(self, tune_controller):
+        """Waiting trials first, in plan order; then paused ones (PBT's), least trained first."""
+        trials = tune_controller.get_trials()
+        pending = [t for t in trials if t.status == "PENDING"]
+        if pending:
+            return pending[0]
+        paused = [t for t in trials if t.status == "PAUSED"]
+        return min(paused, key=lambda t: (t.last_result or {}).get("epoch", 0), default=None)
 
     def debug_string(self) -> str:
-        stopping = sum(g is not None for g in self._groups.values())
-        return f"GroupedASHA: {stopping} of {len(self._groups)} group(s) of comparable trials stop early"
+        kinds = [type(g).__name__ for g in self._groups.values() if g is not None]
+        return (f"GroupedScheduler: {len(kinds)} of {len(self._groups)} group(s) of comparable "
+                f"trials scheduled ({', '.join(sorted(set(kinds))) or 'none'})")
 
 
 def scheduler_for(trials: list[dict]):
     """The farm's scheduler when some family has a `scheduler:` section (None: run every epoch)."""
-    return GroupedASHA() if any(t.get("scheduler") for t in trials) else None
+    return GroupedScheduler() if any(t.get("scheduler") for t in trials) else None
 
 
 def smoothed(history: list[float], window: int) -> float:

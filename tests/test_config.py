@@ -964,7 +964,8 @@ def test_an_asha_scheduler_reaches_every_trial(trials):
 
 
 @pytest.mark.parametrize("body,fragment", [
-    ("{kind: pbt, grace_period: 50}", "kind must be one of asha"),
+    ("{kind: pb, grace_period: 50}", "kind must be one of asha, pbt"),
+    ("{kind: asha, grace_period: 50, mutations: {lr_g: [1.0e-4]}}", "unknown key 'mutations'"),
     ("{grace_period: 5}", "grace_period must be a whole number of epochs from eval_every"),
     ("{grace_period: 300}", "to below epochs (300)"),
     ("{grace_period: 50, reduction_factor: 1}", "reduction_factor must be a number >= 2"),
@@ -973,3 +974,50 @@ def test_an_asha_scheduler_reaches_every_trial(trials):
 def test_impossible_schedulers_are_named(trials, body, fragment):
     error = config_error(_scheduled(trials, body), "full")
     assert fragment in error.problem and error.where.endswith("tabular.yaml")
+
+
+PBT = "{kind: pbt, grace_period: 50, perturbation_interval: 20, mutations: %s}"
+
+
+def _population(trials):
+    """The fixture family as a PBT population: one variant, sampled G rates."""
+    edit(trials / "tabular.yaml", "      variant: [report, stable]\n      lr_g: [1.0e-4, 2.0e-4]",
+         "      variant: [stable]\n      lr_g: {loguniform: [1.0e-5, 1.0e-3]}\n    samples: 4")
+    return trials
+
+
+def test_a_pbt_scheduler_reaches_every_trial(trials):
+    body = PBT % "{lr_g: {loguniform: [1.0e-5, 1.0e-3]}, lr_d: [1.0e-4, 2.0e-4]}"
+    config = load_config(_scheduled(_population(trials), body), "full")
+    planned = plan_trials({FAMILY: config["families"][FAMILY]}, base_seed=0)
+    assert len(planned) == 4 * 2
+    assert all(t["scheduler"]["kind"] == "pbt" and t["scheduler"]["perturbation_interval"] == 20
+               for t in planned)
+
+
+@pytest.mark.parametrize("mutations,fragment", [
+    ("{}", "mutations must name the settings PBT perturbs"),
+    ("{lr_q: [1.0e-4]}", "did you mean 'lr_g'"),
+    ("{batch_size: {uniform: [16, 64]}}", "needs a float setting"),
+    ("{lr_g: {loguniform: [0.0, 1.0]}}", "low > 0")])
+def test_impossible_pbt_mutations_are_named(trials, mutations, fragment):
+    error = config_error(_scheduled(_population(trials), PBT % mutations), "full")
+    assert fragment in error.problem and error.where.endswith("tabular.yaml")
+
+
+def test_pbt_refuses_a_population_that_differs_in_what_it_does_not_mutate(trials):
+    """Weights move between a group's trials: a second variant could be another model shape."""
+    error = config_error(_scheduled(trials, PBT % "{lr_g: [1.0e-4, 2.0e-4]}"), "full")
+    assert "search.variant" in error.problem and "differ only in the settings it mutates" \
+        in error.problem
+
+
+@pytest.mark.parametrize("extra,fragment", [
+    ("perturbation_interval: 5", "perturbation_interval must be a whole number of epochs from "
+                                 "eval_every (10)"),
+    ("perturbation_interval: 20, quantile_fraction: 0.75", "quantile_fraction must be a number "
+                                                          "in (0, 0.5]")])
+def test_impossible_pbt_intervals_are_named(trials, extra, fragment):
+    body = "{kind: pbt, grace_period: 50, %s, mutations: {lr_g: [1.0e-4]}}" % extra
+    error = config_error(_scheduled(_population(trials), body), "full")
+    assert fragment in error.problem

@@ -267,3 +267,15 @@ def test_missing_summary_raises_data_error(tmp_path):
     with pytest.raises(DataError, match="no summary.json") as caught:
         write_report(tmp_path)
     assert caught.value.where == str(tmp_path / "summary.json")
+
+
+def test_the_epoch_cell_says_where_asha_stopped_a_trial_and_whose_weights_pbt_gave_it():
+    from farm.report import _epoch_cell
+
+    assert _epoch_cell({"best_epoch": 40, "last_epoch": 100, "epochs": 100}) == "40"
+    assert _epoch_cell({"best_epoch": 40, "last_epoch": 60, "epochs": 100}) == \
+        "40 (stopped at 60/100)"
+    assert _epoch_cell({"best_epoch": 80, "last_epoch": 100, "epochs": 100, "exploits": [
+        {"epoch": 50, "donor": 3, "params": {}}, {"epoch": 70, "donor": 1, "params": {}}]}) == \
+        "80 (took #3's weights at 50, #1's weights at 70)"
+    assert _epoch_cell({"best_epoch": None}) == "–"

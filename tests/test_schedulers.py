@@ -1,4 +1,4 @@
-"""ASHA per group of comparable trials, and the smoothed metric it reads."""
+"""ASHA and PBT per group of comparable trials, and the smoothed metric they read."""
 
 from __future__ import annotations
 
@@ -6,18 +6,24 @@ from types import SimpleNamespace
 
 from ray.tune.schedulers import TrialScheduler
 
-from farm.schedulers import SMOOTHED, GroupedASHA, scheduler_for, smoothed
+from farm.schedulers import (SMOOTHED, FarmPBT, GroupedScheduler, _GroupView, _pbt,
+                             scheduler_for, smoothed)
+
+
+class FakeTrial(SimpleNamespace):
+    """Hashable by identity, as Tune's trials are (schedulers keep them in sets and dicts)."""
+    __hash__, __eq__ = object.__hash__, object.__eq__
 
 
 def _trial(trial_id, dataset, cls=None, family="fruit-pairs", mode="min", scheduler=None):
     settings = {"grace_period": 10, "reduction_factor": 2} if scheduler is None else scheduler
-    return SimpleNamespace(trial_id=trial_id, config={"trial": {
+    return FakeTrial(trial_id=trial_id, config={"trial": {
         "family": family, "dataset": dataset, "class": cls, "epochs": 100,
         "select": {"metric": "kid", "mode": mode}, "scheduler": settings}})
 
 
 def _asha(*trials):
-    scheduler = GroupedASHA()
+    scheduler = GroupedScheduler()
     for trial in trials:
         scheduler.on_trial_add(None, trial)
     return scheduler
@@ -75,5 +81,64 @@ def test_each_group_reads_its_own_grace_period():
 def test_scheduler_for_and_smoothing():
     assert scheduler_for([{"scheduler": {}}, {}]) is None
     assert isinstance(scheduler_for([{"scheduler": {}}, {"scheduler": {"grace_period": 20}}]),
-                      GroupedASHA)
+                      GroupedScheduler)
     assert smoothed([1.0, 2.0, 3.0, 4.0], 2) == 3.5 and smoothed([1.0], 3) == 1.0
+
+
+PBT_SETTINGS = {"kind": "pbt", "grace_period": 10, "perturbation_interval": 10,
+                "mutations": {"lr_g": {"loguniform": [1.0e-5, 1.0e-2]}, "beta2": [0.9, 0.99]}}
+
+
+def _member(index, lr_g, epoch=40):
+    trial = _trial(f"t{index}", "credit", family="tabular-a", scheduler=PBT_SETTINGS)
+    trial.config["trial"].update(index=index, seed=100 + index, tag=f"lr_g={lr_g}",
+                                 params={"lr_g": lr_g, "beta2": 0.9, "noise_dim": 20})
+    trial.last_result = {"epoch": epoch}
+    return trial
+
+
+def _states(scheduler, *trials):
+    """PBT's record of each trial's last report, as on_trial_add and on_trial_result leave it."""
+    for trial in trials:
+        scheduler._trial_state[trial] = SimpleNamespace(last_result=trial.last_result)
+    return scheduler
+
+
+def test_an_exploiting_trial_keeps_its_identity_and_takes_the_donors_settings_perturbed():
+    weak, strong = _member(3, 1.0e-5), _member(7, 2.0e-4, epoch=60)
+    pbt = _states(_pbt(weak.config["trial"], PBT_SETTINGS), weak, strong)
+    new_config, _ = pbt._get_new_config(weak, strong)
+    spec = new_config["trial"]
+    assert (spec["index"], spec["seed"], spec["tag"]) == (3, 103, "lr_g=1e-05")  # still trial 3
+    assert spec["params"]["noise_dim"] == 20 and spec["params"]["beta2"] in (0.9, 0.99)
+    assert spec["params"]["lr_g"] != 1.0e-5  # the donor's rate (2e-4), perturbed or resampled
+    assert spec["exploits"] == [{"epoch": 60, "donor": 7, "params": {
+        "lr_g": spec["params"]["lr_g"], "beta2": spec["params"]["beta2"]}}]
+    assert weak.config["trial"]["params"]["lr_g"] == 1.0e-5  # Tune sets the config, not this
+    again, _ = pbt._get_new_config(FakeTrial(config=new_config), strong)
+    assert len(again["trial"]["exploits"]) == 2  # a lineage, oldest first
+
+
+def test_pbt_groups_see_only_their_own_population():
+    """Ray's PBT pauses a trial whenever another is waiting; in one farm-wide experiment that
+    would be any family's trial, so each group's PBT sees a view of its own members only."""
+    kiwi = [_trial(f"k{i}", "fruit", "kiwi", scheduler=PBT_SETTINGS) for i in range(2)]
+    pear = _trial("p0", "fruit", "pear", scheduler=PBT_SETTINGS)
+    controller = SimpleNamespace(get_trials=lambda: [*kiwi, pear], search_alg=None)
+    scheduler = GroupedScheduler()
+    for trial in (*kiwi, pear):
+        scheduler.group_of(trial)
+        scheduler._members[scheduler.key_of(trial)].add(trial)
+    view = scheduler._view(controller, kiwi[0])
+    assert view.get_trials() == kiwi and view.search_alg is None
+    assert isinstance(scheduler.group_of(pear), FarmPBT) and len(scheduler._groups) == 2
+    assert _GroupView(controller, {pear}).get_trials() == [pear]
+
+
+def test_paused_trials_resume_least_trained_first_after_every_waiting_one():
+    ahead, behind, waiting = (SimpleNamespace(status=s, last_result=r) for s, r in (
+        ("PAUSED", {"epoch": 40}), ("PAUSED", {"epoch": 20}), ("PENDING", {})))
+    controller = SimpleNamespace(get_trials=lambda: [ahead, behind, waiting])
+    assert GroupedScheduler().choose_trial_to_run(controller) is waiting
+    waiting.status = "RUNNING"
+    assert GroupedScheduler().choose_trial_to_run(controller) is behind

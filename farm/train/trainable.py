@@ -3,7 +3,8 @@
 It trains epoch after epoch with the shared GAN loop, and every `eval_every` epochs reports the
 family's metrics together with a checkpoint; Tune's CheckpointConfig keeps the best ones by the
 family's selection metric (also reported as `select/rank`, lower is better in every family).
-Resumes from `tune.get_checkpoint()` after a failure.
+Resumes from `tune.get_checkpoint()` after a failure, or from a donor's weights after a PBT
+exploit (farm.schedulers).
 """
 
 from __future__ import annotations
@@ -46,6 +47,15 @@ def load_state(directory: Path, map_location="cpu") -> dict:
     return torch.load(Path(directory) / STATE_FILE, map_location=map_location, weights_only=True)
 
 
+def load_keeping_rates(optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """An optimizer's moments from a checkpoint, its learning rates from this trial's config:
+    after a PBT exploit the checkpoint is the donor's and the rates are the perturbed ones."""
+    rates = [group["lr"] for group in optimizer.param_groups]
+    optimizer.load_state_dict(state)
+    for group, rate in zip(optimizer.param_groups, rates):
+        group["lr"] = rate
+
+
 def log_pictures(writer, pictures: dict, epoch: int):
     """Figures into the trial's folder (Ray syncs it to storage), beside Tune's own scalars."""
     if not pictures:
@@ -79,8 +89,10 @@ def train_gan(config: dict, datasets: dict) -> None:
     if checkpoint:
         with checkpoint.as_directory() as directory:
             state = load_state(directory, device)
-        for name in ("generator", "discriminator", "g_opt", "d_opt"):
+        for name in ("generator", "discriminator"):
             getattr(pair, name).load_state_dict(state[name])
+        for name in ("g_opt", "d_opt"):
+            load_keeping_rates(getattr(pair, name), state[name])
         start = state["epoch"] + 1
         history = list(state.get("history", []))
 

@@ -258,15 +258,20 @@ families:
 """
 
 
+def _tabular_a_on_diabetes(preset: str, text: str, data: Path, tmp_path: Path) -> dict:
+    """Run tabular-a alone on diabetes under a preset written here; its summary."""
+    trials = Path(shutil.copytree(REPO / "trials", tmp_path / "trials"))
+    (trials / "presets" / f"{preset}.yaml").write_text(text)
+    code = main(["--trials-dir", str(trials), "--preset", preset, "--only", "tabular-a",
+                 "--tabular-data", str(data / "diabetes" / "diabetes.arff"),
+                 "--storage-path", str(tmp_path / "out"), "--name", preset])
+    assert code == 0
+    return json.loads((tmp_path / "out" / preset / "summary.json").read_text())
+
+
 def test_sampled_search_with_asha_keeps_each_trials_best_raw_epoch(ray_local, shared_data,
                                                                      tmp_path):
-    trials = Path(shutil.copytree(REPO / "trials", tmp_path / "trials"))
-    (trials / "presets" / "asha.yaml").write_text(ASHA_PRESET)
-    code = main(["--trials-dir", str(trials), "--preset", "asha", "--only", "tabular-a",
-                 "--tabular-data", str(shared_data / "diabetes" / "diabetes.arff"),
-                 "--storage-path", str(tmp_path / "out"), "--name", "asha"])
-    assert code == 0
-    summary = json.loads((tmp_path / "out" / "asha" / "summary.json").read_text())
+    summary = _tabular_a_on_diabetes("asha", ASHA_PRESET, shared_data, tmp_path)
     assert len(summary["trials"]) == 4
     assert len({t["params"]["lr_g"] for t in summary["trials"]}) == 4
     for trial in summary["trials"]:
@@ -275,6 +280,49 @@ def test_sampled_search_with_asha_keeps_each_trials_best_raw_epoch(ray_local, sh
         assert trial["last_epoch"] == progress["epoch"].max() <= 8
         best = progress.loc[progress["select/score"].idxmax()]
         assert trial["best_epoch"] == best["epoch"]  # the raw metric, not the smoothed one
+
+
+PBT_PRESET = """
+description: a population of four G rates, trained with PBT
+families:
+  tabular-a:
+    epochs: 10
+    eval_every: 2
+    samples: 4
+    search:
+      variant: [stable]
+      lr_g: {loguniform: [1.0e-6, 1.0e-2]}
+    scheduler:
+      kind: pbt
+      grace_period: 2
+      perturbation_interval: 2
+      quantile_fraction: 0.5
+      mutations: {lr_g: {loguniform: [1.0e-6, 1.0e-2]}}
+    params: {metric_trees: 10}
+"""
+
+
+def test_pbt_moves_weights_between_trials_that_keep_their_names(ray_local, shared_data,
+                                                                 tmp_path):
+    summary = _tabular_a_on_diabetes("pbt", PBT_PRESET, shared_data, tmp_path)
+    assert [t["status"] for t in summary["trials"]] == ["ok"] * 4
+    assert len({t["trial"] for t in summary["trials"]}) == 4  # an exploit keeps the trial's name
+    assert len({Path(t["synthetic_csv"]).name for t in summary["trials"]}) == 4
+    exploited = [t for t in summary["trials"] if t.get("exploits")]
+    assert exploited, "10 epochs with a perturbation every 2 and half the population below"
+    names = {t["trial"] for t in summary["trials"]}
+    for trial in exploited:
+        last = trial["exploits"][-1]
+        assert f"tabular-a_diabetes_{last['donor']:03d}" in names - {trial["trial"]}
+        assert trial["params"]["lr_g"] == last["params"]["lr_g"]  # the perturbed rate it ran on
+        donor = torch.load(Path(trial["trial_dir"]) / "pbt_donor" / "state.pt",
+                           weights_only=True)
+        assert donor["epoch"] == last["epoch"]  # the donor's weights at the exploit, kept here
+        progress = pd.read_csv(Path(trial["trial_dir"]) / "progress.csv")
+        after = progress["epoch"].tolist()[-1]
+        assert after == 10  # it trained on from the donor's epoch to the end
+        best = progress.loc[progress["select/score"].idxmax()]
+        assert trial["best_epoch"] == best["epoch"]  # still the best raw-metric epoch
 
 
 def test_split_is_written_and_test_rows_never_reach_trials(tiny_run):
