@@ -17,6 +17,7 @@ Either way the epoch a trial keeps is still its best raw-metric checkpoint.
 from __future__ import annotations
 
 import copy
+import logging
 import random
 import warnings
 from pathlib import Path
@@ -28,6 +29,7 @@ SMOOTHED = "select/smoothed"  # what the trainable reports when a family has a s
 # best epochs whether its metric is a KID (min) or a score (max).
 RANK = "select/rank"
 DONOR_DIR = "pbt_donor"  # in an exploiting trial's folder: its copy of the donor's checkpoint
+logger = logging.getLogger(__name__)
 
 # FarmPBT copies the donor's checkpoint itself, so few kept checkpoints are no risk here.
 warnings.filterwarnings("ignore", message=r"Using `CheckpointConfig.num_to_keep <= 2` with PBT")
@@ -48,64 +50,85 @@ def _domain(values):
 
 
 class FarmPBT(PopulationBasedTraining):
-    """Ray's PBT with two changes the farm needs.
+    """Ray's PBT with three changes the farm needs.
 
+    - The exploit waits until the trial's own report is saved. Ray's PBT pauses a trial in the
+      bottom quantile at once, without saving the checkpoint it just reported, and that report
+      can be the trial's best epoch: the farm keeps every trial's best raw-metric checkpoint.
+      So a bottom trial is paused like any other (its checkpoint saved), and the exploit is
+      applied when it is chosen to run again (`exploit_pending`).
     - A trial keeps its identity (index, seed, dataset, class) when it exploits: Ray's PBT would
       copy the donor's whole config, and two trials would then export under one name. It takes
       the donor's settings, perturbed, and records the exploit in its spec (`exploits`).
     - The donor's weights are its latest checkpoint, copied into the exploiting trial's own
-      folder at the moment of the exploit. Ray's PBT points at a checkpoint the donor's own
-      best-K retention may delete before the exploiting trial restarts from it."""
+      folder at the decision. Ray's PBT points at a checkpoint the donor's own best-K retention
+      may delete before the exploiting trial restarts from it."""
+
+    def __init__(self, **settings):
+        super().__init__(**settings)
+        self._pending: dict = {}  # trial -> (donor, the donor's metrics, its checkpoint copied)
+
+    def on_trial_result(self, tune_controller, trial, result):
+        decision = super().on_trial_result(tune_controller, trial, result)
+        return self.PAUSE if trial in self._pending else decision
 
     def _get_new_config(self, trial, trial_to_clone):
         explored, operations = super()._get_new_config(trial, trial_to_clone)
         spec = copy.deepcopy(trial.config["trial"])
-        donor = explored["trial"]
-        spec["params"] = donor["params"]
-        mutated = {k: spec["params"][k] for k in self._hyperparam_mutations["trial"]["params"]}
-        spec["exploits"] = [*spec.get("exploits", []), {
-            "epoch": int(self._trial_state[trial_to_clone].last_result.get("epoch", 0)),
-            "donor": donor["index"], "params": mutated}]
+        spec["params"] = explored["trial"]["params"]
         return {**trial.config, "trial": spec}, operations
 
     def _checkpoint_or_exploit(self, trial, tune_controller, upper_quantile, lower_quantile):
-        """Exploit only where epochs are left to train after it: a trial that has reported its
-        last epoch is done, and a donor's last-epoch weights would leave nothing to train (nor
-        a report to carry the trial's new settings)."""
+        """Decide on an exploit only where epochs are left to train after it: a trial that has
+        reported its last epoch is done, and a donor's last-epoch weights would leave nothing to
+        train (nor a report to carry the trial's new settings)."""
         epochs = trial.config["trial"]["epochs"]
         if trial not in lower_quantile or self._trial_state[trial].last_result["epoch"] >= epochs:
             return
         donors = [t for t in upper_quantile if t.latest_checkpoint_result is not None
                   and t.latest_checkpoint_result.metrics.get("epoch", epochs) < epochs]
-        if not donors:
+        if donors:
+            donor = random.choice(donors)
+            latest = donor.latest_checkpoint_result  # weights and the metrics reported with them
+            self._pending[trial] = (donor, latest.metrics, _own_copy(trial, latest.checkpoint))
+
+    def exploit_pending(self, trial) -> None:
+        """Give a paused trial the donor's weights and settings, perturbed, before it runs."""
+        if trial not in self._pending:
             return
-        donor = random.choice(donors)
-        latest = donor.latest_checkpoint_result  # weights and the metrics reported with them
-        state = self._trial_state[donor]
-        state.last_checkpoint, state.last_result = latest.checkpoint, latest.metrics
-        self._exploit(tune_controller, trial, donor)
-        _own_copy(trial)
+        from ray.train._internal.session import _TrainingResult
+
+        donor, metrics, checkpoint = self._pending.pop(trial)
+        new_config, operations = self._get_new_config(trial, donor)
+        spec = new_config["trial"]
+        mutated = {k: spec["params"][k] for k in self._hyperparam_mutations["trial"]["params"]}
+        spec["exploits"] = [*spec.get("exploits", []), {
+            "epoch": int(metrics.get("epoch", 0)), "donor": donor.config["trial"]["index"],
+            "params": mutated}]
+        trial.set_config(new_config)
+        trial.run_metadata.checkpoint_manager._latest_checkpoint_result = _TrainingResult(
+            checkpoint=checkpoint, metrics=metrics)
+        state = self._trial_state[trial]
+        state.last_perturbation_time = state.last_train_time = metrics.get("epoch", 0)
+        self._num_perturbations += 1
+        logger.info("PBT: trial %s takes trial %s's weights at epoch %s, then %s", trial,
+                    donor, metrics.get("epoch"), mutated)
 
 
-def _own_copy(trial) -> None:
-    """Point the trial's restart at a copy of the donor checkpoint in its own folder (replacing
-    the copy of its previous exploit, which it restored from and reported past long ago)."""
+def _own_copy(trial, checkpoint):
+    """A copy of the donor's checkpoint in the trial's own folder (replacing the copy of its
+    previous exploit, which it restored from and reported past)."""
     import pyarrow.fs
-    from ray.train._internal.session import _TrainingResult
     from ray.tune import Checkpoint
 
-    manager = trial.run_metadata.checkpoint_manager
-    donor = manager.latest_checkpoint_result
     filesystem = trial.storage.storage_filesystem
     target = Path(trial.path, DONOR_DIR).as_posix()
     if filesystem.get_file_info(target).type != pyarrow.fs.FileType.NotFound:
         filesystem.delete_dir(target)
     filesystem.create_dir(target)
-    pyarrow.fs.copy_files(donor.checkpoint.path, target,
-                          source_filesystem=donor.checkpoint.filesystem,
+    pyarrow.fs.copy_files(checkpoint.path, target, source_filesystem=checkpoint.filesystem,
                           destination_filesystem=filesystem)
-    manager._latest_checkpoint_result = _TrainingResult(
-        checkpoint=Checkpoint(target, filesystem=filesystem), metrics=donor.metrics)
+    return Checkpoint(target, filesystem=filesystem)
 
 
 def _asha(spec: dict, settings: dict) -> ASHAScheduler:
@@ -203,7 +226,10 @@ class GroupedScheduler(FIFOScheduler):
         if pending:
             return pending[0]
         paused = [t for t in trials if t.status == "PAUSED"]
-        return min(paused, key=lambda t: (t.last_result or {}).get("epoch", 0), default=None)
+        chosen = min(paused, key=lambda t: (t.last_result or {}).get("epoch", 0), default=None)
+        if chosen is not None and isinstance(group := self.group_of(chosen), FarmPBT):
+            group.exploit_pending(chosen)  # paused: its own last report's checkpoint is saved
+        return chosen
 
     def debug_string(self) -> str:
         kinds = [type(g).__name__ for g in self._groups.values() if g is not None]

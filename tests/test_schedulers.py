@@ -98,25 +98,34 @@ def _member(index, lr_g, epoch=40):
 
 
 def _states(scheduler, *trials):
-    """PBT's record of each trial's last report, as on_trial_add and on_trial_result leave it."""
+    """PBT's record of each trial, as on_trial_add and on_trial_result leave it."""
     for trial in trials:
-        scheduler._trial_state[trial] = SimpleNamespace(last_result=trial.last_result)
+        scheduler._trial_state[trial] = SimpleNamespace(
+            last_result=trial.last_result, last_perturbation_time=0, last_train_time=0)
+        trial.run_metadata = SimpleNamespace(checkpoint_manager=SimpleNamespace())
+        trial.set_config = lambda config, trial=trial: setattr(trial, "config", config)
     return scheduler
 
 
 def test_an_exploiting_trial_keeps_its_identity_and_takes_the_donors_settings_perturbed():
     weak, strong = _member(3, 1.0e-5), _member(7, 2.0e-4, epoch=60)
     pbt = _states(_pbt(weak.config["trial"], PBT_SETTINGS), weak, strong)
-    new_config, _ = pbt._get_new_config(weak, strong)
-    spec = new_config["trial"]
+    pbt._pending[weak] = (strong, {"epoch": 60}, "the donor's checkpoint, copied")
+    pbt.exploit_pending(weak)
+    spec = weak.config["trial"]
     assert (spec["index"], spec["seed"], spec["tag"]) == (3, 103, "lr_g=1e-05")  # still trial 3
     assert spec["params"]["noise_dim"] == 20 and spec["params"]["beta2"] in (0.9, 0.99)
     assert spec["params"]["lr_g"] != 1.0e-5  # the donor's rate (2e-4), perturbed or resampled
     assert spec["exploits"] == [{"epoch": 60, "donor": 7, "params": {
         "lr_g": spec["params"]["lr_g"], "beta2": spec["params"]["beta2"]}}]
-    assert weak.config["trial"]["params"]["lr_g"] == 1.0e-5  # Tune sets the config, not this
-    again, _ = pbt._get_new_config(FakeTrial(config=new_config), strong)
-    assert len(again["trial"]["exploits"]) == 2  # a lineage, oldest first
+    restart = weak.run_metadata.checkpoint_manager._latest_checkpoint_result
+    assert restart.checkpoint == "the donor's checkpoint, copied" and restart.metrics["epoch"] == 60
+    assert pbt._trial_state[weak].last_perturbation_time == 60  # the next interval counts from it
+    pbt.exploit_pending(weak)  # nothing pending any more: a second call changes nothing
+    assert len(weak.config["trial"]["exploits"]) == 1
+    pbt._pending[weak] = (strong, {"epoch": 80}, "a later copy")
+    pbt.exploit_pending(weak)
+    assert [e["epoch"] for e in weak.config["trial"]["exploits"]] == [60, 80]  # oldest first
 
 
 def test_pbt_groups_see_only_their_own_population():
@@ -136,9 +145,22 @@ def test_pbt_groups_see_only_their_own_population():
 
 
 def test_paused_trials_resume_least_trained_first_after_every_waiting_one():
-    ahead, behind, waiting = (SimpleNamespace(status=s, last_result=r) for s, r in (
-        ("PAUSED", {"epoch": 40}), ("PAUSED", {"epoch": 20}), ("PENDING", {})))
+    ahead, behind, waiting = (_trial(name, "credit", scheduler={}) for name in "abw")
+    for trial, status, epoch in ((ahead, "PAUSED", 40), (behind, "PAUSED", 20),
+                                 (waiting, "PENDING", 0)):
+        trial.status, trial.last_result = status, {"epoch": epoch}
     controller = SimpleNamespace(get_trials=lambda: [ahead, behind, waiting])
     assert GroupedScheduler().choose_trial_to_run(controller) is waiting
     waiting.status = "RUNNING"
     assert GroupedScheduler().choose_trial_to_run(controller) is behind
+
+
+def test_a_pending_exploit_is_applied_when_the_paused_trial_is_chosen_to_run():
+    weak, strong = _member(0, 1.0e-5, epoch=40), _member(1, 2.0e-4, epoch=60)
+    scheduler = GroupedScheduler()
+    pbt = _states(scheduler.group_of(weak), weak, strong)
+    pbt._pending[weak] = (strong, {"epoch": 60}, "copy")
+    weak.status, strong.status = "PAUSED", "RUNNING"
+    assert scheduler.choose_trial_to_run(SimpleNamespace(get_trials=lambda: [weak, strong])) \
+        is weak
+    assert weak.config["trial"]["exploits"][0]["donor"] == 1 and not pbt._pending
