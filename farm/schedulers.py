@@ -99,7 +99,7 @@ class FarmPBT(PopulationBasedTraining):
         from ray.train._internal.session import _TrainingResult
 
         donor, metrics, checkpoint = self._pending.pop(trial)
-        new_config, operations = self._get_new_config(trial, donor)
+        new_config, _ = self._get_new_config(trial, donor)
         spec = new_config["trial"]
         mutated = {k: spec["params"][k] for k in self._hyperparam_mutations["trial"]["params"]}
         spec["exploits"] = [*spec.get("exploits", []), {
