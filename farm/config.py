@@ -130,12 +130,7 @@ def _check_scheduler(name: str, section: dict, where: Path) -> None:
         raise ConfigError(f"{path}.scheduler.kind must be one of {', '.join(SCHEDULER_KEYS)}, "
                           f"got {kind!r}", where=where)
     _check_keys(scheduler, SCHEDULER_KEYS[kind], where, f"{path}.scheduler")
-    grace = scheduler.get("grace_period")
-    if isinstance(grace, bool) or not isinstance(grace, int) \
-            or not section.get("eval_every", 10) <= grace < section["epochs"]:
-        raise ConfigError(f"{path}.scheduler.grace_period must be a whole number of epochs from "
-                          f"eval_every ({section.get('eval_every', 10)}) to below epochs "
-                          f"({section['epochs']}), got {grace!r}", where=where)
+    _check_epoch_span(path, "grace_period", section, scheduler, where)
     factor = scheduler.get("reduction_factor", 3)
     if not _same_type(factor, 0.0) or factor < 2:
         raise ConfigError(f"{path}.scheduler.reduction_factor must be a number >= 2, got "
@@ -146,6 +141,17 @@ def _check_scheduler(name: str, section: dict, where: Path) -> None:
                           f" got {smoothing!r}", where=where)
     if kind == "pbt":
         _check_pbt(path, section, scheduler, where)
+
+
+def _check_epoch_span(path: str, key: str, section: dict, scheduler: dict, where: Path) -> None:
+    """A scheduler's span of epochs (grace period, perturbation interval): at least one
+    evaluation, and shorter than the run."""
+    value, every = scheduler.get(key), section.get("eval_every", 10)
+    if isinstance(value, bool) or not isinstance(value, int) \
+            or not every <= value < section["epochs"]:
+        raise ConfigError(f"{path}.scheduler.{key} must be a whole number of epochs from "
+                          f"eval_every ({every}) to below epochs ({section['epochs']}), "
+                          f"got {value!r}", where=where)
 
 
 def _check_pbt(path: str, section: dict, scheduler: dict, where: Path) -> None:
@@ -162,13 +168,7 @@ def _check_pbt(path: str, section: dict, scheduler: dict, where: Path) -> None:
                           "differ only in the settings it mutates (weights move between them); "
                           f"add {fixed[0]} to scheduler.mutations or search one value",
                           where=where)
-    interval = scheduler.get("perturbation_interval")
-    every = section.get("eval_every", 10)
-    if isinstance(interval, bool) or not isinstance(interval, int) \
-            or not every <= interval < section["epochs"]:
-        raise ConfigError(f"{path}.scheduler.perturbation_interval must be a whole number of "
-                          f"epochs from eval_every ({every}) to below epochs ({section['epochs']}), "
-                          f"got {interval!r}", where=where)
+    _check_epoch_span(path, "perturbation_interval", section, scheduler, where)
     fraction = scheduler.get("quantile_fraction", 0.25)
     if not _same_type(fraction, 0.0) or not 0 < fraction <= 0.5:
         raise ConfigError(f"{path}.scheduler.quantile_fraction must be a number in (0, 0.5], got "
