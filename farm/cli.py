@@ -24,7 +24,8 @@ def parser() -> argparse.ArgumentParser:
                    help="folder with <dataset>/<file> copies (default $FARM_DATA_DIR, then the "
                         "cache, then a download)")
     p.add_argument("--storage-path", default=os.environ.get("FARM_STORAGE", "results"),
-                   help="where experiments are written (default ./results)")
+                   help="where experiments are written: a folder every node sees, or a "
+                        "bucket URI such as s3://bucket/prefix (default ./results)")
     p.add_argument("--name", help="experiment name (default <preset>-<date>-<time>)")
     p.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
                    help="Ray cluster to join (default $RAY_ADDRESS, else an embedded local Ray)")
@@ -90,12 +91,17 @@ def _report_only(args) -> int:
         print("error: --report-only needs --name NAME (a finished experiment under "
               f"{args.storage_path})", file=sys.stderr)
         return 2
+    from farm.experiment import experiment_store
+
     try:
-        html, md = write_report(Path(args.storage_path).expanduser().resolve() / args.name)
+        store = experiment_store(args.storage_path, args.name)
+        store.pull()  # a remote experiment: its summary and figures, into the local copy
+        html, md = write_report(store.folder)
+        store.push()
     except FarmError as exc:
         if args.debug:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    print(f"Report: {html}\n        {md}")
+    print(f"Report: {store.location(html.name)}\n        {store.location(md.name)}")
     return 0

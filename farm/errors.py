@@ -36,6 +36,10 @@ class ConfigError(FarmError):
     """A trials/*.yaml file or a command-line flag asks for something impossible."""
 
 
+class StorageError(FarmError):
+    """The experiment's storage (a folder or a bucket) cannot be reached, read or written."""
+
+
 def settings_from(cls, values: dict | None, section: str):
     """Build a settings dataclass from a YAML mapping, naming an unknown key and the section
     it sits in (`data.images.judge`, `evaluator`) rather than failing with a TypeError."""

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -187,7 +186,7 @@ def scaling(config: EvaluatorConfig, use_gpu: bool) -> dict:
 
 
 def evaluate(name: str, tasks: list[Task], test: Task, classes, config: EvaluatorConfig,
-             storage: Path, use_gpu: bool, reference_images: int | None = None) -> dict:
+             storage: str, use_gpu: bool, reference_images: int | None = None) -> dict:
     """Run every task of one dataset as one TorchTrainer job; {task name: RESULT} where RESULT
     has accuracy, per_class, confusion, train_images, steps and seconds. Every task trains for
     the same number of steps: `epochs` passes over `reference_images` (the real train split;
@@ -196,9 +195,11 @@ def evaluate(name: str, tasks: list[Task], test: Task, classes, config: Evaluato
     import ray.train
     from ray.train.torch import TorchTrainer
 
+    from farm.storage import join, remove
+
     shape = scaling(config, use_gpu)
-    run_dir = storage / f"evaluator-{name}"
-    shutil.rmtree(run_dir, ignore_errors=True)  # a rerun trains afresh rather than resuming
+    run_name = f"evaluator-{name}"
+    remove(join(storage, run_name))  # a rerun trains afresh rather than resuming
     print(f"Evaluator for {name}: {len(tasks)} classifiers ({config.arch}, {config.epochs} "
           f"epochs) on {shape['num_workers']} {'GPU' if use_gpu else 'CPU'} worker(s), "
           f"each tested on {len(test.labels)} held-out real images", flush=True)
@@ -208,7 +209,7 @@ def evaluate(name: str, tasks: list[Task], test: Task, classes, config: Evaluato
                            "reference_images": reference_images or len(tasks[0].labels),
                            "test": ray.put(test), "tasks": [ray.put(t) for t in tasks]},
         scaling_config=ray.train.ScalingConfig(**shape),
-        run_config=ray.train.RunConfig(name=run_dir.name, storage_path=str(storage)),
+        run_config=ray.train.RunConfig(name=run_name, storage_path=storage),
     )
     try:
         result = trainer.fit()

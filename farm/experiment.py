@@ -1,6 +1,6 @@
 """One farm run: plan -> prepare data -> grow every family with Tune -> export best epochs -> summary.
 
-Layout of an experiment (`<storage>/<name>/`):
+Layout of an experiment (`<storage>/<name>/`, a folder or a URI: see farm/storage.py):
   splits/<dataset>.json                  the split manifest (indices + source sha256)
   tune/<family>_<dataset>[_<class>]_<n>/ Tune's trial folders: checkpoints, progress, TensorBoard
   synthetic/<dataset>/<trial>.csv        tables, with synthetic/<dataset>/manifest.json
@@ -33,6 +33,7 @@ from farm.evaluate_pools import evaluate_image_dataset
 from farm.evaluator import evaluator_config
 from farm.plan import format_plan, plan_trials, select_families
 from farm.report import write_report
+from farm.storage import Store
 from farm.tables import attach_black_box, class_counts, dataset_name_for, prepare_tables
 
 SUMMARY_VERSION = 2
@@ -62,15 +63,10 @@ class Settings:
     resume: bool = False
 
 
-def _experiment_dir(settings: Settings) -> tuple[str, Path]:
-    storage = settings.storage_path
-    if "://" in storage:
-        raise ConfigError(f"--storage-path {storage!r}: remote storage is not supported yet; "
-                          "use a local or NFS path")
-    name = settings.name or f"{settings.preset}-{datetime.now():%Y%m%d-%H%M%S}"
+def experiment_store(storage_path: str, name: str) -> Store:
     if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise ConfigError(f"--name {name!r}: use letters, digits, '-', '_' and '.' only")
-    return name, Path(storage).expanduser().resolve() / name
+    return Store.open(storage_path, name)
 
 
 def _image_classes(families, settings, data_cfg) -> dict[str, tuple[str, ...]]:
@@ -93,19 +89,21 @@ def _image_classes(families, settings, data_cfg) -> dict[str, tuple[str, ...]]:
     return found
 
 
-def _settings_and_config(settings: Settings, experiment_dir: Path) -> tuple[Settings, dict]:
+def _settings_and_config(settings: Settings, store: Store) -> tuple[Settings, dict]:
     """A new run loads trials/*.yaml; a resumed one takes the settings and configuration its
     experiment started with (run.json), so the plan, split and trials are the same."""
+    experiment_dir = store.folder
     run_file = experiment_dir / RUN_FILE
     if not settings.resume:
-        if run_file.exists():
+        if store.exists(RUN_FILE):
             raise ConfigError("an experiment of that name exists; continue it with --resume "
-                              "--name, or choose another --name", where=experiment_dir)
+                              "--name, or choose another --name", where=store.home)
         return settings, load_config(settings.trials_dir, settings.preset)
+    store.pull()  # a remote experiment's split, judge and settings, on whichever machine
     try:
         stored = json.loads(run_file.read_text())
     except FileNotFoundError:
-        raise ConfigError("no experiment to resume here (no run.json)", where=experiment_dir) \
+        raise ConfigError("no experiment to resume here (no run.json)", where=store.home) \
             from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"unreadable ({exc.msg})", where=run_file) from None
@@ -128,8 +126,10 @@ def _gpu_shares(trials: list[dict], gpus_per_trial: float | None) -> None:
 
 
 def run(settings: Settings) -> dict | None:
-    name, experiment_dir = _experiment_dir(settings)
-    settings, config = _settings_and_config(settings, experiment_dir)
+    name = settings.name or f"{settings.preset}-{datetime.now():%Y%m%d-%H%M%S}"
+    store = experiment_store(settings.storage_path, name)
+    experiment_dir = store.folder  # the driver's files; Tune's go to store.location("tune")
+    settings, config = _settings_and_config(settings, store)
     families = select_families(config, settings.only)
     data_cfg = config["data"]
     seed = settings.seed if settings.seed is not None else int(data_cfg.get("split_seed", 0))
@@ -157,7 +157,10 @@ def run(settings: Settings) -> dict | None:
     from farm import tuning
 
     tuning.check_address(settings.address)  # seconds, before anything is written
-    fresh = not experiment_dir.exists()
+    store.check_writable()
+    fresh = not settings.resume if store.remote else not experiment_dir.exists()
+    if fresh:
+        store.clear()  # a remote experiment's local copy left by an earlier attempt
     try:
         experiment_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -169,36 +172,39 @@ def run(settings: Settings) -> dict | None:
                          "config": config}, experiment_dir / RUN_FILE)
         tables, images, black_boxes = _prepare(trials, settings, data_cfg, experiment_dir, seed)
         tuning.connect(settings.address)
-        tuning.check_storage_shared(experiment_dir)
+        if not store.remote:  # a bucket is seen alike from every node
+            tuning.check_storage_shared(experiment_dir)
         if forced_gpu and not settings.address and not tuning.gpus_available():
             raise ConfigError(f"--gpus-per-trial {settings.gpus_per_trial}: this machine has no "
                               "GPU, so the trials would wait forever; leave the flag out to "
                               "train on CPU")
+        store.push()  # the split, judge and settings: --resume works from any machine
     except FarmError:
         if fresh:  # bad input leaves nothing half-written behind
             shutil.rmtree(experiment_dir, ignore_errors=True)
         raise
 
     use_gpu = tuning.gpus_available() or forced_gpu
-    print(f"Growing {len(trials)} trials in {experiment_dir} "
-          f"({'GPU' if use_gpu else 'CPU'}); watch with: tensorboard --logdir {experiment_dir}")
+    print(f"Growing {len(trials)} trials in {store.home} "
+          f"({'GPU' if use_gpu else 'CPU'}); watch with: tensorboard --logdir {_logdir(store)}")
     trial_data = {n: p.trial_data for n, p in {**tables, **images}.items()}
-    outcomes = tuning.run_trials(trials, trial_data, experiment_dir, use_gpu, settings.resume)
+    outcomes = tuning.run_trials(trials, trial_data, store, use_gpu, settings.resume)
 
     print("Exporting each trial's best epoch and scoring it on the held-out test split")
-    summary = _summarise(name, settings, seed, tables, images, outcomes, experiment_dir,
+    summary = _summarise(name, settings, seed, tables, images, outcomes, store,
                          data_cfg, black_boxes)
     summary["figures"] = write_family_curves(summary["trials"], experiment_dir / "figures")
-    summary["evaluator"] = _evaluate(config, images, summary, experiment_dir, use_gpu)
+    summary["evaluator"] = _evaluate(config, images, summary, store, use_gpu)
     summary["seconds"] = round(time.time() - started, 1)
-    summary["disk_bytes"] = _disk_bytes(experiment_dir)  # best-K checkpoints keep this bounded
+    summary["disk_bytes"] = store.disk_bytes()  # best-K checkpoints keep this bounded
     _write_json(summary, experiment_dir / "summary.json")
     write_report(experiment_dir)
-    print(format_summary(summary, experiment_dir))
+    store.push()
+    print(format_summary(summary, store))
     return summary
 
 
-def _evaluate(config, images, summary, experiment_dir, use_gpu) -> dict | None:
+def _evaluate(config, images, summary, store, use_gpu) -> dict | None:
     """The final evaluator job for every image dataset (tables are scored in `_summarise`)."""
     if not images:
         return None
@@ -208,7 +214,7 @@ def _evaluate(config, images, summary, experiment_dir, use_gpu) -> dict | None:
     for dataset, prepared in images.items():
         try:
             result = evaluate_image_dataset(dataset, prepared, summary["trials"], evaluator,
-                                            experiment_dir, use_gpu)
+                                            store.folder, use_gpu, store.location("evaluator"))
         except FarmError as exc:  # the trials' results stand; say what failed and go on
             print(f"warning: {exc}")
             section.setdefault("errors", {})[dataset] = str(exc)
@@ -241,8 +247,9 @@ def _prepare(trials, settings, data_cfg, experiment_dir, seed):
     return tables, images, black_boxes
 
 
-def _summarise(name, settings, seed, tables, images, outcomes, experiment_dir, data_cfg,
+def _summarise(name, settings, seed, tables, images, outcomes, store, data_cfg,
                black_boxes) -> dict:
+    experiment_dir = store.folder
     datasets = {}
     for dataset, p in tables.items():
         datasets[dataset] = {
@@ -301,7 +308,7 @@ def _summarise(name, settings, seed, tables, images, outcomes, experiment_dir, d
             experiment_dir / "synthetic" / dataset / "manifest.json")
     return {"version": SUMMARY_VERSION, "name": name, "preset": settings.preset,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "seed": seed, "experiment_dir": str(experiment_dir),
+            "seed": seed, "experiment_dir": str(experiment_dir), "storage": store.home,
             "datasets": datasets, "trials": trials}
 
 
@@ -387,8 +394,10 @@ def _format_evaluator(section: dict | None) -> list[str]:
     return lines
 
 
-def _disk_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+def _logdir(store: Store) -> str:
+    """What TensorBoard reads during the run: the folder, or the bucket without pyarrow's
+    options (TensorBoard reads s3:// itself, with boto3 and S3_ENDPOINT for another endpoint)."""
+    return store.home.partition("?")[0]
 
 
 def _write_json(data: dict, path: Path) -> None:
@@ -396,7 +405,7 @@ def _write_json(data: dict, path: Path) -> None:
         tmp.write_text(json.dumps(data, indent=2, default=str))
 
 
-def format_summary(summary: dict, experiment_dir: Path) -> str:
+def format_summary(summary: dict, store: Store) -> str:
     lines = ["", f"Experiment {summary['name']}: {len(summary['trials'])} trials in "
              f"{summary.get('seconds', 0):.0f} s, {summary.get('disk_bytes', 0) / 2**20:.1f} MB "
              "on disk"]
@@ -431,8 +440,11 @@ def format_summary(summary: dict, experiment_dir: Path) -> str:
                 rest = f"{accuracy:.3f} ({t['synthetic_images']} images exported)"
             lines.append(f"  {t['trial']:36} {t['setting']:24} {t['best_epoch']:>10} "
                          f"{chosen:>24} {rest}")
-    lines += ["", f"Synthetic data: {experiment_dir / 'synthetic'}",
-              f"Summary:        {experiment_dir / 'summary.json'}",
-              f"Report:         {experiment_dir / 'report.html'}",
-              f"TensorBoard:    tensorboard --logdir {experiment_dir}"]
+    home = store.location
+    lines += ["", f"Synthetic data: {home('synthetic')}",
+              f"Summary:        {home('summary.json')}",
+              f"Report:         {home('report.html')}",
+              f"TensorBoard:    tensorboard --logdir {store.folder}"]
+    if store.remote:
+        lines.append(f"(a copy of all but the checkpoints is on this machine: {store.folder})")
     return "\n".join(lines)

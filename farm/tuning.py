@@ -4,7 +4,6 @@ each trial's best epoch."""
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from ray import tune
 
 from farm.errors import ConfigError
 from farm.schedulers import RANK, SMOOTHED, scheduler_for
+from farm.storage import Store, remove
 from farm.train.trainable import train_gan
 
 
@@ -127,7 +127,7 @@ def _trial_name(trial) -> str:
     return f"{spec['family']}_{spec['dataset']}{part}_{spec['index']:03d}"
 
 
-def run_trials(trials: list[dict], datasets: dict, experiment_dir: Path, use_gpu: bool,
+def run_trials(trials: list[dict], datasets: dict, store: Store, use_gpu: bool,
                resume: bool = False) -> list[TrialOutcome]:
     """One Tuner for every planned trial, whatever its family, so that a free CPU or GPU share
     goes to the next waiting trial instead of idling until a family's last trial ends.
@@ -136,14 +136,13 @@ def run_trials(trials: list[dict], datasets: dict, experiment_dir: Path, use_gpu
     back, unfinished and errored ones continue from their latest checkpoint."""
     trainable = tune.with_resources(tune.with_parameters(train_gan, datasets=datasets),
                                     _resources_of(use_gpu))
-    path = experiment_dir / TUNE_DIR
-    if resume and tune.Tuner.can_restore(str(path)):
+    path = store.location(TUNE_DIR)
+    if resume and tune.Tuner.can_restore(path):
         print(f"Resuming the trials in {path}")
-        grid = tune.Tuner.restore(str(path), trainable, resume_unfinished=True,
+        grid = tune.Tuner.restore(path, trainable, resume_unfinished=True,
                                   resume_errored=True).fit()
-        return [_outcome(result) for result in grid]
-    if path.exists():  # started but never saved its state: start afresh
-        shutil.rmtree(path)
+        return [_outcome(result, store) for result in grid]
+    remove(path)  # started but never saved its state: start afresh
     tuner = tune.Tuner(
         trainable,
         param_space={"trial": tune.grid_search(trials)},
@@ -155,7 +154,7 @@ def run_trials(trials: list[dict], datasets: dict, experiment_dir: Path, use_gpu
                                     reuse_actors=True),
         run_config=tune.RunConfig(
             name=TUNE_DIR,
-            storage_path=str(experiment_dir),
+            storage_path=store.location(),
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=max(t["keep_checkpoints"] for t in trials),
                 checkpoint_score_attribute=RANK,
@@ -168,10 +167,12 @@ def run_trials(trials: list[dict], datasets: dict, experiment_dir: Path, use_gpu
         ),
     )
     grid = tuner.fit()
-    return [_outcome(result) for result in grid]
+    return [_outcome(result, store) for result in grid]
 
 
-def _outcome(result) -> TrialOutcome:
+def _outcome(result, store: Store) -> TrialOutcome:
+    """The trial as the driver reads it: for a remote experiment, its small files and best
+    checkpoint fetched into the driver's folder."""
     spec = result.config["trial"]
     metric, mode = spec["select"]["metric"], spec["select"]["mode"]
     error = None if result.error is None else f"{type(result.error).__name__}: {result.error}"
@@ -183,10 +184,12 @@ def _outcome(result) -> TrialOutcome:
                 best_metrics = metrics
     clean = {k: float(v) for k, v in best_metrics.items()
              if k not in RAY_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    path, checkpoint = store.fetch_trial(result.path, result.filesystem,
+                                         best.path if best is not None else None)
     return TrialOutcome(
         spec=spec, trial_id=str(best_metrics.get("trial_id", Path(result.path).name)),
-        path=result.path, error=error,
+        path=path, error=error,
         best_epoch=int(best_metrics["epoch"]) if "epoch" in best_metrics else None,
-        best_metrics=clean, checkpoint_path=best.path if best is not None else None,
+        best_metrics=clean, checkpoint_path=checkpoint,
         last_epoch=int(result.metrics["epoch"]) if "epoch" in (result.metrics or {}) else None,
         train_seconds=(result.metrics or {}).get("time_total_s"))

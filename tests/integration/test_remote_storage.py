@@ -1,0 +1,129 @@
+"""`--storage-path s3://bucket/prefix`: the farm against a real S3 protocol server (moto's, on
+localhost). Tune's trials and the evaluator's runs go straight to the bucket; the driver's files
+go up from its local copy; `--report-only` and `--resume` work from a machine that has no copy."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BUCKET = "farm-bucket"
+
+
+@pytest.fixture(scope="module")
+def s3():
+    """A local S3 endpoint with one bucket; (URI of a prefix in it, environment for the farm)."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1"}
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"{host}:{port}"
+    boto3.client("s3", endpoint_url=f"http://{endpoint}", aws_access_key_id="testing",
+                 aws_secret_access_key="testing", region_name="us-east-1"
+                 ).create_bucket(Bucket=BUCKET)
+    yield f"s3://{BUCKET}/exps?scheme=http&endpoint_override={endpoint}&region=us-east-1", env
+    server.stop()
+
+
+def _bucket_files(uri: str, name: str) -> dict[str, int]:
+    import pyarrow.fs
+
+    fs, root = pyarrow.fs.FileSystem.from_uri(uri.replace("?", f"/{name}?"))
+    infos = fs.get_file_info(pyarrow.fs.FileSelector(root, recursive=True, allow_not_found=True))
+    return {i.path[len(root) + 1:]: i.size for i in infos if i.type == pyarrow.fs.FileType.File}
+
+
+def _read(uri: str, name: str, relative: str) -> bytes:
+    import pyarrow.fs
+
+    fs, root = pyarrow.fs.FileSystem.from_uri(uri.replace("?", f"/{name}?"))
+    with fs.open_input_stream(f"{root}/{relative}") as f:
+        return f.read()
+
+
+def _farm(env: dict, mirror: Path, *args: str, timeout: int = 280):
+    env = {**env, "FARM_MIRROR": str(mirror)}
+    return subprocess.run([sys.executable, str(REPO / "run_farm.py"), *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_farm_on_s3_writes_everything_to_the_bucket_and_resumes_from_another_machine(
+        s3, tmp_path, shared_data):
+    uri, env = s3
+    done = _farm(env, tmp_path / "driver-a", "--preset", "tiny", "--only",
+                 "tabular-a,fruit-pairs", "--data-dir", str(shared_data),
+                 "--storage-path", uri, "--name", "e")
+    assert done.returncode == 0, done.stderr[-3000:]
+    files = _bucket_files(uri, "e")
+    summary = json.loads(_read(uri, "e", "summary.json"))
+    assert summary["storage"] == uri.replace("?", "/e?")
+    assert [t["status"] for t in summary["trials"]] == ["ok"] * 4  # 2 tables, 2 fruit classes
+    for trial in summary["trials"]:  # each best checkpoint is in the bucket, where Tune put it
+        kept = f"tune/{trial['trial']}/{Path(trial['checkpoint']).name}/state.pt"
+        assert files.get(kept, 0) > 0, sorted(files)
+        if trial["family"] == "tabular-a":
+            assert files[f"synthetic/{trial['dataset']}/{trial['trial']}.csv"] > 0
+        else:
+            assert files[f"synthetic/fids30/trials/{trial['trial']}/manifest.json"] > 0
+    for must in ("run.json", "report.html", "report.md", "splits/fids30.json",
+                 "splits/diabetes.json", "judge/fids30.pt", "tune/tuner.pkl"):
+        assert files.get(must, 0) > 0, (must, sorted(files))
+    pools = [f for f in files if f.startswith("synthetic/fids30/pools/")
+             and f.endswith("/manifest.json")]
+    assert pools, sorted(files)
+    assert any(f.startswith("evaluator/evaluator-fids30/") for f in files)  # Ray Train's run
+    assert any(f.startswith("evaluator/tensorboard-fids30/") for f in files)
+    # the size it states is the bucket's (the summary and report are written after counting)
+    counted = sum(size for f, size in files.items()
+                  if f not in ("summary.json", "report.html", "report.md"))
+    assert summary["disk_bytes"] == pytest.approx(counted, rel=0.01)
+    assert f"Report:         {uri.replace('?', '/e/report.html?')}" in done.stdout
+    assert not (REPO / "results" / "e").exists()
+
+    # Another machine (an empty local copy) rewrites the report from the bucket alone.
+    report_before = _read(uri, "e", "report.html")
+    again = _farm(env, tmp_path / "driver-b", "--report-only", "--name", "e",
+                  "--storage-path", uri, timeout=120)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (tmp_path / "driver-b").rglob("report.html")
+    assert len(_read(uri, "e", "report.html")) == pytest.approx(len(report_before), rel=0.05)
+
+    # ... and resumes it: Tune's state comes back from the bucket, no trial trains again.
+    resumed = _farm(env, tmp_path / "driver-c", "--resume", "--name", "e", "--storage-path", uri)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Resuming the trials in s3://" in resumed.stdout
+    after = json.loads(_read(uri, "e", "summary.json"))
+    assert [(t["trial"], t["best_epoch"], t["metrics"]) for t in after["trials"]] == \
+        [(t["trial"], t["best_epoch"], t["metrics"]) for t in summary["trials"]]
+    assert after["datasets"]["fids30"]["judge"]["test_accuracy"] == \
+        summary["datasets"]["fids30"]["judge"]["test_accuracy"]  # the judge was not retrained
+
+
+def test_bad_remote_storage_is_one_clear_line_and_writes_nothing(s3, tmp_path):
+    uri, env = s3
+    secret = uri.replace("s3://", "s3://key:secret@")
+    done = _farm(env, tmp_path / "m", "--preset", "tiny", "--storage-path", secret,
+                 "--name", "x", timeout=120)
+    assert done.returncode == 2 and "credentials in the URI" in done.stderr
+    assert "secret" not in done.stderr and "Traceback" not in done.stderr
+    missing = uri.replace(BUCKET, "no-such-bucket")
+    for args, says in ((["--preset", "tiny"], "cannot write there"),  # before any data work
+                       (["--resume"], "no experiment to resume")):
+        done = _farm(env, tmp_path / "m", *args, "--name", "x", "--storage-path", missing,
+                     timeout=120)
+        errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+        assert len(errors) == 1 and says in errors[0] and "no-such-bucket" in errors[0], errors
+        assert not [p for p in (tmp_path / "m").rglob("*") if p.is_file()]
