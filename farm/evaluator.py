@@ -186,7 +186,7 @@ def scaling(config: EvaluatorConfig, use_gpu: bool) -> dict:
 
 
 def evaluate(name: str, tasks: list[Task], test: Task, classes, config: EvaluatorConfig,
-             storage: str, use_gpu: bool, reference_images: int | None = None) -> dict:
+             storage: str | Path, use_gpu: bool, reference_images: int | None = None) -> dict:
     """Run every task of one dataset as one TorchTrainer job; {task name: RESULT} where RESULT
     has accuracy, per_class, confusion, train_images, steps and seconds. Every task trains for
     the same number of steps: `epochs` passes over `reference_images` (the real train split;
@@ -197,6 +197,7 @@ def evaluate(name: str, tasks: list[Task], test: Task, classes, config: Evaluato
 
     from farm.storage import join, remove
 
+    storage = str(storage)  # a folder, or a URI for a remote experiment
     shape = scaling(config, use_gpu)
     run_name = f"evaluator-{name}"
     remove(join(storage, run_name))  # a rerun trains afresh rather than resuming

@@ -29,6 +29,7 @@ SMOOTHED = "select/smoothed"  # what the trainable reports when a family has a s
 # best epochs whether its metric is a KID (min) or a score (max).
 RANK = "select/rank"
 DONOR_DIR = "pbt_donor"  # in an exploiting trial's folder: its copy of the donor's checkpoint
+PENDING = "pending_exploit"  # in a paused trial's spec: the exploit it takes when it runs again
 logger = logging.getLogger(__name__)
 
 # FarmPBT copies the donor's checkpoint itself, so few kept checkpoints are no risk here.
@@ -50,13 +51,16 @@ def _domain(values):
 
 
 class FarmPBT(PopulationBasedTraining):
-    """Ray's PBT with three changes the farm needs.
+    """Ray's PBT with four changes the farm needs.
 
     - The exploit waits until the trial's own report is saved. Ray's PBT pauses a trial in the
       bottom quantile at once, without saving the checkpoint it just reported, and that report
       can be the trial's best epoch: the farm keeps every trial's best raw-metric checkpoint.
       So a bottom trial is paused like any other (its checkpoint saved), and the exploit is
       applied when it is chosen to run again (`exploit_pending`).
+    - The decision is written into the trial's spec (`pending_exploit`), which Tune saves with
+      the experiment, not kept in this object, which Tune does not save: a driver killed while
+      an exploit waits applies it after `--resume`.
     - A trial keeps its identity (index, seed, dataset, class) when it exploits: Ray's PBT would
       copy the donor's whole config, and two trials would then export under one name. It takes
       the donor's settings, perturbed, and records the exploit in its spec (`exploits`).
@@ -64,13 +68,9 @@ class FarmPBT(PopulationBasedTraining):
       folder at the decision. Ray's PBT points at a checkpoint the donor's own best-K retention
       may delete before the exploiting trial restarts from it."""
 
-    def __init__(self, **settings):
-        super().__init__(**settings)
-        self._pending: dict = {}  # trial -> (donor, the donor's metrics, its checkpoint copied)
-
     def on_trial_result(self, tune_controller, trial, result):
         decision = super().on_trial_result(tune_controller, trial, result)
-        return self.PAUSE if trial in self._pending else decision
+        return self.PAUSE if PENDING in trial.config["trial"] else decision
 
     def _get_new_config(self, trial, trial_to_clone):
         explored, operations = super()._get_new_config(trial, trial_to_clone)
@@ -87,39 +87,47 @@ class FarmPBT(PopulationBasedTraining):
             return
         donors = [t for t in upper_quantile if t.latest_checkpoint_result is not None
                   and t.latest_checkpoint_result.metrics.get("epoch", epochs) < epochs]
-        if donors:
-            donor = random.choice(donors)
-            latest = donor.latest_checkpoint_result  # weights and the metrics reported with them
-            self._pending[trial] = (donor, latest.metrics, _own_copy(trial, latest.checkpoint))
+        if not donors:
+            return
+        donor = random.choice(donors)
+        latest = donor.latest_checkpoint_result  # weights and the metrics reported with them
+        copied = _own_copy(trial, latest.checkpoint)
+        explored, _ = self._get_new_config(trial, donor)
+        spec = copy.deepcopy(trial.config["trial"])
+        spec[PENDING] = {"epoch": int(latest.metrics.get("epoch", 0)),
+                         "donor": donor.config["trial"]["index"],
+                         "params": explored["trial"]["params"], "checkpoint": copied}
+        trial.set_config({**trial.config, "trial": spec})
 
     def exploit_pending(self, trial) -> None:
         """Give a paused trial the donor's weights and settings, perturbed, before it runs."""
-        if trial not in self._pending:
+        pending = trial.config["trial"].get(PENDING)
+        if pending is None:
             return
         from ray.train._internal.session import _TrainingResult
+        from ray.tune import Checkpoint
 
-        donor, metrics, checkpoint = self._pending.pop(trial)
-        new_config, _ = self._get_new_config(trial, donor)
-        spec = new_config["trial"]
+        spec = copy.deepcopy(trial.config["trial"])
+        del spec[PENDING]
+        spec["params"] = pending["params"]
         mutated = {k: spec["params"][k] for k in self._hyperparam_mutations["trial"]["params"]}
         spec["exploits"] = [*spec.get("exploits", []), {
-            "epoch": int(metrics.get("epoch", 0)), "donor": donor.config["trial"]["index"],
-            "params": mutated}]
-        trial.set_config(new_config)
+            "epoch": pending["epoch"], "donor": pending["donor"], "params": mutated}]
+        trial.set_config({**trial.config, "trial": spec})
+        checkpoint = Checkpoint(pending["checkpoint"], filesystem=trial.storage.storage_filesystem)
         trial.run_metadata.checkpoint_manager._latest_checkpoint_result = _TrainingResult(
-            checkpoint=checkpoint, metrics=metrics)
+            checkpoint=checkpoint, metrics={"epoch": pending["epoch"]})
         state = self._trial_state[trial]
-        state.last_perturbation_time = state.last_train_time = metrics.get("epoch", 0)
+        state.last_perturbation_time = state.last_train_time = pending["epoch"]
         self._num_perturbations += 1
-        logger.info("PBT: trial %s takes trial %s's weights at epoch %s, then %s", trial,
-                    donor, metrics.get("epoch"), mutated)
+        logger.info("PBT: trial %s takes trial #%s's weights at epoch %s, then %s", trial,
+                    pending["donor"], pending["epoch"], mutated)
 
 
-def _own_copy(trial, checkpoint):
+def _own_copy(trial, checkpoint) -> str:
     """A copy of the donor's checkpoint in the trial's own folder (replacing the copy of its
-    previous exploit, which it restored from and reported past)."""
+    previous exploit, which it restored from and reported past); its path there."""
     import pyarrow.fs
-    from ray.tune import Checkpoint
 
     filesystem = trial.storage.storage_filesystem
     target = Path(trial.path, DONOR_DIR).as_posix()
@@ -128,7 +136,7 @@ def _own_copy(trial, checkpoint):
     filesystem.create_dir(target)
     pyarrow.fs.copy_files(checkpoint.path, target, source_filesystem=checkpoint.filesystem,
                           destination_filesystem=filesystem)
-    return Checkpoint(target, filesystem=filesystem)
+    return target
 
 
 def _asha(spec: dict, settings: dict) -> ASHAScheduler:
@@ -220,15 +228,16 @@ class GroupedScheduler(FIFOScheduler):
             group.on_trial_remove(self._view(tune_controller, trial), trial)
 
     def choose_trial_to_run(self, tune_controller):
-        """Waiting trials first, in plan order; then paused ones (PBT's), least trained first."""
+        """Waiting trials first, in plan order; then paused ones (PBT's), least trained first.
+        A chosen trial with an exploit pending takes it now: paused, its own last report's
+        checkpoint is saved (waiting, it was paused before the driver was restarted)."""
         trials = tune_controller.get_trials()
         pending = [t for t in trials if t.status == "PENDING"]
-        if pending:
-            return pending[0]
         paused = [t for t in trials if t.status == "PAUSED"]
-        chosen = min(paused, key=lambda t: (t.last_result or {}).get("epoch", 0), default=None)
+        chosen = pending[0] if pending else \
+            min(paused, key=lambda t: (t.last_result or {}).get("epoch", 0), default=None)
         if chosen is not None and isinstance(group := self.group_of(chosen), FarmPBT):
-            group.exploit_pending(chosen)  # paused: its own last report's checkpoint is saved
+            group.exploit_pending(chosen)
         return chosen
 
     def debug_string(self) -> str:

@@ -97,20 +97,38 @@ def _member(index, lr_g, epoch=40):
     return trial
 
 
-def _states(scheduler, *trials):
-    """PBT's record of each trial, as on_trial_add and on_trial_result leave it."""
+def _states(scheduler, *trials, folder=None):
+    """PBT's record of each trial, as on_trial_add and on_trial_result leave it; each trial's
+    folder under `folder`, on the local filesystem."""
+    import pyarrow.fs
+
     for trial in trials:
         scheduler._trial_state[trial] = SimpleNamespace(
             last_result=trial.last_result, last_perturbation_time=0, last_train_time=0)
         trial.run_metadata = SimpleNamespace(checkpoint_manager=SimpleNamespace())
         trial.set_config = lambda config, trial=trial: setattr(trial, "config", config)
+        trial.path = str(folder / trial.trial_id) if folder else None
+        trial.storage = SimpleNamespace(storage_filesystem=pyarrow.fs.LocalFileSystem())
     return scheduler
 
 
-def test_an_exploiting_trial_keeps_its_identity_and_takes_the_donors_settings_perturbed():
+def _decide(pbt, weak, strong, folder, epoch):
+    """The donor's latest checkpoint at `epoch`, and PBT's decision that `weak` takes it."""
+    from ray.tune import Checkpoint
+
+    saved = folder / f"{strong.trial_id}-checkpoint_{epoch}"
+    saved.mkdir(parents=True)
+    (saved / "state.pt").write_text(f"weights at {epoch}")
+    strong.latest_checkpoint_result = SimpleNamespace(checkpoint=Checkpoint(str(saved)),
+                                                      metrics={"epoch": epoch})
+    pbt._checkpoint_or_exploit(weak, None, [strong], [weak])
+
+
+def test_an_exploiting_trial_keeps_its_identity_and_takes_the_donors_settings_perturbed(tmp_path):
     weak, strong = _member(3, 1.0e-5), _member(7, 2.0e-4, epoch=60)
-    pbt = _states(_pbt(weak.config["trial"], PBT_SETTINGS), weak, strong)
-    pbt._pending[weak] = (strong, {"epoch": 60}, "the donor's checkpoint, copied")
+    pbt = _states(_pbt(weak.config["trial"], PBT_SETTINGS), weak, strong, folder=tmp_path)
+    _decide(pbt, weak, strong, tmp_path, 60)
+    assert weak.config["trial"]["params"]["lr_g"] == 1.0e-5  # nothing changes before it runs
     pbt.exploit_pending(weak)
     spec = weak.config["trial"]
     assert (spec["index"], spec["seed"], spec["tag"]) == (3, 103, "lr_g=1e-05")  # still trial 3
@@ -119,13 +137,37 @@ def test_an_exploiting_trial_keeps_its_identity_and_takes_the_donors_settings_pe
     assert spec["exploits"] == [{"epoch": 60, "donor": 7, "params": {
         "lr_g": spec["params"]["lr_g"], "beta2": spec["params"]["beta2"]}}]
     restart = weak.run_metadata.checkpoint_manager._latest_checkpoint_result
-    assert restart.checkpoint == "the donor's checkpoint, copied" and restart.metrics["epoch"] == 60
+    assert restart.checkpoint.path == str(tmp_path / "t3" / "pbt_donor")  # its own copy
+    assert (tmp_path / "t3" / "pbt_donor" / "state.pt").read_text() == "weights at 60"
+    assert restart.metrics["epoch"] == 60
     assert pbt._trial_state[weak].last_perturbation_time == 60  # the next interval counts from it
     pbt.exploit_pending(weak)  # nothing pending any more: a second call changes nothing
-    assert len(weak.config["trial"]["exploits"]) == 1
-    pbt._pending[weak] = (strong, {"epoch": 80}, "a later copy")
+    assert len(weak.config["trial"]["exploits"]) == 1 and "pending_exploit" not in spec
+    _decide(pbt, weak, strong, tmp_path, 80)
     pbt.exploit_pending(weak)
     assert [e["epoch"] for e in weak.config["trial"]["exploits"]] == [60, 80]  # oldest first
+    assert (tmp_path / "t3" / "pbt_donor" / "state.pt").read_text() == "weights at 80"
+
+
+def test_an_exploit_pending_when_the_driver_died_is_applied_after_resume(tmp_path):
+    """Tune saves each trial's config with the experiment, not the scheduler: the decision
+    lives in the config, so a new driver's fresh PBT applies it."""
+    import json
+
+    weak, strong = _member(3, 1.0e-5), _member(7, 2.0e-4, epoch=60)
+    before = _states(_pbt(weak.config["trial"], PBT_SETTINGS), weak, strong, folder=tmp_path)
+    _decide(before, weak, strong, tmp_path, 60)
+    saved = json.loads(json.dumps(weak.config))  # as Tune's experiment state holds it
+    restored = _member(3, 1.0e-5)
+    restored.config, restored.status = saved, "PENDING"  # Tune requeues unfinished trials
+    scheduler = GroupedScheduler()
+    _states(scheduler.group_of(restored), restored, folder=tmp_path)
+    assert scheduler.choose_trial_to_run(SimpleNamespace(get_trials=lambda: [restored])) \
+        is restored
+    spec = restored.config["trial"]
+    assert spec["exploits"][0]["donor"] == 7 and "pending_exploit" not in spec
+    restart = restored.run_metadata.checkpoint_manager._latest_checkpoint_result
+    assert restart.checkpoint.path == str(tmp_path / "t3" / "pbt_donor")
 
 
 def test_pbt_groups_see_only_their_own_population():
@@ -155,12 +197,13 @@ def test_paused_trials_resume_least_trained_first_after_every_waiting_one():
     assert GroupedScheduler().choose_trial_to_run(controller) is behind
 
 
-def test_a_pending_exploit_is_applied_when_the_paused_trial_is_chosen_to_run():
+def test_a_pending_exploit_is_applied_when_the_paused_trial_is_chosen_to_run(tmp_path):
     weak, strong = _member(0, 1.0e-5, epoch=40), _member(1, 2.0e-4, epoch=60)
     scheduler = GroupedScheduler()
-    pbt = _states(scheduler.group_of(weak), weak, strong)
-    pbt._pending[weak] = (strong, {"epoch": 60}, "copy")
+    pbt = _states(scheduler.group_of(weak), weak, strong, folder=tmp_path)
+    _decide(pbt, weak, strong, tmp_path, 60)
     weak.status, strong.status = "PAUSED", "RUNNING"
     assert scheduler.choose_trial_to_run(SimpleNamespace(get_trials=lambda: [weak, strong])) \
         is weak
-    assert weak.config["trial"]["exploits"][0]["donor"] == 1 and not pbt._pending
+    assert weak.config["trial"]["exploits"][0]["donor"] == 1
+    assert "pending_exploit" not in weak.config["trial"]

@@ -25,8 +25,29 @@ families:
 """
 
 
+SLOW_PBT_PRESET = """
+description: four G rates under PBT, long enough to lose the driver while exploits happen
+families:
+  tabular-a:
+    epochs: 40
+    eval_every: 2
+    samples: 4
+    search:
+      variant: [stable]
+      lr_g: {loguniform: [1.0e-6, 1.0e-2]}
+    scheduler:
+      kind: pbt
+      grace_period: 2
+      perturbation_interval: 4
+      quantile_fraction: 0.5
+      mutations: {lr_g: {loguniform: [1.0e-6, 1.0e-2]}}
+    params: {metric_trees: 10}
+"""
+
+
 @pytest.fixture
 def slow_trials(tmp_path) -> Path:
     trials = Path(shutil.copytree(REPO / "trials", tmp_path / "trials"))
     (trials / "presets" / "slow.yaml").write_text(SLOW_PRESET)
+    (trials / "presets" / "slow-pbt.yaml").write_text(SLOW_PBT_PRESET)
     return trials

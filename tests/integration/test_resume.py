@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -70,6 +72,52 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(slow_trials, tm
     for trial in summary["trials"]:
         assert Path(trial["checkpoint"]).is_dir() and trial["best_epoch"] in \
             (a_before if trial["family"] == "tabular-a" else b_after)
+
+
+def test_a_pbt_experiment_whose_driver_was_killed_mid_exploit_resumes_to_the_end(
+        slow_trials, tmp_path, shared_data):
+    """PBT's decisions live in the trials' configs, which Tune saves; the scheduler object is
+    rebuilt afresh on resume. Killed once an exploit has been decided (its donor's weights
+    copied), the experiment still ends with every trial trained to its last epoch under its
+    own name, and every kept epoch its best report."""
+    import pandas as pd
+
+    out = tmp_path / "out"
+    first = _cli("--trials-dir", str(slow_trials), "--preset", "slow-pbt", "--only", "tabular-a",
+                 "--tabular-data", str(shared_data / "diabetes" / "diabetes.arff"),
+                 "--storage-path", str(out), "--name", "p")
+    log = (tmp_path / "first.log").open("w")
+    driver = subprocess.Popen(first, cwd=REPO, start_new_session=True, stdout=log,
+                              stderr=subprocess.STDOUT)
+    trials = out / "p" / "tune"
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(trials.glob("*/pbt_donor/state.pt")):
+        assert driver.poll() is None, (tmp_path / "first.log").read_text()[-2000:]
+        time.sleep(0.2)
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    assert list(trials.glob("*/pbt_donor/state.pt")), "no exploit within 4 minutes"
+    assert not (out / "p" / "summary.json").exists()
+
+    again = _cli("--trials-dir", str(slow_trials), "--resume", "--name", "p",
+                 "--storage-path", str(out))
+    done = subprocess.run(again, cwd=REPO, capture_output=True, text=True, timeout=400)
+    (tmp_path / "again.log").write_text(done.stdout + done.stderr)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((out / "p" / "summary.json").read_text())
+    names = {t["trial"] for t in summary["trials"]}
+    assert [t["status"] for t in summary["trials"]] == ["ok"] * 4 and len(names) == 4
+    for trial in summary["trials"]:
+        assert "pending_exploit" not in trial  # every decision was carried out
+        progress = pd.read_csv(Path(trial["trial_dir"]) / "progress.csv")
+        assert progress["epoch"].max() == 40
+        best = progress.loc[progress["select/score"].idxmax()]
+        assert trial["metrics"]["select/score"] == pytest.approx(best["select/score"])
+        for exploit in trial.get("exploits", []):
+            assert f"tabular-a_diabetes_{exploit['donor']:03d}" in names - {trial["trial"]}
+        if trial.get("exploits"):
+            assert trial["params"]["lr_g"] == trial["exploits"][-1]["params"]["lr_g"]
+    assert any(t.get("exploits") for t in summary["trials"])
 
 
 def test_an_existing_name_needs_resume_and_resume_needs_an_experiment(tmp_path):
