@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import copy
 import logging
+import posixpath
 import random
+import re
 import warnings
 from pathlib import Path
 
@@ -238,6 +240,8 @@ class GroupedScheduler(FIFOScheduler):
             min(paused, key=lambda t: (t.last_result or {}).get("epoch", 0), default=None)
         if chosen is not None and isinstance(group := self.group_of(chosen), FarmPBT):
             group.exploit_pending(chosen)
+        if chosen is not None:
+            restart_from_what_exists(chosen)
         return chosen
 
     def debug_string(self) -> str:
@@ -246,9 +250,42 @@ class GroupedScheduler(FIFOScheduler):
                 f"trials scheduled ({', '.join(sorted(set(kinds))) or 'none'})")
 
 
-def scheduler_for(trials: list[dict]):
-    """The farm's scheduler when some family has a `scheduler:` section (None: run every epoch)."""
-    return GroupedScheduler() if any(t.get("scheduler") for t in trials) else None
+def restart_from_what_exists(trial) -> None:
+    """Point a trial about to (re)start at its newest checkpoint that exists when the one Tune
+    names is gone. Tune deletes a checkpoint that drops out of the best K at once but saves the
+    experiment's state only every K checkpoints, so after a driver is killed in between, a
+    resumed trial's latest checkpoint can be a deleted one (and Ray refuses to restore it)."""
+    import pyarrow.fs
+    from ray.train._internal.session import _TrainingResult
+    from ray.tune import Checkpoint
+
+    latest = trial.latest_checkpoint_result
+    if latest is None or latest.checkpoint is None:
+        return
+    checkpoint = latest.checkpoint
+    if checkpoint.filesystem.get_file_info(checkpoint.path).type == pyarrow.fs.FileType.Directory:
+        return
+    newest = newest_checkpoint(checkpoint.filesystem, posixpath.dirname(checkpoint.path))
+    if newest is None:
+        return  # nothing to go on from: Tune says so
+    logger.warning("%s: %s is gone (deleted after the experiment's last saved state); going on "
+                   "from %s", trial, checkpoint.path, newest)
+    trial.run_metadata.checkpoint_manager._latest_checkpoint_result = _TrainingResult(
+        checkpoint=Checkpoint(newest, filesystem=checkpoint.filesystem), metrics=latest.metrics)
+
+
+def newest_checkpoint(filesystem, trial_path: str) -> str | None:
+    """The highest-numbered `checkpoint_N` with a state file in a trial's folder."""
+    import pyarrow.fs
+
+    from farm.train.trainable import STATE_FILE
+
+    found = filesystem.get_file_info(pyarrow.fs.FileSelector(trial_path, allow_not_found=True))
+    numbered = sorted((i.path for i in found if i.type == pyarrow.fs.FileType.Directory
+                       and re.fullmatch(r"checkpoint_\d+", posixpath.basename(i.path))),
+                      reverse=True)
+    return next((p for p in numbered if filesystem.get_file_info(f"{p}/{STATE_FILE}").type
+                 == pyarrow.fs.FileType.File), None)
 
 
 def smoothed(history: list[float], window: int) -> float:

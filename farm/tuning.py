@@ -12,7 +12,7 @@ import ray
 from ray import tune
 
 from farm.errors import ConfigError
-from farm.schedulers import RANK, SMOOTHED, scheduler_for
+from farm.schedulers import RANK, SMOOTHED, GroupedScheduler
 from farm.storage import Store, remove
 from farm.train.trainable import train_gan
 
@@ -148,7 +148,9 @@ def run_trials(trials: list[dict], datasets: dict, store: Store, use_gpu: bool,
         param_space={"trial": tune.grid_search(trials)},
         tune_config=tune.TuneConfig(trial_name_creator=_trial_name,
                                     trial_dirname_creator=_trial_name,
-                                    scheduler=scheduler_for(trials),
+                                    # groups the families with a `scheduler:`, runs
+                                    # the others every epoch
+                                    scheduler=GroupedScheduler(),
                                     # a trial's process goes on to the next trial of the same
                                     # shape: no fresh interpreter and torch import per trial
                                     reuse_actors=True),
@@ -170,18 +172,30 @@ def run_trials(trials: list[dict], datasets: dict, store: Store, use_gpu: bool,
     return [_outcome(result, store) for result in grid]
 
 
+def best_kept(checkpoints: list, metric: str, mode: str) -> tuple:
+    """(checkpoint, its metrics) with the best `metric` among Tune's kept checkpoints that still
+    exist, or (None, {}). After a resume Tune's list can name one its retention deleted after
+    the snapshot it was restored from (see farm.train.trainable.restored_state)."""
+    import pyarrow.fs
+
+    def usable(checkpoint, metrics) -> bool:
+        value = metrics.get(metric)
+        return isinstance(value, (int, float)) and value == value and \
+            checkpoint.filesystem.get_file_info(checkpoint.path).type == pyarrow.fs.FileType.Directory
+
+    kept = [(c, m) for c, m in checkpoints if usable(c, m)]
+    if not kept:
+        return None, {}
+    return (min if mode == "min" else max)(kept, key=lambda pair: pair[1][metric])
+
+
 def _outcome(result, store: Store) -> TrialOutcome:
     """The trial as the driver reads it: for a remote experiment, its small files and best
     checkpoint fetched into the driver's folder."""
     spec = result.config["trial"]
     metric, mode = spec["select"]["metric"], spec["select"]["mode"]
     error = None if result.error is None else f"{type(result.error).__name__}: {result.error}"
-    best = result.get_best_checkpoint(metric, mode) if result.best_checkpoints else None
-    best_metrics = {}
-    if best is not None:
-        for checkpoint, metrics in result.best_checkpoints:
-            if checkpoint.path == best.path:
-                best_metrics = metrics
+    best, best_metrics = best_kept(result.best_checkpoints, metric, mode)
     clean = {k: float(v) for k, v in best_metrics.items()
              if k not in RAY_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool)}
     path, checkpoint = store.fetch_trial(result.path, result.filesystem,

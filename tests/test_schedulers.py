@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from ray.tune.schedulers import TrialScheduler
 
 from farm.schedulers import (SMOOTHED, FarmPBT, GroupedScheduler, _GroupView, _pbt,
-                             scheduler_for, smoothed)
+                             restart_from_what_exists, smoothed)
 
 
 class FakeTrial(SimpleNamespace):
@@ -17,7 +17,7 @@ class FakeTrial(SimpleNamespace):
 
 def _trial(trial_id, dataset, cls=None, family="fruit-pairs", mode="min", scheduler=None):
     settings = {"grace_period": 10, "reduction_factor": 2} if scheduler is None else scheduler
-    return FakeTrial(trial_id=trial_id, config={"trial": {
+    return FakeTrial(trial_id=trial_id, latest_checkpoint_result=None, config={"trial": {
         "family": family, "dataset": dataset, "class": cls, "epochs": 100,
         "select": {"metric": "kid", "mode": mode}, "scheduler": settings}})
 
@@ -78,11 +78,40 @@ def test_each_group_reads_its_own_grace_period():
     assert _report(scheduler, early[1], 10, 0.9) == TrialScheduler.STOP
 
 
-def test_scheduler_for_and_smoothing():
-    assert scheduler_for([{"scheduler": {}}, {}]) is None
-    assert isinstance(scheduler_for([{"scheduler": {}}, {"scheduler": {"grace_period": 20}}]),
-                      GroupedScheduler)
+def test_smoothing():
     assert smoothed([1.0, 2.0, 3.0, 4.0], 2) == 3.5 and smoothed([1.0], 3) == 1.0
+
+
+def test_a_trial_whose_latest_checkpoint_was_deleted_restarts_from_its_newest_that_exists(
+        tmp_path):
+    """Tune names the latest checkpoint of its last saved state; retention may have deleted it
+    since (a driver killed between the two). Ray would refuse to restore it; the trial goes on
+    from its newest checkpoint instead of failing three times."""
+    from ray.tune import Checkpoint
+
+    for number in (3, 7, 8, 9):
+        (tmp_path / f"checkpoint_{number:06d}").mkdir()
+        if number != 9:  # being written when the driver died: no state file
+            (tmp_path / f"checkpoint_{number:06d}" / "state.pt").write_text("weights")
+    (tmp_path / "pbt_donor").mkdir()
+
+    def trial_naming(number):
+        return FakeTrial(latest_checkpoint_result=SimpleNamespace(
+            checkpoint=Checkpoint(str(tmp_path / f"checkpoint_{number:06d}")),
+            metrics={"epoch": 2 * number}),
+            run_metadata=SimpleNamespace(checkpoint_manager=SimpleNamespace()))
+
+    gone = trial_naming(5)
+    restart_from_what_exists(gone)
+    restart = gone.run_metadata.checkpoint_manager._latest_checkpoint_result
+    assert restart.checkpoint.path == str(tmp_path / "checkpoint_000008")
+    there = trial_naming(3)
+    restart_from_what_exists(there)  # it exists: nothing changes
+    assert not hasattr(there.run_metadata.checkpoint_manager, "_latest_checkpoint_result")
+    lost = trial_naming(1)
+    lost.latest_checkpoint_result.checkpoint = Checkpoint(str(tmp_path / "elsewhere" / "c_1"))
+    restart_from_what_exists(lost)  # nothing to go on from: left to Tune to report
+    assert not hasattr(lost.run_metadata.checkpoint_manager, "_latest_checkpoint_result")
 
 
 PBT_SETTINGS = {"kind": "pbt", "grace_period": 10, "perturbation_interval": 10,

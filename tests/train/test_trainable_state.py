@@ -41,3 +41,21 @@ def test_a_donors_optimizer_state_keeps_this_trials_learning_rates(tmp_path):
     assert mine.state_dict()["state"][0]["step"] == 1  # the donor's Adam step came along
     assert torch.equal(mine.state_dict()["state"][0]["exp_avg"],
                        donor.g_opt.state_dict()["state"][0]["exp_avg"])
+
+
+def test_the_kept_epoch_is_the_best_checkpoint_that_still_exists(tmp_path):
+    from ray import tune
+
+    from farm.tuning import best_kept
+
+    made = {}
+    for name in ("a", "b", "c"):
+        (tmp_path / name).mkdir()
+        made[name] = tune.Checkpoint(str(tmp_path / name))
+    deleted = tune.Checkpoint(str(tmp_path / "deleted"))
+    listed = [(made["a"], {"kid": 0.3}), (deleted, {"kid": 0.1}), (made["b"], {"kid": 0.2}),
+              (made["c"], {"kid": float("nan")})]
+    best, metrics = best_kept(listed, "kid", "min")
+    assert best is made["b"] and metrics == {"kid": 0.2}
+    assert best_kept(listed, "kid", "max")[0] is made["a"]
+    assert best_kept([(deleted, {"kid": 0.1})], "kid", "min") == (None, {})
