@@ -169,8 +169,8 @@ class Store:
         fs, root = self._fs()
         local = pyarrow.fs.LocalFileSystem()
         mine = self._driver_files()
-        stale = [f for f in self._remote_files(fs, root)
-                 if not _is_rays(f) and f not in set(mine)]
+        stale = set(self._remote_files(fs, root)) - set(mine)
+        stale = sorted(f for f in stale if not _is_rays(f))
         try:
             for relative in mine:
                 pyarrow.fs.copy_files(str(self.folder / relative), f"{root}/{relative}",
