@@ -130,6 +130,8 @@ def run(settings: Settings) -> dict | None:
     store = experiment_store(settings.storage_path, name)
     experiment_dir = store.folder  # the driver's files; Tune's go to store.location("tune")
     settings, config = _settings_and_config(settings, store)
+    if not settings.dry_run:
+        store.check_writable()  # a bucket it cannot write to: one line before any data work
     families = select_families(config, settings.only)
     data_cfg = config["data"]
     seed = settings.seed if settings.seed is not None else int(data_cfg.get("split_seed", 0))
@@ -157,7 +159,6 @@ def run(settings: Settings) -> dict | None:
     from farm import tuning
 
     tuning.check_address(settings.address)  # seconds, before anything is written
-    store.check_writable()
     fresh = not settings.resume if store.remote else not experiment_dir.exists()
     if fresh:
         store.clear()  # a remote experiment's local copy left by an earlier attempt
@@ -172,8 +173,7 @@ def run(settings: Settings) -> dict | None:
                          "config": config}, experiment_dir / RUN_FILE)
         tables, images, black_boxes = _prepare(trials, settings, data_cfg, experiment_dir, seed)
         tuning.connect(settings.address)
-        if not store.remote:  # a bucket is seen alike from every node
-            tuning.check_storage_shared(experiment_dir)
+        tuning.check_storage_shared(store)
         if forced_gpu and not settings.address and not tuning.gpus_available():
             raise ConfigError(f"--gpus-per-trial {settings.gpus_per_trial}: this machine has no "
                               "GPU, so the trials would wait forever; leave the flag out to "

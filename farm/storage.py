@@ -70,6 +70,21 @@ def remove(location: str) -> None:
         fs.delete_dir(path)
 
 
+def write_problem(uri: str, name: str) -> str | None:
+    """None when a small file `name` can be written at `uri` and deleted again, else why not.
+    (Run on every node of a cluster too: their credentials may differ from the driver's.)"""
+    import pyarrow.fs
+
+    try:
+        fs, root = pyarrow.fs.FileSystem.from_uri(uri)
+        with fs.open_output_stream(f"{root}/{name}") as out:
+            out.write(b"gan-farm")
+        fs.delete_file(f"{root}/{name}")
+    except (OSError, ValueError) as exc:
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return None
+
+
 def _public(uri: str) -> str:
     """The URI without user info or secret options, for messages."""
     s = urlsplit(uri)
@@ -97,6 +112,11 @@ class Store:
     @property
     def remote(self) -> bool:
         return self.uri is not None
+
+    @property
+    def public(self) -> str:
+        """The home for messages (a URI without user info or secret options)."""
+        return _public(self.uri) if self.remote else str(self.folder)
 
     @property
     def home(self) -> str:
@@ -142,16 +162,8 @@ class Store:
     def check_writable(self) -> None:
         """Write and delete a marker, so a missing bucket or a read-only credential is one line
         before any data is prepared, not an error after the judge has trained."""
-        if not self.remote:
-            return
-        fs, root = self._fs()
-        marker = f"{root}/.farm-write-test"
-        try:
-            with fs.open_output_stream(marker) as out:
-                out.write(b"gan-farm")
-            fs.delete_file(marker)
-        except OSError as exc:
-            raise StorageError(f"cannot write there ({exc})", where=_public(self.uri)) from None
+        if self.remote and (problem := write_problem(self.uri, ".farm-write-test")):
+            raise StorageError(f"cannot write there ({problem})", where=self.public)
 
     def _driver_files(self) -> list[str]:
         """The driver's files in its folder, relative and POSIX, `summary.json` last."""

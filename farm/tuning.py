@@ -13,7 +13,7 @@ from ray import tune
 
 from farm.errors import ConfigError
 from farm.schedulers import RANK, SMOOTHED, GroupedScheduler
-from farm.storage import Store, remove
+from farm.storage import Store, remove, write_problem
 from farm.train.trainable import train_gan
 
 
@@ -52,33 +52,42 @@ def gpus_available() -> bool:
     return ray.cluster_resources().get("GPU", 0) > 0
 
 
-def check_storage_shared(experiment_dir: Path) -> None:
-    """On a cluster of several nodes, every node must see the experiment folder (Tune writes
-    checkpoints from the worker nodes): a marker written here must be readable on each node.
-    A node-local path would otherwise fail at the first checkpoint, hours in."""
+def check_storage_shared(store: Store) -> None:
+    """On a cluster of several nodes, every node must reach the experiment's storage (Tune
+    writes checkpoints from the worker nodes): a marker written in a folder must be readable on
+    each node, and each node must be able to write to a bucket (its credentials or role may
+    differ from the driver's). Otherwise the first checkpoint would fail, on a node, later."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     here = ray.get_runtime_context().get_node_id()
     others = [n["NodeID"] for n in ray.nodes() if n.get("Alive") and n["NodeID"] != here]
     if not others:
         return
-    marker = experiment_dir / f".shared-{os.getpid()}"
+
+    def on_each(probe, *args) -> list:
+        task = ray.remote(num_cpus=0)(probe)
+        return ray.get([task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+            node, soft=False)).remote(*args) for node in others], timeout=120)
+
+    if store.remote:
+        problems = [p for p in on_each(write_problem, store.location(), f".shared-{os.getpid()}")
+                    if p is not None]
+        if problems:
+            raise ConfigError(f"--storage-path: {len(problems)} of the cluster's {len(others)} "
+                              f"other nodes cannot write there ({problems[0]}); give every "
+                              "node the bucket's credentials or role", where=store.public)
+        return
+    marker = store.folder / f".shared-{os.getpid()}"
     marker.write_text("gan-farm")
-
-    @ray.remote(num_cpus=0)
-    def sees(path: str) -> bool:
-        return os.path.isfile(path)
-
     try:
-        seen = ray.get([sees.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
-            node, soft=False)).remote(str(marker)) for node in others], timeout=120)
+        seen = on_each(os.path.isfile, str(marker))
     finally:
         marker.unlink(missing_ok=True)
     blind = sum(not s for s in seen)
     if blind:
         raise ConfigError(f"--storage-path: {blind} of the cluster's {len(others)} other nodes "
                           "cannot see this folder; use a path every node mounts (NFS)",
-                          where=experiment_dir.parent)
+                          where=store.folder.parent)
 
 
 def trial_resources(resources: dict, use_gpu: bool) -> dict:

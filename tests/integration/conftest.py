@@ -3,6 +3,8 @@ part B long enough (90 epochs) that a driver or a node can be lost while it runs
 
 from __future__ import annotations
 
+import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -51,3 +53,26 @@ def slow_trials(tmp_path) -> Path:
     (trials / "presets" / "slow.yaml").write_text(SLOW_PRESET)
     (trials / "presets" / "slow-pbt.yaml").write_text(SLOW_PBT_PRESET)
     return trials
+
+
+BUCKET = "farm-bucket"
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """A local S3 endpoint with one bucket; (URI of a prefix in it, environment for the farm)."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1"}
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"{host}:{port}"
+    boto3.client("s3", endpoint_url=f"http://{endpoint}", aws_access_key_id="testing",
+                 aws_secret_access_key="testing", region_name="us-east-1"
+                 ).create_bucket(Bucket=BUCKET)
+    yield f"s3://{BUCKET}/exps?scheme=http&endpoint_override={endpoint}&region=us-east-1", env
+    server.stop()

@@ -110,3 +110,31 @@ def test_farm_spreads_over_nodes_and_survives_losing_one(cluster, slow_trials, t
         epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
     assert epochs == sorted(set(epochs)) and epochs[-1] == 90  # resumed, not restarted
     assert Path(summary["trials"][1]["checkpoint"]).is_dir()
+
+
+def test_every_node_must_reach_the_storage_before_any_trial_starts(cluster, s3, tmp_path,
+                                                                   monkeypatch):
+    """A bucket: each node writes a marker there (a worker's credentials may differ from the
+    driver's); a folder: each node reads the driver's marker. The folder case's refusal (a
+    node-local path) cannot be staged on one machine, whose nodes share a disk."""
+    import ray
+
+    from farm.errors import ConfigError
+    from farm.storage import Store
+    from farm.tuning import check_storage_shared
+
+    uri, env = s3
+    credentials = {k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                       "AWS_DEFAULT_REGION")}
+    for key, value in credentials.items():
+        monkeypatch.setenv(key, value)  # the driver's own probe
+    ray.init(address=cluster.address, runtime_env={"env_vars": credentials})  # the nodes'
+    monkeypatch.setenv("FARM_MIRROR", str(tmp_path / "mirror"))
+    check_storage_shared(Store.open(uri, "ok"))
+    folder = Store.open(str(tmp_path / "shared"), "ok")
+    folder.folder.mkdir(parents=True)
+    check_storage_shared(folder)
+    assert not list(folder.folder.iterdir())  # its marker is gone again
+    missing = Store.open(uri.replace("farm-bucket", "no-such-bucket"), "x")
+    with pytest.raises(ConfigError, match="2 of the cluster's 2 other nodes cannot write"):
+        check_storage_shared(missing)

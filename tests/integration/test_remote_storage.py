@@ -5,36 +5,15 @@ go up from its local copy; `--report-only` and `--resume` work from a machine th
 from __future__ import annotations
 
 import json
-import logging
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.integration.conftest import BUCKET
+
 REPO = Path(__file__).resolve().parents[2]
-BUCKET = "farm-bucket"
-
-
-@pytest.fixture(scope="module")
-def s3():
-    """A local S3 endpoint with one bucket; (URI of a prefix in it, environment for the farm)."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1"}
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"{host}:{port}"
-    boto3.client("s3", endpoint_url=f"http://{endpoint}", aws_access_key_id="testing",
-                 aws_secret_access_key="testing", region_name="us-east-1"
-                 ).create_bucket(Bucket=BUCKET)
-    yield f"s3://{BUCKET}/exps?scheme=http&endpoint_override={endpoint}&region=us-east-1", env
-    server.stop()
 
 
 def _bucket_files(uri: str, name: str) -> dict[str, int]:
