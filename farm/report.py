@@ -25,6 +25,7 @@ from pathlib import Path
 
 from farm.atomic import replacing
 from farm.errors import DataError
+from farm.storage import is_uri, join, parent
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
@@ -471,13 +472,16 @@ def _tables_section(summary: dict, figures: _Figures) -> str:
 
 
 def _regenerate_command(summary: dict, summary_path: Path) -> str:
-    storage = summary_path.resolve().parent.parent
+    home = summary.get("storage")  # a bucket's URI when the experiment lives in one
+    storage = parent(home) if home and is_uri(home) else summary_path.resolve().parent.parent
     return (f"python run_farm.py --report-only --name {shlex.quote(str(summary.get('name', '')))}"
             f" --storage-path {shlex.quote(str(storage))}")
 
 
 def _footer(summary: dict, summary_path: Path) -> str:
-    return (f"<footer><p>Made from <code>{_e(summary_path.resolve())}</code>. Regenerate with "
+    home = summary.get("storage")
+    made_from = join(home, "summary.json") if home and is_uri(home) else summary_path.resolve()
+    return (f"<footer><p>Made from <code>{_e(made_from)}</code>. Regenerate with "
             f"<code>{_e(_regenerate_command(summary, summary_path))}</code></p></footer>")
 
 

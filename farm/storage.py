@@ -44,6 +44,12 @@ def join(location: str, *parts: str) -> str:
     return urlunsplit((s.scheme, s.netloc, path, s.query, ""))
 
 
+def parent(uri: str) -> str:
+    """A URI one path level up, its query kept: the `--storage-path` of an experiment's home."""
+    s = urlsplit(uri)
+    return urlunsplit((s.scheme, s.netloc, s.path.rstrip("/").rpartition("/")[0], s.query, ""))
+
+
 def _check_uri(uri: str) -> None:
     s = urlsplit(uri)
     if "@" in s.netloc or SECRET_OPTIONS & {k for k, _ in parse_qsl(s.query)}:

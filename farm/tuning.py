@@ -65,13 +65,16 @@ def check_storage_shared(store: Store) -> None:
         return
 
     def on_each(probe, *args) -> list:
+        """probe(*args, node) on every other node (the node's id keeps their files apart)."""
         task = ray.remote(num_cpus=0)(probe)
         return ray.get([task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
-            node, soft=False)).remote(*args) for node in others], timeout=120)
+            node, soft=False)).remote(*args, node) for node in others], timeout=120)
 
     if store.remote:
-        problems = [p for p in on_each(write_problem, store.location(), f".shared-{os.getpid()}")
-                    if p is not None]
+        def node_writes(uri: str, node: str) -> str | None:
+            return write_problem(uri, f".shared-{os.getpid()}-{node[:12]}")
+
+        problems = [p for p in on_each(node_writes, store.location()) if p is not None]
         if problems:
             raise ConfigError(f"--storage-path: {len(problems)} of the cluster's {len(others)} "
                               f"other nodes cannot write there ({problems[0]}); give every "
@@ -80,7 +83,7 @@ def check_storage_shared(store: Store) -> None:
     marker = store.folder / f".shared-{os.getpid()}"
     marker.write_text("gan-farm")
     try:
-        seen = on_each(os.path.isfile, str(marker))
+        seen = on_each(lambda path, node: os.path.isfile(path), str(marker))
     finally:
         marker.unlink(missing_ok=True)
     blind = sum(not s for s in seen)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from farm.errors import ConfigError
-from farm.storage import Store, join, remove
+from farm.storage import Store, join, parent, remove
 
 
 def test_join_keeps_a_uris_options_after_the_path():
@@ -14,6 +14,7 @@ def test_join_keeps_a_uris_options_after_the_path():
     assert join(uri, "exp", "tune") == "s3://bucket/pre/fix/exp/tune?scheme=http&endpoint_override=h:9000"
     assert join("s3://bucket", "exp") == "s3://bucket/exp"
     assert join("/data/runs", "exp", "tune") == "/data/runs/exp/tune"
+    assert parent(join(uri, "exp")) == uri and parent("s3://bucket/exp") == "s3://bucket"
 
 
 def test_a_folder_is_its_own_home(tmp_path):

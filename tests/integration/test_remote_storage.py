@@ -5,6 +5,7 @@ go up from its local copy; `--report-only` and `--resume` work from a machine th
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -69,6 +70,8 @@ def test_a_farm_on_s3_writes_everything_to_the_bucket_and_resumes_from_another_m
                   if f not in ("summary.json", "report.html", "report.md"))
     assert summary["disk_bytes"] == pytest.approx(counted, rel=0.01)
     assert f"Report:         {uri.replace('?', '/e/report.html?')}" in done.stdout
+    report = _read(uri, "e", "report.md").decode()
+    assert f"--report-only --name e --storage-path {shlex.quote(uri)}" in report  # the bucket
     assert not (REPO / "results" / "e").exists()
 
     # Another machine (an empty local copy) rewrites the report from the bucket alone.
