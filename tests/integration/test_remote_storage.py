@@ -4,7 +4,11 @@ go up from its local copy; `--report-only` and `--resume` work from a machine th
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import os
+import re
 import shlex
 import subprocess
 import sys
@@ -91,6 +95,55 @@ def test_a_farm_on_s3_writes_everything_to_the_bucket_and_resumes_from_another_m
         [(t["trial"], t["best_epoch"], t["metrics"]) for t in summary["trials"]]
     assert after["datasets"]["fids30"]["judge"]["test_accuracy"] == \
         summary["datasets"]["fids30"]["judge"]["test_accuracy"]  # the judge was not retrained
+
+
+def test_a_driver_killed_mid_run_resumes_on_another_machine_from_the_bucket(
+        s3, slow_trials, tmp_path, shared_data):
+    """The spot-instance story: the head (and its local copy) is gone; a new machine resumes
+    from the bucket alone. Finished trials are read back, the unfinished one goes on."""
+    import signal
+    import time
+
+    import pyarrow.fs
+
+    uri, env = s3
+    first = [sys.executable, str(REPO / "run_farm.py"), "--trials-dir", str(slow_trials),
+             "--preset", "slow", "--only", "tabular-a,tabular-b", "--tabular-data",
+             str(shared_data / "diabetes" / "diabetes.arff"), "--storage-path", uri,
+             "--name", "k"]
+    driver = subprocess.Popen(first, cwd=REPO, env={**env, "FARM_MIRROR": str(tmp_path / "a")},
+                              start_new_session=True, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    fs, root = pyarrow.fs.FileSystem.from_uri(uri.replace("?", "/k?"))
+
+    def progress(pattern: str) -> list[int]:
+        """Epochs in a trial's progress.csv in the bucket."""
+        for info in fs.get_file_info(pyarrow.fs.FileSelector(f"{root}/tune", recursive=True,
+                                                             allow_not_found=True)):
+            if re.fullmatch(pattern, info.path[len(root) + 6:]):
+                with fs.open_input_stream(info.path) as f:
+                    return [int(r["epoch"]) for r in csv.DictReader(io.StringIO(
+                        f.read().decode()))]
+        return []
+
+    deadline = time.time() + 240
+    while time.time() < deadline and not (progress(r"tabular-a_[^/]*/progress\.csv") == [2, 4]
+                                          and len(progress(r"tabular-b_[^/]*/progress\.csv"))
+                                          >= 2):
+        assert driver.poll() is None, "the first driver ended before it could be killed"
+        time.sleep(0.5)
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    a_before = progress(r"tabular-a_[^/]*/progress\.csv")
+    assert a_before == [2, 4] and not _bucket_files(uri, "k").get("summary.json")
+
+    resumed = _farm(env, tmp_path / "b", "--trials-dir", str(slow_trials), "--resume",
+                    "--name", "k", "--storage-path", uri, timeout=400)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert progress(r"tabular-a_[^/]*/progress\.csv") == a_before  # not trained again
+    assert progress(r"tabular-b_[^/]*/progress\.csv")[-1] == 90
+    summary = json.loads(_read(uri, "k", "summary.json"))
+    assert [t["status"] for t in summary["trials"]] == ["ok", "ok"]
 
 
 def test_bad_remote_storage_is_one_clear_line_and_writes_nothing(s3, tmp_path):
