@@ -241,7 +241,7 @@ class GroupedScheduler(FIFOScheduler):
         if chosen is not None and isinstance(group := self.group_of(chosen), FarmPBT):
             group.exploit_pending(chosen)
         if chosen is not None:
-            restart_from_what_exists(chosen)
+            forget_what_is_gone(chosen)
         return chosen
 
     def debug_string(self) -> str:
@@ -250,27 +250,41 @@ class GroupedScheduler(FIFOScheduler):
                 f"trials scheduled ({', '.join(sorted(set(kinds))) or 'none'})")
 
 
-def restart_from_what_exists(trial) -> None:
-    """Point a trial about to (re)start at its newest checkpoint that exists when the one Tune
-    names is gone. Tune deletes a checkpoint that drops out of the best K at once but saves the
-    experiment's state only every K checkpoints, so after a driver is killed in between, a
-    resumed trial's latest checkpoint can be a deleted one (and Ray refuses to restore it)."""
+def forget_what_is_gone(trial) -> None:
+    """Before a trial (re)starts: drop the checkpoints Tune lists that no longer exist, and
+    point it at its newest checkpoint that does if the one it would restore is gone.
+
+    Tune deletes a checkpoint that drops out of the best K at once but saves the experiment's
+    state only every K checkpoints, so after a driver is killed in between, the state a resume
+    starts from can list deleted checkpoints. Ray then refuses to restore a deleted latest one,
+    and deleting a listed one again raises inside Tune's bookkeeping, which then skips
+    advancing the trial's checkpoint number: its next checkpoints overwrite live ones, and a
+    better epoch's weights are deleted with a worse one's entry."""
     import pyarrow.fs
     from ray.train._internal.session import _TrainingResult
     from ray.tune import Checkpoint
 
+    def exists(checkpoint) -> bool:
+        return checkpoint.filesystem.get_file_info(checkpoint.path).type == \
+            pyarrow.fs.FileType.Directory
+
+    manager = trial.run_metadata.checkpoint_manager
+    listed = getattr(manager, "_checkpoint_results", [])
+    kept = [r for r in listed if exists(r.checkpoint)]
+    if len(kept) < len(listed):
+        logger.warning("%s: %d listed checkpoint(s) are gone (deleted after the experiment's "
+                       "last saved state); forgetting them", trial, len(listed) - len(kept))
+        manager._checkpoint_results = kept
     latest = trial.latest_checkpoint_result
-    if latest is None or latest.checkpoint is None:
+    if latest is None or latest.checkpoint is None or exists(latest.checkpoint):
         return
     checkpoint = latest.checkpoint
-    if checkpoint.filesystem.get_file_info(checkpoint.path).type == pyarrow.fs.FileType.Directory:
-        return
     newest = newest_checkpoint(checkpoint.filesystem, posixpath.dirname(checkpoint.path))
     if newest is None:
         return  # nothing to go on from: Tune says so
     logger.warning("%s: %s is gone (deleted after the experiment's last saved state); going on "
                    "from %s", trial, checkpoint.path, newest)
-    trial.run_metadata.checkpoint_manager._latest_checkpoint_result = _TrainingResult(
+    manager._latest_checkpoint_result = _TrainingResult(
         checkpoint=Checkpoint(newest, filesystem=checkpoint.filesystem), metrics=latest.metrics)
 
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from ray.tune.schedulers import TrialScheduler
 
 from farm.schedulers import (SMOOTHED, FarmPBT, GroupedScheduler, _GroupView, _pbt,
-                             restart_from_what_exists, smoothed)
+                             forget_what_is_gone, smoothed)
 
 
 class FakeTrial(SimpleNamespace):
@@ -17,7 +17,9 @@ class FakeTrial(SimpleNamespace):
 
 def _trial(trial_id, dataset, cls=None, family="fruit-pairs", mode="min", scheduler=None):
     settings = {"grace_period": 10, "reduction_factor": 2} if scheduler is None else scheduler
-    return FakeTrial(trial_id=trial_id, latest_checkpoint_result=None, config={"trial": {
+    return FakeTrial(trial_id=trial_id, latest_checkpoint_result=None,
+                     run_metadata=SimpleNamespace(checkpoint_manager=SimpleNamespace()),
+                     config={"trial": {
         "family": family, "dataset": dataset, "class": cls, "epochs": 100,
         "select": {"metric": "kid", "mode": mode}, "scheduler": settings}})
 
@@ -102,16 +104,58 @@ def test_a_trial_whose_latest_checkpoint_was_deleted_restarts_from_its_newest_th
             run_metadata=SimpleNamespace(checkpoint_manager=SimpleNamespace()))
 
     gone = trial_naming(5)
-    restart_from_what_exists(gone)
+    forget_what_is_gone(gone)
     restart = gone.run_metadata.checkpoint_manager._latest_checkpoint_result
     assert restart.checkpoint.path == str(tmp_path / "checkpoint_000008")
     there = trial_naming(3)
-    restart_from_what_exists(there)  # it exists: nothing changes
+    forget_what_is_gone(there)  # it exists: nothing changes
     assert not hasattr(there.run_metadata.checkpoint_manager, "_latest_checkpoint_result")
     lost = trial_naming(1)
     lost.latest_checkpoint_result.checkpoint = Checkpoint(str(tmp_path / "elsewhere" / "c_1"))
-    restart_from_what_exists(lost)  # nothing to go on from: left to Tune to report
+    forget_what_is_gone(lost)  # nothing to go on from: left to Tune to report
     assert not hasattr(lost.run_metadata.checkpoint_manager, "_latest_checkpoint_result")
+
+
+def test_listed_checkpoints_that_are_gone_are_forgotten_before_the_trial_runs(tmp_path):
+    """Tune's saved state can list a checkpoint deleted after it was saved. Deleting it again
+    raised inside Tune's bookkeeping, which then skipped advancing the trial's checkpoint
+    number: later checkpoints overwrote live ones (seen on CI with PBT). Real bookkeeping here."""
+    import pytest
+    from ray.train._internal.checkpoint_manager import _CheckpointManager
+    from ray.train._internal.session import _TrainingResult
+    from ray.tune import Checkpoint, CheckpointConfig
+
+    def result(number, score):
+        folder = tmp_path / f"checkpoint_{number:06d}"
+        folder.mkdir()
+        (folder / "state.pt").write_text(f"epoch {number}")
+        return _TrainingResult(checkpoint=Checkpoint(str(folder)), metrics={"s": score})
+
+    def restored():
+        manager = _CheckpointManager(CheckpointConfig(
+            num_to_keep=2, checkpoint_score_attribute="s", checkpoint_score_order="max"))
+        for number, score in ((0, 0.1), (1, 0.2), (2, 0.3)):
+            manager.register_checkpoint(result(number, score))
+        return manager
+
+    stale = restored()  # lists 1 and 2 (0 fell out of the best two)
+    (tmp_path / "checkpoint_000001").rename(tmp_path / "deleted")  # after the saved state
+    stale.register_checkpoint(result(3, 0.05))
+    with pytest.raises(FileNotFoundError):  # Ray's own bookkeeping, unrepaired
+        stale.register_checkpoint(result(4, 0.25))
+
+    for name in ("checkpoint_000002", "checkpoint_000003", "checkpoint_000004", "deleted"):
+        if (tmp_path / name).exists():
+            (tmp_path / name).rename(tmp_path / f"old-{name}")
+    manager = restored()
+    (tmp_path / "checkpoint_000001").rename(tmp_path / "deleted-again")
+    trial = FakeTrial(run_metadata=SimpleNamespace(checkpoint_manager=manager),
+                      latest_checkpoint_result=manager.latest_checkpoint_result)
+    forget_what_is_gone(trial)
+    assert [r.metrics["s"] for r in manager._checkpoint_results] == [0.3]
+    manager.register_checkpoint(result(3, 0.05))
+    manager.register_checkpoint(result(4, 0.25))  # no error: nothing listed is missing
+    assert sorted(r.metrics["s"] for r in manager._checkpoint_results) == [0.25, 0.3]
 
 
 PBT_SETTINGS = {"kind": "pbt", "grace_period": 10, "perturbation_interval": 10,

@@ -6,6 +6,9 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -27,24 +30,30 @@ families:
 """
 
 
-SLOW_PBT_PRESET = """
-description: four G rates under PBT, long enough to lose the driver while exploits happen
+def pbt_preset(epochs: int, interval: int) -> str:
+    """A population of four G rates for tabular-a, trained with PBT every `interval` epochs."""
+    return f"""
+description: a population of four G rates, trained with PBT
 families:
   tabular-a:
-    epochs: 40
+    epochs: {epochs}
     eval_every: 2
     samples: 4
     search:
       variant: [stable]
-      lr_g: {loguniform: [1.0e-6, 1.0e-2]}
+      lr_g: {{loguniform: [1.0e-6, 1.0e-2]}}
     scheduler:
       kind: pbt
       grace_period: 2
-      perturbation_interval: 4
+      perturbation_interval: {interval}
       quantile_fraction: 0.5
-      mutations: {lr_g: {loguniform: [1.0e-6, 1.0e-2]}}
-    params: {metric_trees: 10}
+      mutations: {{lr_g: {{loguniform: [1.0e-6, 1.0e-2]}}}}
+    params: {{metric_trees: 10}}
 """
+
+
+# long enough to lose the driver while exploits happen
+SLOW_PBT_PRESET = pbt_preset(epochs=40, interval=4)
 
 
 @pytest.fixture
@@ -76,3 +85,17 @@ def s3():
                  ).create_bucket(Bucket=BUCKET)
     yield f"s3://{BUCKET}/exps?scheme=http&endpoint_override={endpoint}&region=us-east-1", env
     server.stop()
+
+
+def kill_when(command: list[str], log: Path, ready, env: dict | None = None,
+              wait_s: float = 240) -> None:
+    """Run the farm, and SIGKILL the driver and everything it started once `ready()` holds."""
+    with log.open("w") as out:
+        driver = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True,
+                                  stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.time() + wait_s
+        while time.time() < deadline and not ready():
+            assert driver.poll() is None, log.read_text()[-2000:]
+            time.sleep(0.2)
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()

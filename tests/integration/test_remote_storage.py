@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 import shlex
 import subprocess
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import BUCKET
+from tests.integration.conftest import BUCKET, kill_when
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -101,9 +100,6 @@ def test_a_driver_killed_mid_run_resumes_on_another_machine_from_the_bucket(
         s3, slow_trials, tmp_path, shared_data):
     """The spot-instance story: the head (and its local copy) is gone; a new machine resumes
     from the bucket alone. Finished trials are read back, the unfinished one goes on."""
-    import signal
-    import time
-
     import pyarrow.fs
 
     uri, env = s3
@@ -111,9 +107,6 @@ def test_a_driver_killed_mid_run_resumes_on_another_machine_from_the_bucket(
              "--preset", "slow", "--only", "tabular-a,tabular-b", "--tabular-data",
              str(shared_data / "diabetes" / "diabetes.arff"), "--storage-path", uri,
              "--name", "k"]
-    driver = subprocess.Popen(first, cwd=REPO, env={**env, "FARM_MIRROR": str(tmp_path / "a")},
-                              start_new_session=True, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
     fs, root = pyarrow.fs.FileSystem.from_uri(uri.replace("?", "/k?"))
 
     def progress(pattern: str) -> list[int]:
@@ -126,14 +119,10 @@ def test_a_driver_killed_mid_run_resumes_on_another_machine_from_the_bucket(
                         f.read().decode()))]
         return []
 
-    deadline = time.time() + 240
-    while time.time() < deadline and not (progress(r"tabular-a_[^/]*/progress\.csv") == [2, 4]
-                                          and len(progress(r"tabular-b_[^/]*/progress\.csv"))
-                                          >= 2):
-        assert driver.poll() is None, "the first driver ended before it could be killed"
-        time.sleep(0.5)
-    os.killpg(driver.pid, signal.SIGKILL)
-    driver.wait()
+    kill_when(first, tmp_path / "first.log",
+              lambda: progress(r"tabular-a_[^/]*/progress\.csv") == [2, 4]
+              and len(progress(r"tabular-b_[^/]*/progress\.csv")) >= 2,
+              env={**env, "FARM_MIRROR": str(tmp_path / "a")})
     a_before = progress(r"tabular-a_[^/]*/progress\.csv")
     assert a_before == [2, 4] and not _bucket_files(uri, "k").get("summary.json")
 

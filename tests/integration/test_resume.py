@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.integration.conftest import kill_when
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,18 +38,11 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(slow_trials, tm
                  "--only", "tabular-a,tabular-b", "--tabular-data",
                  str(shared_data / "diabetes" / "diabetes.arff"),
                  "--storage-path", str(out), "--name", "k")
-    log = (tmp_path / "first.log").open("w")
-    driver = subprocess.Popen(first, cwd=REPO, start_new_session=True, stdout=log,
-                              stderr=subprocess.STDOUT)
     trials = out / "k" / "tune"
-    deadline = time.time() + 240
     # both families grow at once: wait for part A's end and part B's second checkpoint
-    while time.time() < deadline and not (list(trials.glob("tabular-b_*/checkpoint_000002"))
-                                          and _finished(trials, "tabular-a_*", [2, 4])):
-        assert driver.poll() is None, (tmp_path / "first.log").read_text()[-2000:]
-        time.sleep(0.5)
-    os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything it started
-    driver.wait()
+    kill_when(first, tmp_path / "first.log",
+               lambda: list(trials.glob("tabular-b_*/checkpoint_000002"))
+               and _finished(trials, "tabular-a_*", [2, 4]))
     assert not (out / "k" / "summary.json").exists()
     part_a = next(trials.glob("tabular-a_*"))
     a_before = _epochs(part_a / "progress.csv")
@@ -87,16 +78,8 @@ def test_a_pbt_experiment_whose_driver_was_killed_mid_exploit_resumes_to_the_end
     first = _cli("--trials-dir", str(slow_trials), "--preset", "slow-pbt", "--only", "tabular-a",
                  "--tabular-data", str(shared_data / "diabetes" / "diabetes.arff"),
                  "--storage-path", str(out), "--name", "p")
-    log = (tmp_path / "first.log").open("w")
-    driver = subprocess.Popen(first, cwd=REPO, start_new_session=True, stdout=log,
-                              stderr=subprocess.STDOUT)
     trials = out / "p" / "tune"
-    deadline = time.time() + 240
-    while time.time() < deadline and not list(trials.glob("*/pbt_donor/state.pt")):
-        assert driver.poll() is None, (tmp_path / "first.log").read_text()[-2000:]
-        time.sleep(0.2)
-    os.killpg(driver.pid, signal.SIGKILL)
-    driver.wait()
+    kill_when(first, tmp_path / "first.log", lambda: list(trials.glob("*/pbt_donor/state.pt")))
     assert list(trials.glob("*/pbt_donor/state.pt")), "no exploit within 4 minutes"
     assert not (out / "p" / "summary.json").exists()
     rows_before = {d.name: len(pd.read_csv(d / "progress.csv")) for d in trials.glob("*_*")
@@ -151,16 +134,9 @@ def test_a_trial_whose_saved_latest_checkpoint_was_deleted_resumes_from_one_that
     first = _cli("--trials-dir", str(slow_trials), "--preset", "slow", "--only", "tabular-b",
                  "--tabular-data", str(shared_data / "diabetes" / "diabetes.arff"),
                  "--storage-path", str(out), "--name", "d")
-    log = (tmp_path / "first.log").open("w")
-    driver = subprocess.Popen(first, cwd=REPO, start_new_session=True, stdout=log,
-                              stderr=subprocess.STDOUT)
     trials = out / "d" / "tune"
-    deadline = time.time() + 240
-    while time.time() < deadline and not list(trials.glob("tabular-b_*/checkpoint_000003")):
-        assert driver.poll() is None, (tmp_path / "first.log").read_text()[-2000:]
-        time.sleep(0.2)
-    os.killpg(driver.pid, signal.SIGKILL)
-    driver.wait()
+    kill_when(first, tmp_path / "first.log",
+               lambda: list(trials.glob("tabular-b_*/checkpoint_000003")))
     part_b = next(trials.glob("tabular-b_*"))
     named = _saved_latest_checkpoint(trials, part_b.name)
     # what retention does after the save and before a kill (it may have done so already)

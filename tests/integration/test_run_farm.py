@@ -16,6 +16,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from farm.cli import main
 from farm.data.tabular import load_table
+from tests.integration.conftest import pbt_preset
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -282,24 +283,7 @@ def test_sampled_search_with_asha_keeps_each_trials_best_raw_epoch(ray_local, sh
         assert trial["best_epoch"] == best["epoch"]  # the raw metric, not the smoothed one
 
 
-PBT_PRESET = """
-description: a population of four G rates, trained with PBT
-families:
-  tabular-a:
-    epochs: 10
-    eval_every: 2
-    samples: 4
-    search:
-      variant: [stable]
-      lr_g: {loguniform: [1.0e-6, 1.0e-2]}
-    scheduler:
-      kind: pbt
-      grace_period: 2
-      perturbation_interval: 2
-      quantile_fraction: 0.5
-      mutations: {lr_g: {loguniform: [1.0e-6, 1.0e-2]}}
-    params: {metric_trees: 10}
-"""
+PBT_PRESET = pbt_preset(epochs=10, interval=2)
 
 
 def test_pbt_moves_weights_between_trials_that_keep_their_names(ray_local, shared_data,
