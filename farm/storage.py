@@ -139,7 +139,7 @@ class Store:
         try:
             return pyarrow.fs.FileSystem.from_uri(self.uri)
         except (pyarrow.ArrowInvalid, OSError) as exc:
-            raise StorageError(f"--storage-path {_public(self.uri)}: {exc}") from None
+            raise StorageError(f"--storage-path {self.public}: {exc}") from None
 
     def _remote_files(self, fs, root: str) -> dict[str, object]:
         """{relative path: FileInfo} of every file under `root`, or {} when there is none."""
@@ -150,7 +150,7 @@ class Store:
                                                              allow_not_found=True))
         except OSError as exc:
             raise StorageError(f"cannot list the experiment's files ({exc})",
-                              where=_public(self.uri)) from None
+                              where=self.public) from None
         return {i.path[len(root) + 1:]: i for i in infos if i.type == pyarrow.fs.FileType.File}
 
     def exists(self, relative: str) -> bool:
@@ -163,7 +163,7 @@ class Store:
             return fs.get_file_info(f"{root}/{relative}").type != pyarrow.fs.FileType.NotFound
         except OSError as exc:
             raise StorageError(f"cannot reach the experiment's storage ({exc})",
-                              where=_public(self.uri)) from None
+                              where=self.public) from None
 
     def check_writable(self) -> None:
         """Write and delete a marker, so a missing bucket or a read-only credential is one line
@@ -197,7 +197,7 @@ class Store:
                 fs.delete_file(f"{root}/{relative}")
         except OSError as exc:
             raise StorageError(f"cannot write the experiment's files ({exc})",
-                              where=_public(self.uri)) from None
+                              where=self.public) from None
 
     def pull(self) -> None:
         """Replace the driver's folder with the remote driver files (for --resume and
@@ -218,7 +218,7 @@ class Store:
         except OSError as exc:
             self.clear()
             raise StorageError(f"cannot read the experiment's files ({exc})",
-                               where=_public(self.uri)) from None
+                               where=self.public) from None
 
     def clear(self) -> None:
         """Empty the driver's folder of a remote experiment (it is only a copy)."""
@@ -238,16 +238,20 @@ class Store:
         shutil.rmtree(target, ignore_errors=True)
         local = pyarrow.fs.LocalFileSystem()
         keep = Path(checkpoint_path).name if checkpoint_path else None
-        infos = filesystem.get_file_info(pyarrow.fs.FileSelector(trial_path, recursive=True))
-        for info in infos:
-            relative = info.path[len(trial_path.rstrip("/")) + 1:]
-            top = relative.split("/")[0]
-            if info.type != pyarrow.fs.FileType.File or \
-                    (top.startswith("checkpoint_") and top != keep) or top == "pbt_donor":
-                continue
-            (target / relative).parent.mkdir(parents=True, exist_ok=True)
-            pyarrow.fs.copy_files(info.path, str(target / relative),
-                                  source_filesystem=filesystem, destination_filesystem=local)
+        try:
+            infos = filesystem.get_file_info(pyarrow.fs.FileSelector(trial_path, recursive=True))
+            for info in infos:
+                relative = info.path[len(trial_path.rstrip("/")) + 1:]
+                top = relative.split("/")[0]
+                if info.type != pyarrow.fs.FileType.File or \
+                        (top.startswith("checkpoint_") and top != keep) or top == "pbt_donor":
+                    continue
+                (target / relative).parent.mkdir(parents=True, exist_ok=True)
+                pyarrow.fs.copy_files(info.path, str(target / relative),
+                                      source_filesystem=filesystem, destination_filesystem=local)
+        except OSError as exc:
+            raise StorageError(f"cannot read trial {Path(trial_path).name} ({exc})",
+                               where=self.public) from None
         return str(target), (str(target / keep) if keep else None)
 
     def disk_bytes(self) -> int:
