@@ -238,9 +238,9 @@ class GroupedScheduler(FIFOScheduler):
         paused = [t for t in trials if t.status == "PAUSED"]
         chosen = pending[0] if pending else \
             min(paused, key=lambda t: (t.last_result or {}).get("epoch", 0), default=None)
-        if chosen is not None and isinstance(group := self.group_of(chosen), FarmPBT):
-            group.exploit_pending(chosen)
         if chosen is not None:
+            if isinstance(group := self.group_of(chosen), FarmPBT):
+                group.exploit_pending(chosen)
             forget_what_is_gone(chosen)
         return chosen
 
@@ -260,23 +260,18 @@ def forget_what_is_gone(trial) -> None:
     and deleting a listed one again raises inside Tune's bookkeeping, which then skips
     advancing the trial's checkpoint number: its next checkpoints overwrite live ones, and a
     better epoch's weights are deleted with a worse one's entry."""
-    import pyarrow.fs
     from ray.train._internal.session import _TrainingResult
     from ray.tune import Checkpoint
 
-    def exists(checkpoint) -> bool:
-        return checkpoint.filesystem.get_file_info(checkpoint.path).type == \
-            pyarrow.fs.FileType.Directory
-
     manager = trial.run_metadata.checkpoint_manager
     listed = getattr(manager, "_checkpoint_results", [])
-    kept = [r for r in listed if exists(r.checkpoint)]
+    kept = [r for r in listed if checkpoint_exists(r.checkpoint)]
     if len(kept) < len(listed):
         logger.warning("%s: %d listed checkpoint(s) are gone (deleted after the experiment's "
                        "last saved state); forgetting them", trial, len(listed) - len(kept))
         manager._checkpoint_results = kept
     latest = trial.latest_checkpoint_result
-    if latest is None or latest.checkpoint is None or exists(latest.checkpoint):
+    if latest is None or latest.checkpoint is None or checkpoint_exists(latest.checkpoint):
         return
     checkpoint = latest.checkpoint
     newest = newest_checkpoint(checkpoint.filesystem, posixpath.dirname(checkpoint.path))
@@ -286,6 +281,14 @@ def forget_what_is_gone(trial) -> None:
                    "from %s", trial, checkpoint.path, newest)
     manager._latest_checkpoint_result = _TrainingResult(
         checkpoint=Checkpoint(newest, filesystem=checkpoint.filesystem), metrics=latest.metrics)
+
+
+def checkpoint_exists(checkpoint) -> bool:
+    """Whether a checkpoint Tune lists is still on its filesystem (a folder or a bucket)."""
+    import pyarrow.fs
+
+    return checkpoint.filesystem.get_file_info(checkpoint.path).type == \
+        pyarrow.fs.FileType.Directory
 
 
 def newest_checkpoint(filesystem, trial_path: str) -> str | None:

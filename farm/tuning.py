@@ -12,7 +12,7 @@ import ray
 from ray import tune
 
 from farm.errors import ConfigError
-from farm.schedulers import RANK, SMOOTHED, GroupedScheduler
+from farm.schedulers import RANK, SMOOTHED, GroupedScheduler, checkpoint_exists
 from farm.storage import Store, remove, write_problem
 from farm.train.trainable import train_gan
 
@@ -187,13 +187,11 @@ def run_trials(trials: list[dict], datasets: dict, store: Store, use_gpu: bool,
 def best_kept(checkpoints: list, metric: str, mode: str) -> tuple:
     """(checkpoint, its metrics) with the best `metric` among Tune's kept checkpoints that still
     exist, or (None, {}). After a resume Tune's list can name one its retention deleted after
-    the snapshot it was restored from (see farm.train.trainable.restored_state)."""
-    import pyarrow.fs
-
+    the state it was restored from was saved (see farm.schedulers.forget_what_is_gone)."""
     def usable(checkpoint, metrics) -> bool:
         value = metrics.get(metric)
         return isinstance(value, (int, float)) and value == value and \
-            checkpoint.filesystem.get_file_info(checkpoint.path).type == pyarrow.fs.FileType.Directory
+            checkpoint_exists(checkpoint)
 
     kept = [(c, m) for c, m in checkpoints if usable(c, m)]
     if not kept:
