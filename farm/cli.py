@@ -18,7 +18,8 @@ def parser() -> argparse.ArgumentParser:
         description="Grow many small GANs with Ray Tune, keep each trial's best epoch, "
                     "export synthetic data and score it on held-out real data.")
     p.add_argument("--preset", default="smoke",
-                   help="trials/presets/<name>.yaml: smoke (minutes on a laptop), full, tiny")
+                   help="trials/presets/<name>.yaml: smoke (minutes on a laptop), laptop (all 30 "
+                        "image classes in about an hour on a CPU), full, tiny")
     p.add_argument("--only", help="comma-separated families to grow, e.g. tabular-a")
     p.add_argument("--data-dir", default=os.environ.get("FARM_DATA_DIR"),
                    help="folder with <dataset>/<file> copies (default $FARM_DATA_DIR, then the "

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -133,6 +134,12 @@ def fit_and_test(task: Task, test: Task, num_classes: int, config: EvaluatorConf
             "seconds": round(time.perf_counter() - started, 1)}
 
 
+def _say(line: str) -> None:
+    """A worker's progress line, shown once on the driver. Ray Train sends a plain `print` to
+    the root logger and also to the redirected stdout, so every line arrived twice."""
+    print(line, file=sys.__stdout__, flush=True)
+
+
 def _train_loop(loop_config: dict) -> None:
     """The Ray Train worker function: every task in turn, then rank 0's results as a checkpoint."""
     import ray
@@ -149,13 +156,13 @@ def _train_loop(loop_config: dict) -> None:
         task = ray.get(ref)
         out = fit_and_test(task, test, loop_config["num_classes"], config, device, rank, world,
                            wrap=ray.train.torch.prepare_model if world > 1 else (lambda m: m),
-                           say=lambda line: print(line, flush=True),
+                           say=_say,
                            reference_images=loop_config["reference_images"])
         if out is not None:
             results[task.name] = out
             acc = float(np.trace(out["matrix"])) / max(1, int(np.sum(out["matrix"])))
-            print(f"evaluator {task.name}: accuracy {acc:.3f} on {len(test.labels)} held-out "
-                  "real images", flush=True)
+            _say(f"evaluator {task.name}: accuracy {acc:.3f} on {len(test.labels)} held-out "
+                 "real images")
         ray.train.report({"tasks_done": i + 1})
     with tempfile.TemporaryDirectory() as directory:
         checkpoint = None

@@ -3,6 +3,7 @@ each trial's best epoch."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from dataclasses import dataclass
@@ -15,6 +16,18 @@ from farm.errors import ConfigError
 from farm.schedulers import RANK, SMOOTHED, GroupedScheduler, checkpoint_exists
 from farm.storage import Store, remove, write_problem
 from farm.train.trainable import train_gan
+
+
+# Ray Train's placement-group cleaner asks the State API every second whether the evaluator's
+# controller still lives. An embedded Ray runs without the dashboard that serves that API, so
+# every ask logged a warning: hundreds of lines on the driver during one evaluator job.
+PLACEMENT_GROUP_CLEANER = "ray.train.v2._internal.execution.controller.placement_group_cleaner"
+
+
+# The setup hook of an embedded Ray's worker processes (a cluster has the State API). A lambda,
+# so that it travels by value: a worker runs its hook before it can import the farm.
+quiet_placement_group_cleaner = (  # noqa: E731
+    lambda: logging.getLogger(PLACEMENT_GROUP_CLEANER).setLevel(logging.ERROR))
 
 
 def connect(address: str | None) -> None:
@@ -31,7 +44,8 @@ def connect(address: str | None) -> None:
             raise ConfigError(f"--address {address}: cannot join a Ray cluster there ({first})") \
                 from None
     else:
-        ray.init(address="local", include_dashboard=False, log_to_driver=True)
+        ray.init(address="local", include_dashboard=False, log_to_driver=True,
+                 runtime_env={"worker_process_setup_hook": quiet_placement_group_cleaner})
 
 
 def check_address(address: str | None) -> None:
