@@ -11,6 +11,7 @@ from pathlib import Path
 
 import ray
 from ray import tune
+from ray.tune.logger import JsonLoggerCallback
 
 from farm.errors import ConfigError
 from farm.schedulers import RANK, SMOOTHED, GroupedScheduler, checkpoint_exists
@@ -153,6 +154,22 @@ def _trial_name(trial) -> str:
     return f"{spec['family']}_{spec['dataset']}{part}_{spec['index']:03d}"
 
 
+class JsonResults(JsonLoggerCallback):
+    """Tune's result.json writer, without its loss of lines.
+
+    At every start of a trial that has a checkpoint (a retry, a PBT exploit, a resumed trial)
+    Tune copies the trial's result.json down from storage over the driver's copy. Within one
+    driver session storage lags the driver, so every line logged since the last sync was lost:
+    a PBT run resumed after a killed driver ended with a trial whose result.json was empty.
+    Once this session's copy has lines it is never older than storage's, so keep it."""
+
+    def _restore_from_remote(self, file_name: str, trial) -> None:
+        local = Path(trial.local_path, file_name)
+        if local.exists() and local.stat().st_size > 0:
+            return
+        super()._restore_from_remote(file_name, trial)
+
+
 def run_trials(trials: list[dict], datasets: dict, store: Store, use_gpu: bool,
                resume: bool = False) -> list[TrialOutcome]:
     """One Tuner for every planned trial, whatever its family, so that a free CPU or GPU share
@@ -188,6 +205,7 @@ def run_trials(trials: list[dict], datasets: dict, store: Store, use_gpu: bool,
                 checkpoint_score_attribute=RANK,
                 checkpoint_score_order="min"),
             failure_config=tune.FailureConfig(max_failures=2),
+            callbacks=[JsonResults()],  # instead of Tune's own JsonLoggerCallback
             # the pictures a trial writes into its trial dir reach storage at each checkpoint,
             # from any node and from a reused process (whose trial dir is a working copy)
             sync_config=tune.SyncConfig(sync_artifacts=True),
