@@ -6,7 +6,8 @@ epoch is the minimum of that very series, so it is never worse than the last one
 construction. So this script loads the chosen and the last checkpoint of every image trial,
 draws noise the run never drew, and scores both again in the judge's space: KID to the class's
 held-out TEST images (which nothing in the farm selects with), KID to its train images, and the
-judge's accuracy (does it see the requested class?). The logged values are shown beside them.
+judge's accuracy (does it see the requested class?), and their diversity (near 0: the generator
+draws one picture whatever its noise). The logged values are shown beside them.
 
     .venv/bin/python bench/image_epochs.py results/<name> [--images 64] [--out file.md]
 """
@@ -35,6 +36,7 @@ from farm.judge import Judge
 from farm.train.trainable import load_state
 
 FRESH_SEED_OFFSET = 1000  # the run scored with the trial's seed and exported with seed + 7
+COLLAPSED = 0.2  # diversity below this: the generated images are all but one picture
 
 
 def _progress(experiment: Path, trial: dict) -> pd.DataFrame:
@@ -107,7 +109,8 @@ def rows(experiment: Path, summary: dict, sets: dict[str, dict[str, ImageData]],
             for column, source, metric in (("logged KID", None, "kid"),
                                            ("train KID", "train", "kid"),
                                            ("test KID", "test", "kid"),
-                                           ("judge acc", "test", "judge_accuracy")):
+                                           ("judge acc", "test", "judge_accuracy"),
+                                           ("diversity", "train", "diversity")):
                 for which in ("chosen", "last"):
                     values = logged[which] if source is None else scores[which][source]
                     row[f"{column} {which}"] = _metric(values, metric, key)
@@ -137,7 +140,8 @@ def verdicts(table: pd.DataFrame) -> pd.DataFrame:
             "mean test KID chosen": group["test KID chosen"].mean(),
             "mean test KID last": group["test KID last"].mean(),
             "judge acc chosen": group["judge acc chosen"].mean(),
-            "judge acc last": group["judge acc last"].mean()})
+            "judge acc last": group["judge acc last"].mean(),
+            "collapsed chosen": int((group["diversity chosen"] < COLLAPSED).sum())})
     return (table.groupby(["family", "setting"], sort=False)[list(table.columns)].apply(one)
             .reset_index())
 
@@ -169,7 +173,9 @@ def main() -> None:
     lines += [f"- fresh scores: {args.images} images per class and checkpoint from noise seeds "
               f"the run never drew (trial seed + {FRESH_SEED_OFFSET}); KID in the judge's space "
               "to the class's held-out test images (test KID) or train images (train KID); "
-              "judge acc: share of those images the judge puts in the requested class",
+              "judge acc: share of those images the judge puts in the requested class; "
+              "diversity: their mean pairwise feature distance over the train images' "
+              f"(collapsed: below {COLLAPSED})",
               "- logged KID: what the run measured (train images, its fixed noise batch) and "
               "chose by, so chosen <= last there by construction", "",
               "## Per family and setting", "", markdown(verdicts(table)), "",

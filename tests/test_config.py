@@ -43,9 +43,9 @@ REPORTED = {
     "tabular": SHARED_TABULAR | {"select/score"},
     "tabular-b": SHARED_TABULAR | {"confidence/error", "confidence/coverage", "balance/positive",
                                    "select/confidence"},
-    "image-pair": {"kid", "judge_accuracy"},
-    "image-spiked": {"kid/mean", "judge_accuracy/mean"},
-    "image-conditional": {"kid/mean", "judge_accuracy/mean"},
+    "image-pair": {"kid", "judge_accuracy", "diversity"},
+    "image-spiked": {"kid/mean", "judge_accuracy/mean", "diversity/mean"},
+    "image-conditional": {"kid/mean", "judge_accuracy/mean", "diversity/mean"},
 }
 # Per-class families plan one trial per class: the real presets are planned with these.
 CLASSES = {"fids30": ("apples", "bananas")}

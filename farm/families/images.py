@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from farm.data.images import to_unit_range
 from farm.judge import Judge
-from farm.metrics.images import kid
+from farm.metrics.images import diversity, kid
 from farm.models.images import DISCRIMINATORS, GENERATORS, noise_for
 from farm.train.diffaugment import augmented
 from farm.train.gan_loop import GanPair, RealVsFake, Tricks, d_accuracy
@@ -172,15 +172,17 @@ def generate(G, n: int, seed: int, label: int | None = None) -> torch.Tensor:
 
 
 def score_class(judge: Judge, fake: torch.Tensor, real_features: np.ndarray, label: int,
-                params: ImageParams, seed: int) -> tuple[float, float]:
-    """KID to the class's real train images in the judge's space, and judge accuracy."""
+                params: ImageParams, seed: int) -> dict[str, float]:
+    """KID to the class's real train images in the judge's space, judge accuracy, and the
+    diversity of the generated images next to the real ones (near 0: collapsed)."""
     rng = torch.Generator().manual_seed(seed)
     features, predictions = judge.features_and_predictions(fake)
-    value, _ = kid(torch.tensor(np.array(real_features), dtype=torch.float64),
-                   features.double().cpu(), subsets=params.kid_subsets, subset_size=1000,
+    real = torch.tensor(np.array(real_features), dtype=torch.float64)
+    value, _ = kid(real, features.double().cpu(), subsets=params.kid_subsets, subset_size=1000,
                    generator=rng)
-    accuracy = float((predictions.cpu() == label).float().mean())
-    return float(value), accuracy
+    return {"kid": float(value),
+            "judge_accuracy": float((predictions.cpu() == label).float().mean()),
+            "diversity": diversity(real, features.double().cpu())}
 
 
 def judge_for(data: ImageData, device) -> Judge:
@@ -195,9 +197,7 @@ def judge_for(data: ImageData, device) -> Judge:
 def evaluate_pair(G, params: ImageParams, view: ClassView, seed: int) -> dict:
     judge = judge_for(view.data, next(G.parameters()).device)
     fake = generate(G, params.eval_images, seed)
-    value, accuracy = score_class(judge, fake, view.data.real_features[view.label], view.label,
-                                  params, seed)
-    return {"kid": value, "judge_accuracy": accuracy}
+    return score_class(judge, fake, view.data.real_features[view.label], view.label, params, seed)
 
 
 def export_pair(G, params: ImageParams, view: ClassView, n: int, seed: int) -> dict:
@@ -230,11 +230,14 @@ def evaluate_spiked(G, params: ImageParams, data: ImageData, seed: int) -> dict:
     metrics = {}
     for label, name in enumerate(data.classes):
         fake = generate(G, params.eval_images, seed + label, label)
-        value, accuracy = score_class(judge, fake, data.real_features[label], label, params, seed)
-        metrics[f"kid/{name}"], metrics[f"judge_accuracy/{name}"] = value, accuracy
-    metrics["kid/mean"] = float(np.mean([metrics[f"kid/{c}"] for c in data.classes]))
-    metrics["judge_accuracy/mean"] = float(np.mean([metrics[f"judge_accuracy/{c}"]
-                                                    for c in data.classes]))
+        scores = score_class(judge, fake, data.real_features[label], label, params, seed)
+        metrics.update({f"{key}/{name}": value for key, value in scores.items()})
+
+    def mean(key: str) -> float:
+        return float(np.mean([metrics[f"{key}/{c}"] for c in data.classes]))
+
+    metrics.update({"kid/mean": mean("kid"), "judge_accuracy/mean": mean("judge_accuracy"),
+                    "diversity/mean": mean("diversity")})
     return metrics
 
 

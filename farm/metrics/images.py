@@ -7,13 +7,14 @@ bias would swamp the differences between trials, while KID stays comparable acro
 sizes. The value is the unbiased MMD^2 with the cubic polynomial kernel
 ``k(x, y) = (gamma x.y + coef) ** degree`` (``gamma`` defaults to 1 / dim), averaged over
 random subsets. Pure torch: runs wherever the features live, accumulating in float64.
+`diversity` says, in the same space, whether a generator has collapsed onto one picture.
 """
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["kid", "mmd2_unbiased", "polynomial_kernel"]
+__all__ = ["diversity", "kid", "mmd2_unbiased", "polynomial_kernel"]
 
 
 def _as_features(x, name: str) -> torch.Tensor:
@@ -92,3 +93,22 @@ def kid(real_feats, fake_feats, subsets: int = 100, subset_size: int = 1000, deg
         scores.append(_mmd2(x[i.to(x.device)], y[j.to(y.device)], degree, gamma, coef))
     values = torch.stack(scores)  # one read-back for all subsets
     return float(values.mean()), float(values.std(correction=0))
+
+
+def diversity(real_feats, fake_feats) -> float:
+    """How varied the generated images are, next to the real ones: the mean distance between
+    two generated images' features over the mean distance between two real images' features.
+
+    About 1 for a generator as varied as the class, near 0 for one that draws the same picture
+    whatever its noise (mode collapse). KID alone cannot tell that apart from one good picture:
+    a collapsed pair can have a low KID and a judge that recognises every image.
+    """
+    x, y = _as_features(real_feats, "real features"), _as_features(fake_feats, "fake features")
+    _check_pair(x, y)
+
+    def spread(z: torch.Tensor) -> torch.Tensor:
+        n = z.shape[0]
+        return torch.cdist(z, z).sum() / (n * (n - 1))
+
+    real = spread(x)
+    return float(spread(y) / real) if real > 0 else float("nan")

@@ -136,7 +136,7 @@ def test_a_checkpoint_restores_raw_average_and_steps_and_resumes_exactly(trained
 def test_evaluate_scores_every_class_and_their_means(trained, data):
     params, pair, _ = trained
     metrics = FAMILY.evaluate(pair.generator, params, data, 0)
-    names = [f"{metric}/{c}" for metric in ("kid", "judge_accuracy")
+    names = [f"{metric}/{c}" for metric in ("kid", "judge_accuracy", "diversity")
              for c in (*data.classes, "mean")]
     assert set(names) <= set(metrics) and all(np.isfinite(metrics[n]) for n in names)
     per_class = [metrics[f"kid/{c}"] for c in data.classes]

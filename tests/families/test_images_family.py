@@ -29,8 +29,10 @@ def test_pair_and_spiked_trials_train_score_and_export(data):
                           game, epoch=1)
         assert {"loss/d", "loss/g", "d_acc"} <= set(stats)
         metrics = family.evaluate(pair.generator, params, view, 0)
-        key = "kid" if kind == "image-pair" else "kid/mean"
-        assert np.isfinite(metrics[key])
+        suffix = "" if kind == "image-pair" else "/mean"
+        assert all(np.isfinite(metrics[f"{key}{suffix}"])
+                   for key in ("kid", "judge_accuracy", "diversity"))
+        assert metrics[f"diversity{suffix}"] >= 0
         exported = family.export(pair.generator, params, view, 5, 0)
         expected = ["blue"] if kind == "image-pair" else ["red", "green", "blue"]
         assert list(exported) == expected

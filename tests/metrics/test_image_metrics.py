@@ -1,4 +1,5 @@
-"""Tests for farm.metrics.images: KID against a naive reference, and its behaviour on shifts."""
+"""Tests for farm.metrics.images: KID against a naive reference, and its behaviour on shifts;
+diversity on collapsed, faithful and scaled samples."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import itertools
 import pytest
 import torch
 
-from farm.metrics.images import kid, mmd2_unbiased, polynomial_kernel
+from farm.metrics.images import diversity, kid, mmd2_unbiased, polynomial_kernel
 
 
 def _naive_mmd2(x, y, degree=3, gamma=None, coef=1.0) -> float:
@@ -128,3 +129,26 @@ def test_cuda_matches_cpu():
     gpu = kid(x.cuda(), y.cuda(), subsets=5, subset_size=10,
               generator=torch.Generator().manual_seed(0))
     assert gpu == pytest.approx(cpu, abs=1e-10)
+
+
+def test_diversity_is_zero_for_a_collapsed_generator_and_one_for_the_real_sample():
+    real = _gauss(20, 8, seed=1)
+    assert diversity(real, real) == pytest.approx(1.0)
+    one_picture = real[3].repeat(16, 1)  # whatever the noise, the same features
+    assert diversity(real, one_picture) == pytest.approx(0.0, abs=1e-12)
+    # another sample of the same spread, elsewhere: about 1 (a sampling error of a few %)
+    same_spread = diversity(_gauss(400, 8, seed=1), _gauss(400, 8, shift=5.0, seed=2))
+    assert same_spread == pytest.approx(1.0, rel=0.05)
+
+
+def test_diversity_is_the_ratio_of_mean_pairwise_distances():
+    real, fake = _gauss(6, 3, seed=3), _gauss(5, 3, seed=4)
+
+    def mean_distance(z):
+        pairs = list(itertools.permutations(range(len(z)), 2))
+        return sum(float(torch.dist(z[i], z[j])) for i, j in pairs) / len(pairs)
+
+    assert diversity(real, fake) == pytest.approx(mean_distance(fake) / mean_distance(real))
+    assert diversity(real, 0.5 * fake) == pytest.approx(0.5 * diversity(real, fake))
+    with pytest.raises(ValueError, match="feature sizes differ"):
+        diversity(real, _gauss(5, 4))
