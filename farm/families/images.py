@@ -178,11 +178,11 @@ def score_class(judge: Judge, fake: torch.Tensor, real_features: np.ndarray, lab
     rng = torch.Generator().manual_seed(seed)
     features, predictions = judge.features_and_predictions(fake)
     real = torch.tensor(np.array(real_features), dtype=torch.float64)
-    value, _ = kid(real, features.double().cpu(), subsets=params.kid_subsets, subset_size=1000,
-                   generator=rng)
+    generated = features.double().cpu()
+    value, _ = kid(real, generated, subsets=params.kid_subsets, subset_size=1000, generator=rng)
     return {"kid": float(value),
             "judge_accuracy": float((predictions.cpu() == label).float().mean()),
-            "diversity": diversity(real, features.double().cpu())}
+            "diversity": diversity(real, generated)}
 
 
 def judge_for(data: ImageData, device) -> Judge:
