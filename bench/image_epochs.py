@@ -30,9 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from farm.families import kind_of, params_from
-from farm.families.images import ImageData
+from farm.families.images import ImageData, judge_for
 from farm.image_sets import image_root, prepare_images
-from farm.judge import Judge
 from farm.train.trainable import load_state
 
 FRESH_SEED_OFFSET = 1000  # the run scored with the trial's seed and exported with seed + 7
@@ -60,7 +59,7 @@ def reference_sets(experiment: Path, summary: dict, dataset: str, data_dir: str 
     root = image_root(dataset, settings.get("data_dir") or data_dir, settings.get("image_data"))
     prepared = prepare_images(dataset, root, config.get("data", {}), experiment, summary["seed"])
     train = prepared.trial_data
-    judge = Judge.load(prepared.judge_path, torch.device("cpu"))
+    judge = judge_for(train, torch.device("cpu"))  # the payload prepare_images just loaded
     test = np.asarray(prepared.split.test)
     labels = prepared.images.labels[test]
     features = judge.features(prepared.images.to_tensor(test)).cpu().numpy()
@@ -94,18 +93,20 @@ def rows(experiment: Path, summary: dict, sets: dict[str, dict[str, ImageData]],
         if trial["status"] != "ok" or "synthetic_dir" not in trial:
             continue  # tables, failed trials
         spec, progress = _spec(experiment, trial), _progress(experiment, trial)
-        chosen_row = progress[progress["epoch"] == trial["best_epoch"]].iloc[-1]
-        last_row = progress.iloc[-1]
-        scores = {which: rescore(spec, _checkpoint(experiment, trial, row["checkpoint_dir_name"]),
+        logged = {"chosen": progress[progress["epoch"] == trial["best_epoch"]].iloc[-1],
+                  "last": progress.iloc[-1]}
+        checkpoints = {"chosen": trial["checkpoint"],  # the one the farm kept and exported
+                       "last": logged["last"]["checkpoint_dir_name"]}
+        scores = {which: rescore(spec, _checkpoint(experiment, trial, name),
                                  sets[trial["dataset"]], images)
-                  for which, row in (("chosen", chosen_row), ("last", last_row))}
+                  for which, name in checkpoints.items()}
         per_class = trial["class"] is not None
         names = [trial["class"]] if per_class else list(sets[trial["dataset"]]["train"].classes)
         for name in names:
             key = None if per_class else name
             row = {"family": trial["family"], "setting": trial["setting"], "class": name,
-                   "chosen epoch": int(chosen_row["epoch"]), "last epoch": int(last_row["epoch"])}
-            logged = {"chosen": chosen_row, "last": last_row}
+                   "chosen epoch": int(logged["chosen"]["epoch"]),
+                   "last epoch": int(logged["last"]["epoch"])}
             for column, source, metric in (("logged KID", None, "kid"),
                                            ("train KID", "train", "kid"),
                                            ("test KID", "test", "kid"),
