@@ -29,7 +29,8 @@ SCHEDULER_KEYS = {"asha": {"kind", "grace_period", "reduction_factor", "smoothin
                           "quantile_fraction", "mutations"}}
 DATA_KEYS = {"split_seed", "tables", "images"}
 TABLE_KEYS = {"test_fraction", "val_fraction", "missing", "synthetic_rows", "snap"}
-IMAGE_KEYS = {"test_fraction", "size", "classes", "judge", "synthetic_per_class"}
+IMAGE_KEYS = {"test_fraction", "size", "classes", "judge", "synthetic_per_class",
+              "judge_filter"}
 TOP_KEYS = {"families", "data", "description", "evaluator"}
 REPLACED = {"search", "datasets"}
 
@@ -241,6 +242,11 @@ def _check_data(section: Any, where: Path) -> None:
         if not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
             raise ConfigError(f"data.{part}.test_fraction must be between 0 and 1, got {fraction!r}",
                               where=where)
+    for key in ("synthetic_per_class", "judge_filter"):
+        count = section.get("images", {}).get(key, 1)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ConfigError(f"data.images.{key} must be a whole number of at least 1, "
+                              f"got {count!r}", where=where)
     val = section.get("tables", {}).get("val_fraction", 0.2)
     if not isinstance(val, (int, float)) or not 0 < val < 1:
         raise ConfigError(f"data.tables.val_fraction must be between 0 and 1, got {val!r}",

@@ -72,13 +72,14 @@ def evaluate_image_dataset(dataset: str, prepared, trials: list[dict], config: E
     for name, (x, y) in trained.items():
         tasks += [Task(f"synthetic/{name}", x, y),
                   Task(f"real+synthetic/{name}", np.concatenate([real[0], x]),
-                       np.concatenate([real[1], y]))]
+                       np.concatenate([real[1], y]), real_count=len(real[1]))]
     if trained:  # what any extra images do: as many of pure noise as the biggest pool
         n = max(len(y) for _, y in trained.values())
         rng = np.random.default_rng(config.seed)
         noise = rng.integers(0, 256, (n, *real[0].shape[1:]), dtype=np.uint8)
         tasks.append(Task(CONTROL, np.concatenate([real[0], noise]),
-                          np.concatenate([real[1], np.arange(n) % len(classes)])))
+                          np.concatenate([real[1], np.arange(n) % len(classes)]),
+                          real_count=len(real[1])))
     test_task = Task("test", images.images[test], images.labels[test])
     job = evaluate(dataset, tasks, test_task, classes, config,
                    runs or str(experiment_dir / "evaluator"), use_gpu,

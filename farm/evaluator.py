@@ -8,7 +8,9 @@ trained from scratch on
 and each is tested on the held-out real test split, which no GAN, judge or epoch choice ever saw.
 Every classifier of a dataset takes the same number of optimizer steps (`epochs` passes over
 the real train split), so that a bigger training set does not win by more steps alone, and the
-last step is tested: nothing is chosen on the test split.
+last step is tested: nothing is chosen on the test split. Real + synthetic holds every real
+image once per pass and a fresh draw of synthetic ones making `synthetic_share` of it, so its
+answer does not depend on how many images a pool happens to hold.
 
 It runs as one Ray Train job per dataset (`TorchTrainer`): GPU workers when the cluster has GPUs,
 CPU workers otherwise; with more than one worker each trains on its shard of every epoch's
@@ -49,6 +51,7 @@ class EvaluatorConfig:
     lr: float = 1e-3                # AdamW, cosine schedule per step
     weight_decay: float = 0.05
     augment: bool = True            # random flip + reflect-padded crop
+    synthetic_share: float = 0.25   # real + synthetic (and its noise control): extras per pass
     workers: int = 0                # 0: one per GPU (up to 8) on a GPU cluster, else one CPU worker
     cpus_per_worker: int = 0        # 0: a whole node's CPUs for a lone CPU worker, else 1
     seed: int = 0
@@ -61,6 +64,9 @@ class EvaluatorConfig:
                 raise ConfigError(f"evaluator.{name} is too small: {getattr(self, name)}")
         if not self.lr > 0 or self.weight_decay < 0:
             raise ConfigError("evaluator needs lr > 0 and weight_decay >= 0")
+        if not 0 < self.synthetic_share < 1:
+            raise ConfigError("evaluator.synthetic_share must be between 0 and 1 (the synthetic "
+                              f"part of every real + synthetic pass), got {self.synthetic_share}")
         if self.workers < 0 or self.cpus_per_worker < 0:
             raise ConfigError("evaluator.workers and evaluator.cpus_per_worker must be >= 0")
 
@@ -71,11 +77,14 @@ def evaluator_config(values: dict | None) -> EvaluatorConfig:
 
 @dataclass
 class Task:
-    """One training set: uint8 images [N, H, W, 3] and labels [N]."""
+    """One training set: uint8 images [N, H, W, 3] and labels [N]. With `real_count`, the first
+    `real_count` images are real and the rest are extras (a pool, or the noise control) that
+    every pass draws from at the evaluator's `synthetic_share`."""
 
     name: str
     images: np.ndarray
     labels: np.ndarray
+    real_count: int | None = None
 
 
 # --------------------------------------------------------------------------- on each worker
@@ -87,6 +96,22 @@ def shard(order: torch.Tensor, rank: int, world: int) -> torch.Tensor:
     per_rank = math.ceil(len(order) / world)
     padded = order.repeat(math.ceil(per_rank * world / max(len(order), 1)))[:per_rank * world]
     return padded[rank::world]
+
+
+def pass_order(n: int, real_count: int | None, share: float,
+               generator: torch.Generator) -> torch.Tensor:
+    """One pass over a task, as indices. A plain task: a permutation of all n. A real + extras
+    task: every real image once and a fresh draw of extras (cycling when there are too few)
+    making `share` of the pass, shuffled together. Concatenating instead lets the pool's size
+    decide the answer: 3,840 synthetic images beside 768 real ones are 83% of every batch
+    (bench/RESULTS.md: such a classifier scored 0.43 where real alone scored 0.59)."""
+    if real_count is None or real_count >= n:
+        return torch.randperm(n, generator=generator)
+    extras = n - real_count
+    want = max(1, round(real_count * share / (1 - share)))
+    drawn = torch.randperm(extras, generator=generator).repeat(math.ceil(want / extras))[:want]
+    both = torch.cat([torch.arange(real_count), real_count + drawn])
+    return both[torch.randperm(len(both), generator=generator)]
 
 
 def step_budget(config: EvaluatorConfig, reference_images: int, world: int = 1) -> int:
@@ -114,7 +139,8 @@ def fit_and_test(task: Task, test: Task, num_classes: int, config: EvaluatorConf
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, budget)
     done, passes, report_every = 0, 0, max(1, budget // 5)
     while done < budget:
-        mine = shard(torch.randperm(len(x), generator=order_gen), rank, world).to(device)
+        order = pass_order(len(x), task.real_count, config.synthetic_share, order_gen)
+        mine = shard(order, rank, world).to(device)
         take = min(steps_per_epoch(len(mine), config.batch_size), budget - done)
         mine = mine[:take * config.batch_size]
         loss = train_epoch(model, opt, sched, x, y, mine, config.batch_size, aug_gen,
@@ -130,7 +156,9 @@ def fit_and_test(task: Task, test: Task, num_classes: int, config: EvaluatorConf
     net = getattr(model, "module", model)  # DDP's wrapped model, for a plain forward
     matrix, _ = confusion(net, to_unit_range(test.images, device),
                           torch.as_tensor(test.labels, device=device), num_classes)
-    return {"matrix": matrix.cpu().tolist(), "train_images": int(len(x)), "steps": budget,
+    return {"matrix": matrix.cpu().tolist(), "train_images": int(len(x)),
+            "synthetic_share": config.synthetic_share if task.real_count is not None else None,
+            "steps": budget,
             "seconds": round(time.perf_counter() - started, 1)}
 
 
@@ -231,7 +259,8 @@ def evaluate(name: str, tasks: list[Task], test: Task, classes, config: Evaluato
     out = {}
     for task_name, values in raw.items():
         out[task_name] = {**scores(values["matrix"], classes),
-                          "train_images": values["train_images"], "steps": values["steps"],
+                          "train_images": values["train_images"],
+                          "synthetic_share": values["synthetic_share"], "steps": values["steps"],
                           "seconds": values["seconds"]}
     return {"results": out, "workers": shape["num_workers"],
             "device": "cuda" if use_gpu else "cpu"}

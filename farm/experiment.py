@@ -25,9 +25,9 @@ from farm.atomic import replacing
 from farm.config import load_config
 from farm.errors import ConfigError, FarmError
 from farm.families import KINDS
-from farm.export import (provenance, real_plus_synthetic, sample_from_checkpoint, trtr, tstr,
-                         write_black_box_figures, write_csv_atomic, write_image_folder,
-                         write_trial_figures)
+from farm.export import (draw_images, provenance, real_plus_synthetic, sample_from_checkpoint,
+                         trtr, tstr, write_black_box_figures, write_csv_atomic,
+                         write_image_folder, write_trial_figures)
 from farm.curves import write_family_curves
 from farm.evaluate_pools import evaluate_image_dataset
 from farm.evaluator import evaluator_config
@@ -349,14 +349,17 @@ def _export_table(spec, outcome, p, trial, experiment_dir, data_cfg, seed) -> di
 
 
 def _export_images(spec, outcome, p, trial, experiment_dir, data_cfg) -> dict:
-    per_class = int(data_cfg.get("images", {}).get("synthetic_per_class", 32))
-    data = KINDS[spec["kind"]].view(p.trial_data, spec)
-    _, by_class = sample_from_checkpoint(spec, outcome.checkpoint_path, data, per_class)
+    images_cfg = data_cfg.get("images", {})
+    per_class = int(images_cfg.get("synthetic_per_class", 32))
+    by_class, kept, draws = draw_images(spec, outcome.checkpoint_path, p.trial_data, per_class,
+                                        int(images_cfg.get("judge_filter", 1)))
     folder = experiment_dir / "synthetic" / spec["dataset"] / "trials" / trial
     about = provenance({"trial": trial, "family": spec["family"], "setting": spec["tag"],
                         "dataset": spec["dataset"], "checkpoint": outcome.checkpoint_path,
-                        "best_epoch": outcome.best_epoch, "seed": spec["seed"]}, spec, per_class)
-    write_image_folder(by_class, folder, about)
+                        "best_epoch": outcome.best_epoch, "seed": spec["seed"]}, spec, draws)
+    if kept is not None:
+        about["kept"] = f"the {per_class} of {draws} the judge finds most like their class"
+    write_image_folder(by_class, folder, about, kept)
     return {"synthetic_dir": str(folder), "synthetic_images": sum(map(len, by_class.values())),
             "pools": []}
 

@@ -58,9 +58,48 @@ def provenance(entry: dict, spec: dict, n: int) -> dict:
             "samples": n}
 
 
-def write_image_folder(by_class: dict, folder: Path, about: dict | None = None) -> None:
+def keep_most_like_their_class(by_class: dict, judge, classes, keep: int):
+    """Rejection sampling by the judge: of each class's draws, the `keep` images the judge
+    (trained on the real train split only) finds most likely to be of that class. Returns
+    ({class: uint8 images}, {class: their indices in the draw}), best first, so a manifest can
+    say which draws were kept. Thirty classes from a small conditional GAN mostly look like no
+    class in particular; this drops the draws that say least about theirs."""
+    import torch
+
+    from farm.data.images import to_unit_range
+
+    kept, indices = {}, {}
+    for name, images in by_class.items():
+        with torch.no_grad():
+            probs = judge.probs(to_unit_range(images))[:, list(classes).index(name)]
+        order = torch.argsort(probs.cpu(), descending=True, stable=True)[:keep].numpy()
+        kept[name], indices[name] = images[order], [int(i) for i in order]
+    return kept, indices
+
+
+def draw_images(spec: dict, checkpoint_dir: str | Path, trial_data, per_class: int,
+                judge_filter: int = 1):
+    """A chosen checkpoint's image export: ({class: uint8 images}, {class: their indices in the
+    draw} or None when every draw is kept, draws per class). With `judge_filter` k > 1 it draws
+    k x `per_class` and keeps the `per_class` the experiment's judge finds most like their class.
+    `trial_data` is the dataset's ImageData (the kind picks its trial's view)."""
+    from farm.judge import Judge
+
+    draws = per_class * judge_filter
+    view = kind_of(spec["kind"]).view(trial_data, spec)
+    _, by_class = sample_from_checkpoint(spec, checkpoint_dir, view, draws)
+    if judge_filter == 1:
+        return by_class, None, draws
+    by_class, kept = keep_most_like_their_class(by_class, Judge.from_payload(trial_data.judge),
+                                                trial_data.classes, per_class)
+    return by_class, kept, draws
+
+
+def write_image_folder(by_class: dict, folder: Path, about: dict | None = None,
+                       indices: dict | None = None) -> None:
     """ImageFolder layout (<class>/<n>.png) plus a manifest.json naming, for every file, what
-    made it (`about`) and its index in the sample; written beside and renamed into place whole."""
+    made it (`about`) and its index in the sample (`indices[class][n]` when only some draws
+    were kept); written beside and renamed into place whole."""
     from PIL import Image
 
     with replacing_folder(folder) as staging:
@@ -69,7 +108,8 @@ def write_image_folder(by_class: dict, folder: Path, about: dict | None = None) 
             (staging / name).mkdir()
             for i, image in enumerate(images):
                 Image.fromarray(image).save(staging / name / f"{i:04d}.png")
-                files.append({"file": f"{name}/{i:04d}.png", "class": name, "index": i,
+                index = indices[name][i] if indices else i
+                files.append({"file": f"{name}/{i:04d}.png", "class": name, "index": index,
                               **(about or {})})
         (staging / "manifest.json").write_text(json.dumps({"files": files}, indent=1))
 

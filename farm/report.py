@@ -283,8 +283,10 @@ def _control_line(ev: dict, html: bool) -> str:
     control, ceiling = ev.get("control"), _get(ev, "ceiling", "accuracy")
     if not control or not _finite(ceiling):
         return ""
+    share = control.get("synthetic_share")
+    drawn = f", drawn as {share:.0%} of every pass as the pools are," if share else ""
     text = (f"Control: the real train split plus {control.get('train_images', 0) - _train(ev)} "
-            f"images of pure noise scores {_num(control.get('accuracy'))} "
+            f"images of pure noise{drawn} scores {_num(control.get('accuracy'))} "
             f"({_signed(control.get('accuracy', 0) - ceiling)} over real alone). A pool's "
             "augmentation gain means something only where it beats this. Every classifier "
             "takes the same number of optimizer steps.")

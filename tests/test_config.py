@@ -650,6 +650,15 @@ def test_bad_test_fraction(trials):
     assert error.where == str(trials / "data.yaml") and "1.5" in str(error)
 
 
+@pytest.mark.parametrize("key,value", [("judge_filter", 0), ("judge_filter", 2.5),
+                                       ("synthetic_per_class", 0), ("synthetic_per_class", True)])
+def test_impossible_image_export_counts_name_the_file(trials, key, value):
+    (trials / "presets" / "smoke.yaml").write_text(f"data:\n  images:\n    {key}: {value}\n")
+    error = config_error(trials)
+    assert error.where.endswith("smoke.yaml")
+    assert f"data.images.{key} must be a whole number of at least 1" in error.problem
+
+
 def test_family_defined_twice(trials):
     shutil.copy(trials / "tabular.yaml", trials / "tabular2.yaml")
     error = config_error(trials)

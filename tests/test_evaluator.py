@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from farm.errors import ConfigError
-from farm.evaluator import (EvaluatorConfig, Task, evaluator_config, fit_and_test, shard,
+from farm.evaluator import (EvaluatorConfig, Task, evaluator_config, fit_and_test, pass_order,
+                            shard,
                             step_budget)
 from farm.train.classifier import confusion, scores
 
@@ -81,3 +82,64 @@ def test_every_classifier_takes_the_same_number_of_steps_whatever_its_data():
                           say=lambda _line: None, reference_images=40)["steps"]
              for n in (40, 96, 7)]
     assert steps == [step_budget(config, 40)] * 3 == [2 * 3] * 3  # 40 images: 3 steps a pass
+
+
+def _counts(order, n):
+    return np.bincount(order.numpy(), minlength=n)
+
+
+def test_a_plain_pass_is_a_permutation():
+    order = pass_order(10, None, 0.25, torch.Generator().manual_seed(0))
+    assert sorted(order.tolist()) == list(range(10))
+
+
+@pytest.mark.parametrize("real,extras,share", [(40, 200, 0.25), (40, 5, 0.5), (30, 30, 0.1)])
+def test_a_real_plus_extras_pass_holds_every_real_image_once_and_extras_at_the_share(
+        real, extras, share):
+    order = pass_order(real + extras, real, share, torch.Generator().manual_seed(1))
+    counts = _counts(order, real + extras)
+    assert (counts[:real] == 1).all()
+    want = round(real * share / (1 - share))
+    assert counts[real:].sum() == want
+    if want >= extras:  # too few extras: every one is drawn, as evenly as possible
+        assert counts[real:].max() - counts[real:].min() <= 1
+    else:
+        assert counts.max() == 1
+    assert order[:real].tolist() != list(range(real))  # real and extras are shuffled together
+
+
+def test_each_pass_draws_fresh_extras():
+    generator = torch.Generator().manual_seed(2)
+    first, second = (set(pass_order(20 + 100, 20, 0.25, generator).tolist()) - set(range(20))
+                     for _ in range(2))
+    assert len(first) == len(second) == 7 and first != second
+
+
+def test_the_share_bounds_what_bad_extras_can_do():
+    """A real + extras classifier learns from its real images whatever the pool holds: extras
+    with wrong labels at a small share barely move it, while the same extras concatenated (five
+    times as many as the real images) teach it the wrong answer."""
+    rng = np.random.default_rng(4)
+    images, labels = _blobs(48, rng)
+    bad_images, bad_labels = _blobs(240, rng)
+    x = np.concatenate([images, bad_images])
+    y = np.concatenate([labels, (bad_labels + 1) % 3])
+    test = Task("test", *_blobs(60, rng))
+    config = EvaluatorConfig(arch="tiny", epochs=6, batch_size=16, augment=False,
+                             synthetic_share=0.1)
+
+    def accuracy(task):
+        out = fit_and_test(task, test, 3, config, torch.device("cpu"), say=lambda _line: None,
+                           reference_images=48)
+        return scores(out["matrix"], list("abc"))["accuracy"], out
+
+    shared, out = accuracy(Task("shared", x, y, real_count=48))
+    concatenated, plain = accuracy(Task("concatenated", x, y))
+    assert shared > 0.8 and concatenated < 0.5
+    assert out["synthetic_share"] == 0.1 and plain["synthetic_share"] is None
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0, -0.2])
+def test_impossible_synthetic_share_is_refused(share):
+    with pytest.raises(ConfigError, match="synthetic_share"):
+        evaluator_config({"synthetic_share": share})

@@ -147,6 +147,7 @@ def _experiment(tmp_path, pngs) -> tuple[Path, list[Path]]:
         "datasets": {"fruits": {
             "classes": CLASSES, "chance": 1 / 3, "test_images": 30,
             "ceiling": _result(png("ceiling.png", "confusion"), 0.912),
+            "control": {"accuracy": 0.871, "train_images": 156, "synthetic_share": 0.25},
             "pools": {
                 "best": {"dir": "/p", "manifest": "/m", "images": 96,
                          "members": {c: f"dcgan_{c}" for c in CLASSES},
@@ -229,6 +230,9 @@ def test_report_headline_numbers_and_tables(tmp_path, pngs):
     assert str(tmp_path / "storage") in text
     md = md_path.read_text(encoding="utf-8")
     assert "0.654" in md and "+0.021" in md and "| **best** |" in md and "broken_1" in md
+    control = ("Control: the real train split plus 96 images of pure noise, drawn as 25% of every "
+               "pass as the pools are, scores 0.871 (-0.041 over real alone)")
+    assert control in text and control in md
     assert "](figures/classes.png)" in md and "](figures/curves_ctgan.png)" in md
     assert str(exp) + "/figures" not in md.split("Regenerate")[0]  # relative picture paths
 

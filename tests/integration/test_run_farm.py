@@ -128,6 +128,11 @@ def test_tiny_farm_grows_image_pairs_spiked_and_conditional_models(tiny_run):
             with Image.open(png) as image:
                 assert image.size == (64, 64) and image.mode == "RGB"
         assert len(list(folder.rglob("*.png"))) == 4 * len(expected)
+        manifest = json.loads((folder / "manifest.json").read_text())["files"]
+        for name in expected:  # the tiny preset's judge filter keeps 4 of 8 draws per class
+            kept = [f["index"] for f in manifest if f["class"] == name]
+            assert len(set(kept)) == 4 and all(0 <= i < 8 for i in kept)
+        assert all(f["samples"] == 8 and "judge finds" in f["kept"] for f in manifest)
     for family in ("spiked", "conditional"):
         trial = next(t for t in images if t["family"] == family)
         assert {"kid/apples", "kid/bananas", "kid/mean", "judge_accuracy/mean"} <= set(
