@@ -35,6 +35,7 @@ from image_epochs import _checkpoint, _spec, reference_sets
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from farm.evaluate_pools import noise_control, real_plus
 from farm.evaluator import Task, evaluator_config, fit_and_test
 from farm.export import draw_images
 
@@ -108,12 +109,12 @@ def main() -> None:
     classes, reference = len(train.classes), len(train.labels)
     settings = [(n, k) for n in args.per_class for k in args.judge_filter]
 
-    def mean_over_seeds(make_task) -> tuple[float, list[float]]:
-        values = [accuracy(make_task(), test, classes, dataclasses.replace(base, seed=seed),
+    def mean_over_seeds(task: Task) -> tuple[float, list[float]]:
+        values = [accuracy(task, test, classes, dataclasses.replace(base, seed=seed),
                            device, reference) for seed in args.seeds]
         return float(np.mean(values)), values
 
-    ceiling, ceilings = mean_over_seeds(lambda: real)
+    ceiling, ceilings = mean_over_seeds(real)
     print(f"real train split: {ceiling:.3f} ({seeds(ceilings)})", flush=True)
     rows, cache, biggest = [], {}, 0
     for name in names:
@@ -121,19 +122,13 @@ def main() -> None:
             x, y = pool_images(args.experiment, trials, ev["pools"][name]["members"], train,
                                per_class, judge_filter, cache)
             biggest = max(biggest, len(y))
-            cas, cas_seeds = mean_over_seeds(lambda: Task("synthetic", x, y))
-            both, both_seeds = mean_over_seeds(lambda: Task(
-                "real+synthetic", np.concatenate([real.images, x]),
-                np.concatenate([real.labels, y]), real_count=reference))
+            cas, cas_seeds = mean_over_seeds(Task("synthetic", x, y))
+            both, both_seeds = mean_over_seeds(real_plus("real+synthetic", real, x, y))
             rows.append((name, per_class, judge_filter, len(y), cas, cas_seeds, both, both_seeds))
             print(f"{name} {per_class}/class filter {judge_filter}: CAS {cas:.3f} "
                   f"({seeds(cas_seeds)}), real + synthetic {both:.3f} ({seeds(both_seeds)})",
                   flush=True)
-    noise = np.random.default_rng(base.seed).integers(0, 256, (biggest, *real.images.shape[1:]),
-                                                      dtype=np.uint8)
-    control, controls = mean_over_seeds(lambda: Task(
-        "real+noise", np.concatenate([real.images, noise]),
-        np.concatenate([real.labels, np.arange(biggest) % classes]), real_count=reference))
+    control, controls = mean_over_seeds(noise_control(real, biggest, classes, base.seed))
 
     lines = [f"# Export and evaluator settings: {summary['name']} ({args.dataset})", "",
              f"- evaluator: {base.arch}, {base.epochs} epochs, synthetic share "

@@ -20,6 +20,20 @@ GRID_IMAGES = 6
 CONTROL = "real+noise"  # the control for real + synthetic: the same count of noise images
 
 
+def real_plus(name: str, real: Task, images: np.ndarray, labels: np.ndarray) -> Task:
+    """The real train split plus extra images, which the evaluator draws at its
+    `synthetic_share` of every pass."""
+    return Task(name, np.concatenate([real.images, images]), np.concatenate([real.labels, labels]),
+                real_count=len(real.labels))
+
+
+def noise_control(real: Task, n: int, classes: int, seed: int) -> Task:
+    """Real + `n` images of pure noise, labelled round the classes: what any extra images do."""
+    noise = np.random.default_rng(seed).integers(0, 256, (n, *real.images.shape[1:]),
+                                                 dtype=np.uint8)
+    return real_plus(CONTROL, real, noise, np.arange(n) % classes)
+
+
 def _mean_kid(members: dict[str, dict]) -> float:
     return float(np.mean([class_kid(t, c) for c, t in members.items()]))
 
@@ -67,19 +81,13 @@ def evaluate_image_dataset(dataset: str, prepared, trials: list[dict], config: E
         trained[name] = read_pool(folder, classes)
 
     train, test = np.asarray(split.fit), np.asarray(split.test)
-    real = (images.images[train], images.labels[train])
-    tasks = [Task("real", *real)]
+    real = Task("real", images.images[train], images.labels[train])
+    tasks = [real]
     for name, (x, y) in trained.items():
-        tasks += [Task(f"synthetic/{name}", x, y),
-                  Task(f"real+synthetic/{name}", np.concatenate([real[0], x]),
-                       np.concatenate([real[1], y]), real_count=len(real[1]))]
+        tasks += [Task(f"synthetic/{name}", x, y), real_plus(f"real+synthetic/{name}", real, x, y)]
     if trained:  # what any extra images do: as many of pure noise as the biggest pool
-        n = max(len(y) for _, y in trained.values())
-        rng = np.random.default_rng(config.seed)
-        noise = rng.integers(0, 256, (n, *real[0].shape[1:]), dtype=np.uint8)
-        tasks.append(Task(CONTROL, np.concatenate([real[0], noise]),
-                          np.concatenate([real[1], np.arange(n) % len(classes)]),
-                          real_count=len(real[1])))
+        tasks.append(noise_control(real, max(len(y) for _, y in trained.values()), len(classes),
+                                   config.seed))
     test_task = Task("test", images.images[test], images.labels[test])
     job = evaluate(dataset, tasks, test_task, classes, config,
                    runs or str(experiment_dir / "evaluator"), use_gpu,
