@@ -70,8 +70,7 @@ def keep_most_like_their_class(by_class: dict, judge, classes, keep: int):
 
     kept, indices = {}, {}
     for name, images in by_class.items():
-        with torch.no_grad():
-            probs = judge.probs(to_unit_range(images))[:, list(classes).index(name)]
+        probs = judge.probs(to_unit_range(images))[:, list(classes).index(name)]  # no_grad
         order = torch.argsort(probs.cpu(), descending=True, stable=True)[:keep].numpy()
         kept[name], indices[name] = images[order], [int(i) for i in order]
     return kept, indices
