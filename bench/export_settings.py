@@ -38,6 +38,7 @@ sys.path.insert(0, str(REPO))
 from farm.evaluate_pools import noise_control, real_plus
 from farm.evaluator import Task, evaluator_config, fit_and_test
 from farm.export import draw_images
+from farm.train.classifier import scores
 
 
 def _ints(text: str) -> list[int]:
@@ -70,8 +71,7 @@ def seeds(values: list[float]) -> str:
 def accuracy(task: Task, test: Task, classes: int, config, device, reference: int) -> float:
     out = fit_and_test(task, test, classes, config, device, say=lambda _line: None,
                        reference_images=reference)
-    matrix = np.asarray(out["matrix"])
-    return float(np.trace(matrix) / matrix.sum())
+    return scores(out["matrix"], range(classes))["accuracy"]
 
 
 def main() -> None:
