@@ -44,6 +44,15 @@ def _draw(rng: random.Random, values):
     return rng.choice(values)
 
 
+def trial_seed(base_seed: int, family: str, dataset: str, class_name: str | None,
+               setting: str, repeat: int) -> int:
+    """A trial's seed from what the trial is, not where it sits in the plan, so that the same
+    trial grows from the same seed whether it runs in the whole farm or alone under `--only`.
+    Below 2**31: numpy's legacy seeding and every offset added to it stay in range."""
+    identity = "|".join((family, dataset, class_name or "", setting, str(repeat)))
+    return (base_seed * 1_000_003 + zlib.crc32(identity.encode())) % 2**31
+
+
 def search_points(family: str, search: dict, samples: int | None, base_seed: int) -> list[dict]:
     """The settings a family tries: the whole grid, or `samples` random draws (lists are
     choices, {uniform: [a, b]} / {loguniform: [a, b]} ranges), the same for every dataset and
@@ -90,7 +99,8 @@ def plan_trials(families: dict[str, dict], base_seed: int,
                         "tag": _tag(chosen) + (f",seed#{repeat}" if repeat else ""),
                         "params": params, "epochs": section["epochs"],
                         "eval_every": section.get("eval_every", 10),
-                        "seed": base_seed + 1000 * repeat + len(trials),
+                        "seed": trial_seed(base_seed, family, dataset, class_name,
+                                           _tag(chosen), repeat),
                         "resources": dict(section.get("resources") or {"cpu": 1}),
                         # the defaults filled here, once, for every reader of the spec
                         "select": {"metric": "select/score", "mode": "max",

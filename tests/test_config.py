@@ -688,7 +688,7 @@ def test_plan_full_is_datasets_times_grid(trials):
     points = {(t["dataset"], t["params"]["lr_g"], t["tag"]) for t in planned}
     assert len(points) == len(planned)
     assert len({t["seed"] for t in planned}) == len(planned)
-    assert planned[0]["seed"] == 100
+    assert all(0 <= t["seed"] < 2**31 for t in planned)
     for trial in planned:
         assert trial["family"] == FAMILY and trial["kind"] == "tabular"
         assert trial["epochs"] == 300 and trial["eval_every"] == 10
@@ -806,6 +806,26 @@ def test_search_value_wins_via_yaml(trials):
     planned = plan_trials(load_config(trials, "tiny")["families"], base_seed=0)
     assert [t["params"]["flip_every"] for t in planned] == [7, 7]
     assert [t["tag"] for t in planned] == ["flip_every=7,variant=stable"] * 2
+
+
+def test_a_trial_keeps_its_seed_whatever_else_is_planned():
+    """`--only`, another family or another dataset beside it must not change the seed a trial
+    grows from: the same trial alone reproduces its run in the whole farm."""
+    families = load_config(TRIALS, "smoke")["families"]
+    seeds = lambda planned: {(t["family"], t["dataset"], t["class"], t["tag"]): t["seed"]
+                             for t in planned}
+    plan = lambda chosen, base=3, **kw: seeds(plan_trials(chosen, base, classes=CLASSES, **kw))
+    whole = plan(families)
+    alone = plan({"fruit-pairs": families["fruit-pairs"]})
+    reordered = plan(dict(reversed(list(families.items()))))
+    one_dataset = plan({"tabular-a": families["tabular-a"]},
+                       datasets_override={"table": ["diabetes"]})
+    assert alone and set(alone) < set(whole) and one_dataset
+    assert all(whole[key] == seed for key, seed in {**alone, **one_dataset}.items())
+    assert reordered == whole
+    assert len(set(whole.values())) == len(whole)
+    other_base = plan({"fruit-pairs": families["fruit-pairs"]}, base=4)
+    assert all(other_base[key] != seed for key, seed in alone.items())
 
 
 def test_plan_seeds_and_datasets_override(trials):
