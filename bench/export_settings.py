@@ -7,7 +7,9 @@ the GANs. This script answers "would other values have done better?" from the ch
 experiment already kept: it draws every pool member's class again under each setting, trains
 the evaluator's classifier on it (CAS) and on the real train split plus it, and tests both on
 the held-out test split, beside the real-data ceiling and the noise control, for one or more
-classifier seeds. The experiment itself is not touched.
+classifier seeds. `--trials` also scores one all-class trial alone (every class from its own
+checkpoint): the spread between trials that differ only in their GAN seed is the noise any
+comparison of settings must beat. The experiment itself is not touched.
 
 The judge that filters was trained on the train split only, so the test split still decides
 nothing; but a filtered pool carries some of the judge's knowledge of the train images, so read
@@ -15,6 +17,7 @@ its CAS beside the unfiltered one, not as a GAN's alone.
 
     .venv/bin/python bench/export_settings.py results/<name> --pools conditional.diffaug \\
         --per-class 32,128 --judge-filter 1,4 --seeds 0,1 [--epochs N] [--share 0.25] [--out f.md]
+    .venv/bin/python bench/export_settings.py results/<name> --trials conditional --seeds 0,1
 """
 
 from __future__ import annotations
@@ -64,6 +67,20 @@ def pool_images(experiment: Path, trials: dict, members: dict, train, per_class:
     return np.concatenate(xs), np.concatenate(ys)
 
 
+def single_trial_pools(trials: dict, wanted: str, classes) -> dict[str, dict]:
+    """{"trial <name> (GAN seed s)": {"members": every class -> that trial}} for the all-class
+    trials named in `wanted` (trial names, or a family for all of its trials)."""
+    keys = set(wanted.split(","))
+    chosen = [t for t in trials.values() if t["trial"] in keys or t["family"] in keys]
+    per_class = [t["trial"] for t in chosen if t.get("class") is not None]
+    if per_class or not chosen:
+        raise SystemExit(f"--trials {wanted}: " + (f"{per_class[0]} grows one class, not a pool"
+                         if per_class else "no trial or family of that name"))
+    return {f"trial {t['trial']} (GAN seed {t['seed']})":
+            {"members": dict.fromkeys(classes, t["trial"])}
+            for t in chosen if t.get("status") == "ok" and t.get("checkpoint")}
+
+
 def seeds(values: list[float]) -> str:
     return " / ".join(f"{v:.3f}" for v in values)
 
@@ -79,6 +96,8 @@ def main() -> None:
     parser.add_argument("experiment", type=Path)
     parser.add_argument("--dataset", default="fids30")
     parser.add_argument("--pools", help="comma-separated pool names (default: every trained one)")
+    parser.add_argument("--trials", help="also score these all-class trials alone (comma-separated "
+                                         "trial names, or a family for all of its trials)")
     parser.add_argument("--per-class", type=_ints, default=[32])
     parser.add_argument("--judge-filter", type=_ints, default=[1])
     parser.add_argument("--share", type=float, help="evaluator.synthetic_share (default: the "
@@ -106,6 +125,11 @@ def main() -> None:
         raise SystemExit(f"{args.experiment}: no pool {', '.join(unknown)} "
                          f"(it has {', '.join(ev['pools'])})")
     trials = {t["trial"]: t for t in summary["trials"]}
+    pools = dict(ev["pools"])
+    if args.trials:
+        alone = single_trial_pools(trials, args.trials, train.classes)
+        pools.update(alone)
+        names += list(alone)
     classes, reference = len(train.classes), len(train.labels)
     settings = [(n, k) for n in args.per_class for k in args.judge_filter]
 
@@ -119,7 +143,7 @@ def main() -> None:
     rows, cache, biggest = [], {}, 0
     for name in names:
         for per_class, judge_filter in settings:
-            x, y = pool_images(args.experiment, trials, ev["pools"][name]["members"], train,
+            x, y = pool_images(args.experiment, trials, pools[name]["members"], train,
                                per_class, judge_filter, cache)
             biggest = max(biggest, len(y))
             cas, cas_seeds = mean_over_seeds(Task("synthetic", x, y))
