@@ -95,7 +95,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("experiment", type=Path)
     parser.add_argument("--dataset", default="fids30")
-    parser.add_argument("--pools", help="comma-separated pool names (default: every trained one)")
+    parser.add_argument("--pools", help="comma-separated pool names (default: every trained one; "
+                                        "\"\" for none, with --trials)")
     parser.add_argument("--trials", help="also score these all-class trials alone (comma-separated "
                                          "trial names, or a family for all of its trials)")
     parser.add_argument("--per-class", type=_ints, default=[32])
@@ -118,7 +119,7 @@ def main() -> None:
     train, test_view = reference_sets(args.experiment, summary, args.dataset, args.data_dir)
     test = Task("test", test_view.images, test_view.labels)
     real = Task("real", train.images, train.labels)
-    names = args.pools.split(",") if args.pools else \
+    names = [n for n in args.pools.split(",") if n] if args.pools is not None else \
         [n for n, p in ev["pools"].items() if "same_as" not in p]
     unknown = sorted(set(names) - set(ev["pools"]))
     if unknown:

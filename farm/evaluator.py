@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from farm.data.images import to_unit_range
+from farm.data.images import label_tensor, to_unit_range
 from farm.errors import ConfigError, FarmError, settings_from
 from farm.train.classifier import (ARCHS, build_model, confusion, scores, steps_per_epoch,
                                    train_epoch)
@@ -131,7 +131,7 @@ def fit_and_test(task: Task, test: Task, num_classes: int, config: EvaluatorConf
         torch.manual_seed(config.seed)
         model = build_model(config.arch, num_classes, config.small_input_stem)
     model = wrap(model.to(device))
-    x, y = to_unit_range(task.images, device), torch.as_tensor(task.labels, device=device)
+    x, y = to_unit_range(task.images, device), label_tensor(task.labels, device)
     order_gen = torch.Generator().manual_seed(config.seed)  # identical orders on every rank
     aug_gen = torch.Generator(device=device).manual_seed(config.seed + 1 + rank)
     budget = step_budget(config, reference_images or len(x), world)
@@ -155,7 +155,7 @@ def fit_and_test(task: Task, test: Task, num_classes: int, config: EvaluatorConf
         return None
     net = getattr(model, "module", model)  # DDP's wrapped model, for a plain forward
     matrix, _ = confusion(net, to_unit_range(test.images, device),
-                          torch.as_tensor(test.labels, device=device), num_classes)
+                          label_tensor(test.labels, device), num_classes)
     return {"matrix": matrix.cpu().tolist(), "train_images": int(len(x)),
             "synthetic_share": config.synthetic_share if task.real_count is not None else None,
             "steps": budget,
@@ -188,7 +188,7 @@ def _train_loop(loop_config: dict) -> None:
                            reference_images=loop_config["reference_images"])
         if out is not None:
             results[task.name] = out
-            acc = float(np.trace(out["matrix"])) / max(1, int(np.sum(out["matrix"])))
+            acc = scores(out["matrix"], range(loop_config["num_classes"]))["accuracy"]
             _say(f"evaluator {task.name}: accuracy {acc:.3f} on {len(test.labels)} held-out "
                  "real images")
         ray.train.report({"tasks_done": i + 1})

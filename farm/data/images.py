@@ -35,6 +35,12 @@ def to_unit_range(images: np.ndarray, device: str | torch.device = "cpu") -> tor
     return x.permute(0, 3, 1, 2).to(torch.float32).div_(127.5).sub_(1.0).contiguous()
 
 
+def label_tensor(labels: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
+    """Class indices as a tensor on `device`, copied: arrays that arrive through Ray's object
+    store are read-only, and torch warns every process that shares one."""
+    return torch.tensor(np.asarray(labels), device=device)
+
+
 @dataclass(frozen=True, eq=False)  # eq=False: numpy arrays cannot be compared or hashed as a whole
 class ImageSet:
     """Decoded images of a class-per-folder dataset, all the same square size."""

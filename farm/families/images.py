@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from farm.data.images import to_unit_range
+from farm.data.images import label_tensor, to_unit_range
 from farm.judge import Judge
 from farm.metrics.images import diversity, kid
 from farm.models.images import DISCRIMINATORS, GENERATORS, noise_for
@@ -121,7 +121,7 @@ def build_spiked(params: ImageParams, data: ImageData, device) -> GanPair:
 
 
 def all_rows(data: ImageData, device) -> tuple[torch.Tensor, torch.Tensor]:
-    return data.tensor(slice(None), device), torch.as_tensor(data.labels, device=device)
+    return data.tensor(slice(None), device), label_tensor(data.labels, device)
 
 
 @dataclass

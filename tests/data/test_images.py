@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import torch
 from PIL import Image
 
 from farm.data import images as images_mod
-from farm.data.images import ImageSet, load_image_folder
+from farm.data.images import ImageSet, label_tensor, load_image_folder, to_unit_range
 from farm.errors import DataError
 
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
@@ -329,6 +330,22 @@ def test_to_tensor_range_and_layout(tmp_path):
     assert result.to_tensor(2).shape == (1, 3, 8, 8)
     assert result.to_tensor(result.class_indices("a")).shape == (2, 3, 8, 8)
     assert result.to_tensor(slice(1, None)).shape == (2, 3, 8, 8)
+
+
+def test_read_only_arrays_become_tensors_without_a_warning():
+    """What reaches a trial or the evaluator through Ray's object store is read-only; sharing it
+    makes torch print a UserWarning in every worker, which a user takes for a fault."""
+    images = np.zeros((2, 4, 4, 3), dtype=np.uint8)
+    labels = np.array([1, 0])
+    for array in (images, labels):
+        array.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x, y = to_unit_range(images), label_tensor(labels)
+    assert x.shape == (2, 3, 4, 4) and torch.all(x == -1)
+    assert y.tolist() == [1, 0] and y.dtype == torch.int64
+    y[0] = 5  # a copy: the caller's array is untouched
+    assert labels.tolist() == [1, 0]
 
 
 def test_fids30_tensor(shared_data, tmp_path):
