@@ -810,7 +810,7 @@ def test_search_value_wins_via_yaml(trials):
 
 def test_a_trial_keeps_its_seed_whatever_else_is_planned():
     """`--only`, another family or another dataset beside it must not change the seed a trial
-    grows from: the same trial alone reproduces its run in the whole farm."""
+    grows from: the same trial alone starts from the seed it had in the whole farm."""
     families = load_config(TRIALS, "smoke")["families"]
     seeds = lambda planned: {(t["family"], t["dataset"], t["class"], t["tag"]): t["seed"]
                              for t in planned}
