@@ -29,8 +29,8 @@ SCHEDULER_KEYS = {"asha": {"kind", "grace_period", "reduction_factor", "smoothin
                           "quantile_fraction", "mutations"}}
 DATA_KEYS = {"split_seed", "tables", "images"}
 TABLE_KEYS = {"test_fraction", "val_fraction", "missing", "synthetic_rows", "snap"}
-IMAGE_KEYS = {"test_fraction", "size", "classes", "judge", "synthetic_per_class",
-              "judge_filter"}
+IMAGE_KEYS = {"test_fraction", "val_fraction", "size", "classes", "judge",
+              "synthetic_per_class", "judge_filter"}
 TOP_KEYS = {"families", "data", "description", "evaluator"}
 REPLACED = {"search", "datasets"}
 
@@ -237,6 +237,7 @@ def _check_data(section: Any, where: Path) -> None:
     _check_keys(section, DATA_KEYS, where, "data")
     _check_keys(section.get("tables", {}), TABLE_KEYS, where, "data.tables")
     _check_keys(section.get("images", {}), IMAGE_KEYS, where, "data.images")
+    _check_classes(section, where)
     for part in ("tables", "images"):
         fraction = section.get(part, {}).get("test_fraction", 0.3)
         if not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
@@ -251,6 +252,57 @@ def _check_data(section: Any, where: Path) -> None:
     if not isinstance(val, (int, float)) or not 0 < val < 1:
         raise ConfigError(f"data.tables.val_fraction must be between 0 and 1, got {val!r}",
                           where=where)
+    val = section.get("images", {}).get("val_fraction", 0.0)
+    if isinstance(val, bool) or not isinstance(val, (int, float)) or not 0 <= val < 1:
+        raise ConfigError(f"data.images.val_fraction must be at least 0 and below 1 (the share "
+                          f"of each class kept to score usefulness), got {val!r}", where=where)
+
+
+def classes_wanted(data_cfg: dict, dataset: str) -> list[str]:
+    """The class folders `data.images.classes` asks of one image dataset; [] means all of them.
+
+    A mapping names the dataset each subset was written for (`{fids30: [apples, bananas]}`), so
+    a preset's FIDS30 subset leaves any other dataset, such as a user's own `--image-data`
+    folder, whole. A plain list (the older form) still applies to every image dataset. A value
+    of the wrong shape is a ConfigError, so config validation calls this too."""
+    value = (data_cfg.get("images") or {}).get("classes")
+    path = "data.images.classes"
+    if isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str) or not key:
+                raise ConfigError(f"{path} maps dataset names to class lists; {key!r} is not a "
+                                  "dataset name")
+        value, path = value.get(dataset), f"{path}.{dataset}"
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(c, str) and c for c in value):
+        raise ConfigError(f"{path} must be a list of class folder names (quote a name such as "
+                          f"'0'), or a mapping {{dataset: [class, ...]}}; got {value!r}")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{path} names a class twice")
+    return list(value)
+
+
+def _check_classes(section: dict, where: Path) -> None:
+    """data.images.classes: {dataset: [class folder, ...]} (each subset for the dataset it
+    names) or a plain list (every image dataset), as `classes_wanted` reads it."""
+
+    classes = section.get("images", {}).get("classes")
+    for dataset in (classes if isinstance(classes, dict) else [""]):
+        try:
+            classes_wanted(section, dataset)
+        except ConfigError as exc:
+            raise ConfigError(exc.problem, where=where) from None
+
+
+def _check_usefulness(name: str, section: dict, data: dict, where: Path) -> None:
+    """A family that keeps its epoch by usefulness needs the val slice that scores it."""
+    metric = str((section.get("select") or {}).get("metric", ""))
+    if metric.split("/")[0] in ("useful", "useful_accuracy") \
+            and not data.get("images", {}).get("val_fraction", 0.0):
+        raise ConfigError(f"families.{name}.select.metric is {metric!r}, which the val slice "
+                          "scores, but data.images.val_fraction is 0; set it above 0 (0.2 keeps "
+                          "a fifth of each class) or select by kid", where=where)
 
 
 def _check_evaluator(section: Any, where: Path) -> None:
@@ -326,4 +378,5 @@ def load_config(trials_dir: str | Path, preset: str) -> dict:
     for name, section in families.items():
         _check_variant_names(name, section, origin[name])
         _check_scheduler(name, section, origin[name])
+        _check_usefulness(name, section, data, origin[name])
     return {"families": families, "data": data, "evaluator": evaluator, "preset": preset}

@@ -25,8 +25,9 @@ def read_series(trial_dir: str | Path, metric: str) -> tuple[list, list] | None:
     return frame["epoch"].astype(int).tolist(), frame[metric].astype(float).tolist()
 
 
-def write_family_curves(trials: list[dict], folder: Path) -> dict[str, str]:
-    """{"curves/<family>": png} for every family with at least one readable trial."""
+def write_family_curves(trials: list[dict], folder: Path, writer=None) -> dict[str, str]:
+    """{"curves/<family>": png} for every family with at least one readable trial; with a
+    TensorBoard `writer` (anything with `add_figure`), the same pictures there too."""
     paths = {}
     for family in dict.fromkeys(t["family"] for t in trials):
         mine = [t for t in trials if t["family"] == family and t.get("trial_dir")]
@@ -47,5 +48,7 @@ def write_family_curves(trials: list[dict], folder: Path) -> dict[str, str]:
         if series:
             fig = figures.curves_figure(series, chosen, metric, mine[0]["select_mode"],
                                         title=f"{family}: {metric} over epochs (dots: chosen)")
+            if writer is not None:
+                writer.add_figure(f"curves/{family}", fig, close=False)
             paths[f"curves/{family}"] = str(figures.save(fig, folder / f"curves-{family}.png"))
     return paths

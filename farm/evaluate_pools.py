@@ -11,9 +11,10 @@ from torch.utils.tensorboard import SummaryWriter
 
 from farm import figures
 from farm.data.images import to_unit_range
-from farm.evaluator import EvaluatorConfig, Task, evaluate
+from farm.evaluator import REAL, EvaluatorConfig, Task, evaluate
+from farm.metrics.paired import paired_gain
 from farm.judge import Judge
-from farm.pools import (best_of, candidates, class_kid, class_metric, read_pool, same_as,
+from farm.pools import (USEFUL, best_of, candidates, class_kid, class_metric, read_pool, same_as,
                         write_pool)
 
 GRID_IMAGES = 6
@@ -21,8 +22,8 @@ CONTROL = "real+noise"  # the control for real + synthetic: the same count of no
 
 
 def real_plus(name: str, real: Task, images: np.ndarray, labels: np.ndarray) -> Task:
-    """The real train split plus extra images, which the evaluator draws at its
-    `synthetic_share` of every pass."""
+    """The real train split plus extra images, which join the real ones as the evaluator's
+    `mix` says."""
     return Task(name, np.concatenate([real.images, images]), np.concatenate([real.labels, labels]),
                 real_count=len(real.labels))
 
@@ -34,6 +35,38 @@ def noise_control(real: Task, n: int, classes: int, seed: int) -> Task:
     return real_plus(CONTROL, real, noise, np.arange(n) % classes)
 
 
+BEST_POOL_RULE = ("the highest mean usefulness of its members (a linear probe in the judge's "
+                  "space, trained on their images, tested on the val slice), not test accuracy")
+KID_POOL_RULE = "the lowest mean KID of its members (train split), not test accuracy"
+
+
+def gain_over(treated: dict, base: dict) -> dict:
+    """`treated` minus `base`, paired by classifier seed, with its 95% interval."""
+    return paired_gain(treated["accuracies"], base["accuracies"])
+
+
+def verdict(gain: dict, control_gain: dict | None) -> str:
+    """One line: does the pool help as augmentation? Only when the whole interval is above 0
+    and above what as many noise images gain."""
+    ci = gain.get("ci")
+    span = f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else " (one seed: no interval)"
+    text = f"{gain['mean']:+.3f}{span} over real alone"
+    if control_gain is not None:
+        text += f", noise control {control_gain['mean']:+.3f}"
+    helps = (ci is not None and ci[0] > 0
+             and (control_gain is None or ci[0] > control_gain["mean"]))
+    return f"helps: {text}" if helps else f"does not help: {text}"
+
+
+def best_pool(section_pools: dict, trained) -> tuple[str, str]:
+    """(pool, rule): the pool whose members scored the highest usefulness on the val slice at
+    their chosen epochs (the lowest KID for runs without it); never the test split."""
+    useful = {n: section_pools[n].get("mean_usefulness") for n in trained}
+    if all(v is not None for v in useful.values()):
+        return max(trained, key=lambda n: useful[n]), BEST_POOL_RULE
+    return min(trained, key=lambda n: section_pools[n]["mean_kid"]), KID_POOL_RULE
+
+
 def _mean_kid(members: dict[str, dict]) -> float:
     return float(np.mean([class_kid(t, c) for c, t in members.items()]))
 
@@ -43,7 +76,10 @@ def _at_chosen_epochs(members: dict[str, dict], grown_by: list[dict]) -> dict:
     trials it chose from cost to grow."""
     accuracy = [class_metric(t, c, "judge_accuracy") for c, t in members.items()]
     accuracy = [a for a in accuracy if a is not None]
+    useful = [class_metric(t, c, USEFUL) for c, t in members.items()]
     return {"mean_kid": _mean_kid(members),
+            "mean_usefulness": (float(np.mean(useful))
+                                if useful and all(u is not None for u in useful) else None),
             "mean_judge_accuracy": float(np.mean(accuracy)) if accuracy else None,
             "trials": len(grown_by),
             "train_seconds": round(sum(t.get("train_seconds") or 0.0 for t in grown_by), 1)}
@@ -80,8 +116,10 @@ def evaluate_image_dataset(dataset: str, prepared, trials: list[dict], config: E
         section_pools[name].update(_at_chosen_epochs(members, grown_by[name]))
         trained[name] = read_pool(folder, classes)
 
-    train, test = np.asarray(split.fit), np.asarray(split.test)
-    real = Task("real", images.images[train], images.labels[train])
+    # After selection the val slice rejoins the train split: the ceiling and real + synthetic
+    # learn from every real train image; the test split is still unseen.
+    train, test = split.train, np.asarray(split.test)
+    real = Task(REAL, images.images[train], images.labels[train])
     tasks = [real]
     for name, (x, y) in trained.items():
         tasks += [Task(f"synthetic/{name}", x, y), real_plus(f"real+synthetic/{name}", real, x, y)]
@@ -102,15 +140,21 @@ def evaluate_image_dataset(dataset: str, prepared, trials: list[dict], config: E
         writer.add_figure(f"evaluator/confusion/{task}", fig, close=False)
         result["figure"] = str(figures.save(fig, folder / f"confusion-{task.replace('/', '-')}.png"))
         writer.add_scalar(f"evaluator/accuracy/{task}", result["accuracy"])
-    ceiling = results["real"]
+    ceiling = results[REAL]
+    control = results.get(CONTROL)
+    control_gain = gain_over(control, ceiling) if control else None
     for name in trained:
         cas, both = results[f"synthetic/{name}"], results[f"real+synthetic/{name}"]
+        gain = gain_over(both, ceiling)
         section_pools[name].update(
             cas=cas, real_plus_synthetic=both,
             cas_ratio=cas["accuracy"] / ceiling["accuracy"] if ceiling["accuracy"] else None,
-            augmentation_gain=both["accuracy"] - ceiling["accuracy"])
-    # Chosen before looking at the test split: the pool whose members' KID is lowest on average.
-    best = min(trained, key=lambda n: section_pools[n]["mean_kid"])
+            augmentation_gain=gain["mean"], gain=gain,
+            over_control=gain_over(both, control) if control else None,
+            verdict=verdict(gain, control_gain))
+    # Chosen before looking at the test split: the pool whose members were most useful on the
+    # val slice (KID where a run has no usefulness score).
+    best, rule = best_pool(section_pools, trained)
     pictures = _pictures(prepared, pools[best], trained, classes, dataset, best)
     paths = {}
     for key, fig in pictures.items():
@@ -118,9 +162,9 @@ def evaluate_image_dataset(dataset: str, prepared, trials: list[dict], config: E
         paths[key] = str(figures.save(fig, folder / f"{key.replace('/', '-')}.png"))
     writer.close()
     return {"classes": classes, "chance": 1 / len(classes), "test_images": int(len(test)),
-            "ceiling": ceiling, "control": results.get(CONTROL), "pools": section_pools,
-            "best_pool": best,
-            "best_pool_rule": "lowest mean KID of its members (train split), not test accuracy",
+            "ceiling": ceiling, "control": control, "control_gain": control_gain,
+            "pools": section_pools, "protocol": config.describe(),
+            "best_pool": best, "best_pool_rule": rule,
             "workers": job["workers"], "device": job["device"], "figures": paths}
 
 

@@ -70,12 +70,12 @@ def experiment_store(storage_path: str, name: str) -> Store:
 
 
 def _image_classes(families, settings, data_cfg) -> dict[str, tuple[str, ...]]:
-    """Class names of every image dataset a per-class family grows on (a folder scan, no
-    decoding), after the `data.images.classes` subset."""
+    """Class names of every image dataset an image family grows on (a folder scan, no
+    decoding), after that dataset's `data.images.classes` subset, which is checked here: a class
+    the folder lacks is one line naming the folder, before anything is decoded."""
     from farm.data.images import scan_image_folder
-    from farm.image_sets import image_root
+    from farm.image_sets import chosen_classes, image_root
 
-    wanted = list(data_cfg.get("images", {}).get("classes") or [])
     found = {}
     for section in families.values():
         if KINDS[section["kind"]].modality != "image":
@@ -85,7 +85,7 @@ def _image_classes(families, settings, data_cfg) -> dict[str, tuple[str, ...]]:
             if name not in found:
                 root = image_root(name, settings.data_dir, settings.image_data)
                 classes, _ = scan_image_folder(root)
-                found[name] = tuple(wanted) if wanted else classes
+                found[name] = chosen_classes(data_cfg, name, classes, root)
     return found
 
 
@@ -193,7 +193,7 @@ def run(settings: Settings) -> dict | None:
     print("Exporting each trial's best epoch and scoring it on the held-out test split")
     summary = _summarise(name, settings, seed, tables, images, outcomes, store,
                          data_cfg, black_boxes)
-    summary["figures"] = write_family_curves(summary["trials"], experiment_dir / "figures")
+    summary["figures"] = _curves(summary["trials"], experiment_dir)
     summary["evaluator"] = _evaluate(config, images, summary, store, use_gpu)
     summary["seconds"] = round(time.time() - started, 1)
     summary["disk_bytes"] = store.disk_bytes()  # best-K checkpoints keep this bounded
@@ -202,6 +202,18 @@ def run(settings: Settings) -> dict | None:
     store.push()
     print(format_summary(summary, store))
     return summary
+
+
+def _curves(trials: list[dict], experiment_dir: Path) -> dict[str, str]:
+    """Each family's selection metric (usefulness for images) over epochs, kept epochs marked:
+    PNGs for the report, and the same pictures in TensorBoard (`curves/<family>`)."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(experiment_dir / "tensorboard-curves"))
+    try:
+        return write_family_curves(trials, experiment_dir / "figures", writer)
+    finally:
+        writer.close()
 
 
 def _evaluate(config, images, summary, store, use_gpu) -> dict | None:
@@ -307,9 +319,23 @@ def _summarise(name, settings, seed, tables, images, outcomes, store, data_cfg,
             for t in trials if t["dataset"] == dataset and t.get("synthetic_csv")]},
             experiment_dir / "synthetic" / dataset / "manifest.json")
     return {"version": SUMMARY_VERSION, "name": name, "preset": settings.preset,
+            "commit": _code_commit(),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "seed": seed, "experiment_dir": str(experiment_dir), "storage": store.home,
             "datasets": datasets, "trials": trials}
+
+
+def _code_commit() -> str | None:
+    """The farm's git commit when it runs from a checkout (a result names the code it came
+    from); None when git or the checkout is not there."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10, cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
 
 
 def _mark_chosen_tables(trials: list[dict], tables) -> None:
@@ -371,8 +397,9 @@ def _format_evaluator(section: dict | None) -> list[str]:
     lines = []
     config = section["config"]
     for dataset, info in section["datasets"].items():
-        lines += ["", f"  {dataset}: evaluator ({config['arch']}, {config['epochs']} epochs) tested "
-                      f"on {info['test_images']} held-out real images; chance {info['chance']:.3f}",
+        lines += ["", f"  {dataset}: evaluator tested on {info['test_images']} held-out real "
+                      f"images (one is {1 / info['test_images']:.4f}); chance {info['chance']:.3f}",
+                  f"    protocol: {info.get('protocol') or config['arch']}",
                   f"    {'trained on':40} {'accuracy':>8} {'of ceiling':>10} {'gain':>7}",
                   f"    {'real train split (ceiling)':40} {info['ceiling']['accuracy']:>8.3f}"]
         for name, pool in info["pools"].items():
@@ -386,12 +413,14 @@ def _format_evaluator(section: dict | None) -> list[str]:
             lines += [f"    {label:40} {cas:>8.3f} {ratio:>10}",
                       f"    {'real + synthetic: ' + name:40} {both:>8.3f} {'':>10} "
                       f"{pool['augmentation_gain']:>+7.3f}"]
+            if pool.get("verdict"):
+                lines.append(f"      {pool['verdict']}")
         if info.get("control"):
             lines.append(f"    {'control: real + noise images':40} "
                          f"{info['control']['accuracy']:>8.3f} {'':>10} "
                          f"{info['control']['accuracy'] - info['ceiling']['accuracy']:>+7.3f}")
-        lines.append("    (* the best pool, chosen by its members' KID on the train split; every "
-                     "classifier takes the same number of steps)")
+        lines.append(f"    (* the best pool: {info.get('best_pool_rule', 'lowest mean KID')}; "
+                     "accuracies are means over the classifier seeds)")
     for dataset, error in section.get("errors", {}).items():
         lines.append(f"  {dataset}: evaluator failed: {error}")
     return lines

@@ -15,8 +15,9 @@ import numpy as np
 import torch
 
 from farm.data.fetch import resolve_dataset
-from farm.data.images import ImageSet, load_image_folder
+from farm.data.images import ImageSet, load_image_folder, scan_image_folder
 from farm.data.split import Split, load_or_create, sha256_of
+from farm.config import classes_wanted
 from farm.errors import ConfigError, DataError, settings_from
 from farm.families.images import ImageData
 from farm.judge import Judge, JudgeConfig, train_judge
@@ -47,13 +48,23 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("FARM_CACHE_DIR", "~/.cache/gan-farm")).expanduser() / "decoded"
 
 
-def _subset(images: ImageSet, wanted: list[str], root: Path) -> ImageSet:
-    if not wanted:
-        return images
-    unknown = [c for c in wanted if c not in images.classes]
+def chosen_classes(data_cfg: dict, dataset: str, found: tuple[str, ...],
+                   root: Path) -> tuple[str, ...]:
+    """The classes an experiment uses of a dataset whose folder scan found `found`: its subset
+    in `data.images.classes`, checked against the folder before anything is decoded, or all."""
+    wanted = classes_wanted(data_cfg, dataset)
+    unknown = [c for c in wanted if c not in found]
     if unknown:
-        raise ConfigError(f"data.images.classes names {unknown[0]!r}, not a class folder of "
-                          f"this dataset ({', '.join(images.classes[:8])} ...)", where=root)
+        shown = ", ".join(found[:8]) + (" ..." if len(found) > 8 else "")
+        raise ConfigError(f"data.images.classes names {unknown[0]!r} for dataset {dataset!r}, "
+                          f"not a class folder here (its class folders: {shown})", where=root)
+    return tuple(wanted) if wanted else tuple(found)
+
+
+def _subset(images: ImageSet, wanted: tuple[str, ...]) -> ImageSet:
+    """Keep the classes `wanted` (checked by chosen_classes), relabelled in that order."""
+    if wanted == images.classes:
+        return images
     old = [images.classes.index(c) for c in wanted]
     keep = np.isin(images.labels, old)
     remap = {o: i for i, o in enumerate(old)}
@@ -69,20 +80,25 @@ def judge_config(values: dict) -> JudgeConfig:
 def prepare_images(name: str, root: Path, data_cfg: dict, experiment_dir: Path,
                    seed: int) -> PreparedImages:
     cfg = data_cfg.get("images", {})
+    found, _ = scan_image_folder(root)
+    wanted = chosen_classes(data_cfg, name, found, root)  # a wrong subset: before any decoding
     images = _subset(load_image_folder(root, cfg.get("size", 64), _cache_dir(), progress=True),
-                     list(cfg.get("classes") or []), root)
+                     wanted)
     counts = np.bincount(images.labels, minlength=len(images.classes))
     for label, count in enumerate(counts):
         if count < MIN_PER_CLASS:
             raise DataError(f"class has {count} image(s); a train/test split needs at least "
                             f"{MIN_PER_CLASS}", where=root / images.classes[label])
     sha = sha256_of(root) if len(images) < 5000 else f"files:{len(images.files)}"
+    # fit: what the GANs and the judge learn from; val: the slice that scores usefulness (kept
+    # from both, so a probe tested on it is not flattered); test: the final evaluator's only.
     split = load_or_create(experiment_dir / "splits" / f"{name}.json", images.labels,
-                           test_fraction=cfg.get("test_fraction", 0.2), val_fraction=0.0,
-                           seed=seed, dataset=name, source_sha256=sha)
-    train, test = np.asarray(split.fit), np.asarray(split.test)
-    x_train = images.to_tensor(train)
-    y_train = torch.as_tensor(images.labels[train])
+                           test_fraction=cfg.get("test_fraction", 0.2),
+                           val_fraction=float(cfg.get("val_fraction", 0.0)), seed=seed,
+                           dataset=name, source_sha256=sha, val_by_class=True)
+    fit, val, test = np.asarray(split.fit), np.asarray(split.val), np.asarray(split.test)
+    x_fit = images.to_tensor(fit)
+    y_fit = torch.as_tensor(images.labels[fit])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     judge_path = experiment_dir / "judge" / f"{name}.pt"
     if judge_path.exists():
@@ -91,8 +107,9 @@ def prepare_images(name: str, root: Path, data_cfg: dict, experiment_dir: Path,
     else:
         config = judge_config({"seed": seed, **(cfg.get("judge") or {})})
         print(f"Training the judge for {name} ({config.arch}, {config.epochs} epochs) on "
-              f"{len(train)} train images, {len(images.classes)} classes")
-        judge = train_judge(x_train.to(device), y_train, len(images.classes), config, device,
+              f"{len(fit)} train images ({len(val)} more kept aside to score usefulness), "
+              f"{len(images.classes)} classes")
+        judge = train_judge(x_fit.to(device), y_fit, len(images.classes), config, device,
                             progress=lambda line: print(f"  judge: {line}", flush=True),
                             classes=images.classes)
         judge.save(judge_path)
@@ -100,8 +117,11 @@ def prepare_images(name: str, root: Path, data_cfg: dict, experiment_dir: Path,
     test_accuracy = judge.accuracy(x_test.to(device), torch.as_tensor(images.labels[test]).to(device))
     print(f"Judge for {name}: accuracy {test_accuracy:.3f} on {len(test)} held-out test images "
           f"(chance {1 / len(images.classes):.3f})")
-    features = judge.features(x_train.to(device)).cpu().numpy()
-    real_features = {label: features[y_train.numpy() == label] for label in range(len(images.classes))}
-    data = ImageData(name, images.images[train], images.labels[train], images.classes,
-                     judge.payload(), real_features)
+    features = judge.features(x_fit.to(device)).cpu().numpy()
+    real_features = {label: features[y_fit.numpy() == label] for label in range(len(images.classes))}
+    val_features = (judge.features(images.to_tensor(val).to(device)).cpu().numpy()
+                    if len(val) else None)
+    data = ImageData(name, images.images[fit], images.labels[fit], images.classes,
+                     judge.payload(), real_features, val_features,
+                     images.labels[val] if len(val) else None)
     return PreparedImages(images, split, data, float(test_accuracy), judge_path, sha)

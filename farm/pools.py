@@ -1,8 +1,10 @@
 """Pools: the synthetic image datasets the farm hands to a user, and to the evaluator.
 
-A pool takes, for every class, the images of one trial's chosen checkpoint: the trial with the
-lowest KID for that class (measured against the class's real TRAIN images in the judge's
-feature space, so choosing never looks at the test split). There is one pool per image family
+A pool takes, for every class, the images of one trial's chosen checkpoint: the trial whose
+images were most useful for that class (`useful`: a linear probe in the judge's feature space,
+trained on the generated images, recognising the class's val-slice images, which no GAN and no
+judge trained on), so choosing never looks at the test split. Runs made before the val slice
+existed have no usefulness score and fall back to the lowest KID to the class's train images. There is one pool per image family
 (per family and variant when a family grew several variants, so that one setting can be
 compared with another on the same split) and one, `best-per-class`, over all of them. Each is an ImageFolder (`<class>/<n>.png`) with a
 `manifest.json` naming, for every file, the trial, checkpoint, epoch and seeds that made it.
@@ -22,8 +24,11 @@ from farm.atomic import replacing_folder
 
 BEST_PER_CLASS = "best-per-class"
 MANIFEST = "manifest.json"
-RULE = ("for each class, the trial whose chosen epoch has the lowest KID for that class "
-        "(judge features, real train split)")
+USEFUL = "useful"
+RULE = ("for each class, the trial whose chosen epoch was most useful for that class (a linear "
+        "probe in the judge's features, trained on its images, tested on the val slice)")
+KID_RULE = ("for each class, the trial whose chosen epoch has the lowest KID for that class "
+            "(judge features, real train split)")
 
 
 def class_metric(trial: dict, name: str, metric: str = "kid") -> float | None:
@@ -43,14 +48,25 @@ def class_kid(trial: dict, name: str) -> float:
     return math.inf if value is None else value
 
 
+def class_usefulness(trial: dict, name: str) -> float | None:
+    """How well a trial's images taught the probe this class (val slice); None if not scored."""
+    return class_metric(trial, name, USEFUL)
+
+
 def best_members(trials: list[dict], classes) -> dict[str, dict]:
-    """{class: trial} with the lowest KID for each class (ties go to the earlier trial)."""
+    """{class: trial} most useful for each class, or, when any candidate has no usefulness
+    score (an older run), with the lowest KID (ties go to the earlier trial)."""
     members = {}
     for name in classes:
-        scored = [(class_kid(t, name), i) for i, t in enumerate(trials)]
-        value, i = min(scored, default=(math.inf, -1))
-        if value < math.inf:
-            members[name] = trials[i]
+        makes = [t for t in trials if class_kid(t, name) < math.inf
+                 or class_usefulness(t, name) is not None]
+        if not makes:
+            continue
+        if all(class_usefulness(t, name) is not None for t in makes):
+            members[name] = max(makes, key=lambda t: (class_usefulness(t, name),
+                                                      -trials.index(t)))
+        else:
+            members[name] = min(makes, key=lambda t: (class_kid(t, name), trials.index(t)))
     return members
 
 
@@ -110,8 +126,10 @@ def write_pool(folder: Path, pool: str, dataset: str, members: dict[str, dict]) 
                 target = f"{name}/{i:04d}.png"
                 shutil.copyfile(source / record["file"], staging / target)
                 files.append({**record, "file": target, "source": str(source / record["file"]),
-                              "kid": class_kid(trial, name)})
-        manifest = {"pool": pool, "dataset": dataset, "rule": RULE,
+                              "kid": class_kid(trial, name),
+                              "useful": class_usefulness(trial, name)})
+        by_use = all(class_usefulness(t, c) is not None for c, t in members.items())
+        manifest = {"pool": pool, "dataset": dataset, "rule": RULE if by_use else KID_RULE,
                     "members": {c: t["trial"] for c, t in members.items()}, "files": files}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return {"dir": str(folder), "manifest": str(folder / MANIFEST), "images": len(files),

@@ -263,9 +263,14 @@ def _image_headline(dataset: str, info: dict, ev: dict | None) -> str:
         return "".join(out)
     out.append("<p>CAS: a classifier trained only on a pool's synthetic images, tested on "
                "held-out real ones. Ceiling: the same classifier trained on the real images.</p>")
-    out.append("<p>Mean KID and judge accuracy: the pool's members at their chosen epochs (train "
+    out.append("<p>Usefulness, mean KID and judge accuracy: the pool's members at their chosen "
+               "epochs (usefulness on the val slice, KID on the fit images; never the test "
                "split). GAN time: what the trials it chose from took to grow.</p>")
+    out.append(_protocol_line(ev, html=True))
     out.append(_control_line(ev, html=True))
+    verdicts = _verdict_lines(ev)
+    if verdicts:
+        out.append("<ul>" + "".join(f"<li>{_e(v)}</li>" for v in verdicts) + "</ul>")
     rows, classes = [], []
     for pool, p in _pool_rows(ev):
         if "same_as" in p:
@@ -278,6 +283,23 @@ def _image_headline(dataset: str, info: dict, ev: dict | None) -> str:
     return "".join(out)
 
 
+def _protocol_line(ev: dict, html: bool) -> str:
+    """How every classifier was trained, and what one test image is worth."""
+    protocol = ev.get("protocol")
+    if not protocol:
+        return ""
+    images = ev.get("test_images") or 0
+    worth = f" One of the {images} test images is {1 / images:.4f} of accuracy." if images else ""
+    text = f"Protocol: {protocol}.{worth}"
+    return f"<p>{_e(text)}</p>" if html else text
+
+
+def _verdict_lines(ev: dict) -> list[str]:
+    """One line per trained pool: does real + synthetic beat real alone, beyond noise?"""
+    return [f"{pool}: {p['verdict']}" for pool, p in _pool_rows(ev)
+            if "same_as" not in p and p.get("verdict")]
+
+
 def _control_line(ev: dict, html: bool) -> str:
     """The control for "real + synthetic": real + as many pure-noise images, same steps."""
     control, ceiling = ev.get("control"), _get(ev, "ceiling", "accuracy")
@@ -285,11 +307,14 @@ def _control_line(ev: dict, html: bool) -> str:
         return ""
     share = control.get("synthetic_share")
     drawn = f", drawn as {share:.0%} of every pass as the pools are," if share else ""
+    gain = ev.get("control_gain") or {}
+    ci = gain.get("ci")
+    span = f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""
     text = (f"Control: the real train split plus {control.get('train_images', 0) - _train(ev)} "
-            f"images of pure noise{drawn} scores {_num(control.get('accuracy'))} "
-            f"({_signed(control.get('accuracy', 0) - ceiling)} over real alone). A pool's "
-            "augmentation gain means something only where it beats this. Every classifier "
-            "takes the same number of optimizer steps.")
+            f"images of pure noise{drawn}, mixed in as the pools are, scores "
+            f"{_num(control.get('accuracy'))} "
+            f"({_signed(control.get('accuracy', 0) - ceiling)}{span} over real alone). A pool's "
+            "augmentation gain means something only where it beats this.")
     return f"<p>{_e(text)}</p>" if html else text
 
 
@@ -298,7 +323,8 @@ def _train(ev: dict) -> int:
 
 
 POOL_HEADER = ["pool", "images", "CAS accuracy", "ceiling", "CAS / ceiling", "real + synthetic",
-               "augmentation gain", "chance", "mean KID", "judge accuracy", "GAN time"]
+               "augmentation gain [95%]", "chance", "usefulness", "mean KID", "judge accuracy",
+               "GAN time"]
 
 
 def _pool_numbers(p: dict, ev: dict) -> list[str]:
@@ -306,10 +332,17 @@ def _pool_numbers(p: dict, ev: dict) -> list[str]:
     seconds = p.get("train_seconds")
     return [str(p.get("images", "–")), _num(_get(p, "cas", "accuracy")),
             _num(_get(ev, "ceiling", "accuracy")), _ratio(p.get("cas_ratio")),
-            _num(_get(p, "real_plus_synthetic", "accuracy")), _signed(p.get("augmentation_gain")),
-            _num(ev.get("chance")), _num(p.get("mean_kid"), ".4g"),
+            _num(_get(p, "real_plus_synthetic", "accuracy")), _gain_cell(p),
+            _num(ev.get("chance")), _num(p.get("mean_usefulness")), _num(p.get("mean_kid"), ".4g"),
             _num(p.get("mean_judge_accuracy")),
             f"{seconds / 60:.1f} min" if _finite(seconds) else "–"]
+
+
+def _gain_cell(p: dict) -> str:
+    """The augmentation gain, with its 95% interval over classifier seeds when there is one."""
+    ci = _get(p, "gain", "ci")
+    text = _signed(p.get("augmentation_gain"))
+    return f"{text} [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else text
 
 
 def _table_headline(dataset: str, info: dict, trials: list[dict]) -> str:
@@ -537,9 +570,11 @@ def _md_headline(summary: dict) -> list[str]:
                         continue
                     rows.append([label] + [_md(c) for c in _pool_numbers(p, ev)])
                 lines += _md_table(POOL_HEADER, rows)
-                control = _control_line(ev, html=False)
-                if control:
-                    lines += [control, ""]
+                for line in (_protocol_line(ev, html=False), _control_line(ev, html=False)):
+                    if line:
+                        lines += [line, ""]
+                lines += [f"- {v}" for v in _verdict_lines(ev)] + ([""] if _verdict_lines(ev)
+                                                                   else [])
         elif info.get("kind") == "table":
             trtr = info.get("trtr") or {}
             lines += [f"### {_md(dataset)} (table)", "",

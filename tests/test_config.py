@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 import farm.metrics.tabular
+import farm.metrics.usefulness
 from farm.config import VARIANT_AXIS, load_config
 from farm.errors import ConfigError
 from farm.families import KINDS, params_from
@@ -43,9 +44,11 @@ REPORTED = {
     "tabular": SHARED_TABULAR | {"select/score"},
     "tabular-b": SHARED_TABULAR | {"confidence/error", "confidence/coverage", "balance/positive",
                                    "select/confidence"},
-    "image-pair": {"kid", "judge_accuracy", "diversity"},
-    "image-spiked": {"kid/mean", "judge_accuracy/mean", "diversity/mean"},
-    "image-conditional": {"kid/mean", "judge_accuracy/mean", "diversity/mean"},
+    "image-pair": {"kid", "judge_accuracy", "diversity", "useful", "useful_accuracy"},
+    "image-spiked": {"kid/mean", "judge_accuracy/mean", "diversity/mean", "useful",
+                     "useful_accuracy"},
+    "image-conditional": {"kid/mean", "judge_accuracy/mean", "diversity/mean", "useful",
+                          "useful_accuracy"},
 }
 # Per-class families plan one trial per class: the real presets are planned with these.
 CLASSES = {"fids30": ("apples", "bananas")}
@@ -165,7 +168,8 @@ def test_reported_list_covers_every_kind():
         # The names are the code's: each is a string literal in the kind's module or the
         # shared tabular report, so a renamed metric fails here, not hours into a run.
         source = (inspect.getsource(inspect.getmodule(KINDS[kind].evaluate))
-                  + inspect.getsource(farm.metrics.tabular))
+                  + inspect.getsource(farm.metrics.tabular)
+                  + inspect.getsource(farm.metrics.usefulness))
         missing = sorted(n for n in names if f'"{n}"' not in source)
         assert not missing, (kind, missing)
     assert "select/score" not in REPORTED["tabular-b"]

@@ -7,9 +7,11 @@ import pytest
 import torch
 
 from farm.errors import ConfigError
-from farm.evaluator import (EvaluatorConfig, Task, evaluator_config, fit_and_test, pass_order,
-                            shard,
-                            step_budget)
+from farm import evaluator as evaluator_module
+from farm.evaluator import (EvaluatorConfig, Task, draws, evaluator_config, fit_and_test,
+                            over_seeds, pass_order, seed_configs, shard, soft_targets,
+                            step_budget, synthetic_statistics, train_classifier,
+                            with_dual_batch_norm)
 from farm.train.classifier import confusion, scores
 
 
@@ -126,7 +128,7 @@ def test_the_share_bounds_what_bad_extras_can_do():
     y = np.concatenate([labels, (bad_labels + 1) % 3])
     test = Task("test", *_blobs(60, rng))
     config = EvaluatorConfig(arch="tiny", epochs=6, batch_size=16, augment=False,
-                             synthetic_share=0.1)
+                             mix="share", synthetic_share=0.1)
 
     def accuracy(task):
         out = fit_and_test(task, test, 3, config, torch.device("cpu"), say=lambda _line: None,
@@ -143,3 +145,135 @@ def test_the_share_bounds_what_bad_extras_can_do():
 def test_impossible_synthetic_share_is_refused(share):
     with pytest.raises(ConfigError, match="synthetic_share"):
         evaluator_config({"synthetic_share": share})
+
+
+# --------------------------------------------------------------------------- the mixes
+
+
+def _recording(monkeypatch):
+    """Record every step's (plain or real) batch and whether extras rode along."""
+    seen = []
+    step = evaluator_module._Run.step
+
+    def record(self, xb, yb, aug_gen, extra=None):
+        seen.append((xb.clone(), None if extra is None else extra[0].clone()))
+        return step(self, xb, yb, aug_gen, extra)
+
+    monkeypatch.setattr(evaluator_module._Run, "step", record)
+    return seen
+
+
+def _real_and_pool(seed=5, real=40, pool=100):
+    rng = np.random.default_rng(seed)
+    x, y = _blobs(real, rng)
+    px, py = _blobs(pool, rng)
+    return Task("real", x, y), Task("both", np.concatenate([x, px]), np.concatenate([y, py]),
+                                    real_count=real)
+
+
+def _train(task, config, **kw):
+    return train_classifier(task, 3, config, torch.device("cpu"), say=lambda _line: None,
+                            reference_images=40, **kw)
+
+
+@pytest.mark.parametrize("mix", ["extra", "distill"])
+def test_extra_keeps_the_ceilings_real_schedule_whole_and_adds_synthetic_on_top(
+        monkeypatch, mix):
+    seen = _recording(monkeypatch)
+    real, both = _real_and_pool()
+    config = EvaluatorConfig(arch="tiny", epochs=2, batch_size=16, mix=mix, synthetic_batch=8)
+    teacher, ceiling_steps = _train(real, config)
+    ceiling = list(seen)
+    seen.clear()
+    _, steps = _train(both, config, teacher=teacher)
+    assert steps == ceiling_steps == step_budget(config, 40)
+    assert len(seen) == len(ceiling)
+    for (xb, extra), (ceiling_xb, none) in zip(seen, ceiling):
+        assert none is None and torch.equal(xb, ceiling_xb)  # the same real batches, in order
+        assert extra is not None and len(extra) == 8          # synthetic on top of every one
+
+
+def test_pretrain_trains_on_the_pool_then_takes_the_ceilings_real_schedule(monkeypatch):
+    seen = _recording(monkeypatch)
+    real, both = _real_and_pool()
+    config = EvaluatorConfig(arch="tiny", epochs=2, batch_size=16, mix="pretrain")
+    _train(real, config)
+    ceiling = list(seen)
+    seen.clear()
+    _, steps = _train(both, config)
+    budget = step_budget(config, 40)
+    assert steps == 2 * budget and len(seen) == 2 * budget
+    pool_images = torch.as_tensor(both.images[40:]).float()
+    first = seen[0][0]
+    assert not any(torch.equal(first, c) for c, _ in ceiling)  # phase one: pool images
+    assert all(torch.equal(a, b) for (a, _), (b, _) in zip(seen[budget:], ceiling))
+    assert pool_images.shape[0] == 100
+
+
+def test_extras_are_drawn_evenly_and_afresh_each_cycle():
+    drawn = draws(10, 4, torch.Generator().manual_seed(0))
+    batches = [next(drawn) for _ in range(5)]  # 20 draws: every extra twice
+    counts = np.bincount(torch.cat(batches).numpy(), minlength=10)
+    assert (counts == 2).all()
+
+
+def test_soft_targets_mix_the_requested_class_with_the_teachers_softmax():
+    class Teacher(torch.nn.Module):  # says class 2 for everything, with certainty
+        def forward(self, x):
+            return torch.tensor([[0.0, 0.0, 50.0]]).repeat(len(x), 1)
+
+    labels = torch.tensor([0, 1])
+    x = torch.zeros(2, 3, 4, 4)
+    targets = soft_targets(Teacher(), x, labels, 3, 0.25)
+    assert torch.allclose(targets, torch.tensor([[0.75, 0.0, 0.25], [0.0, 0.75, 0.25]]),
+                          atol=1e-6)
+    assert torch.equal(soft_targets(None, x, labels, 3, 0.25),
+                       torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]))
+
+
+def test_separate_batch_norm_keeps_synthetic_statistics_out_of_the_tested_ones():
+    from farm.train.classifier import build_model
+
+    model = with_dual_batch_norm(build_model("tiny", 3))
+    duals = [m for m in model.modules() if isinstance(m, evaluator_module.DualBatchNorm)]
+    assert duals and not any(isinstance(m, torch.nn.BatchNorm2d) and
+                             not isinstance(p, evaluator_module.DualBatchNorm)
+                             for p in model.modules() for m in p.children()
+                             if p not in duals)
+    model.train()
+    before = [d.main.running_mean.clone() for d in duals]
+    with synthetic_statistics(model, True):
+        model(torch.randn(4, 3, 16, 16) + 5)
+    assert all(torch.equal(b, d.main.running_mean) for b, d in zip(before, duals))
+    assert any(not torch.equal(d.aux.running_mean, torch.zeros_like(d.aux.running_mean))
+               for d in duals)
+    assert not any(d.synthetic for d in duals)  # the context restores the real statistics
+
+
+def test_separate_batch_norm_trains_and_tests():
+    real, both = _real_and_pool()
+    test = Task("test", *_blobs(30, np.random.default_rng(9)))
+    config = EvaluatorConfig(arch="tiny", epochs=3, batch_size=16, augment=False,
+                             separate_bn=True)
+    out = fit_and_test(both, test, 3, config, torch.device("cpu"), say=lambda _line: None,
+                       reference_images=40)
+    assert scores(out["matrix"], list("abc"))["accuracy"] > 0.8 and out["mix"] == "extra"
+
+
+def test_each_figure_has_every_seed_and_the_mean_of_their_accuracies():
+    configs = seed_configs(EvaluatorConfig(seed=10, seeds=3))
+    assert [c.seed for c in configs] == [10, 11, 12]
+    runs = [{"matrix": [[2, 0], [0, 2]], "seed": 0, "steps": 5, "train_images": 4, "seconds": 1},
+            {"matrix": [[1, 1], [0, 2]], "seed": 1, "steps": 5, "train_images": 4, "seconds": 2}]
+    out = over_seeds(runs, ["a", "b"])
+    assert out["accuracies"] == [1.0, 0.75] and out["accuracy"] == 0.875
+    assert out["confusion"] == [[3, 1], [0, 4]] and out["seeds"] == [0, 1]
+    assert out["seconds"] == 3 and out["spread"] > 0
+
+
+@pytest.mark.parametrize("values,message", [({"mix": "blend"}, "mix"), ({"seeds": 0}, "seeds"),
+                                            ({"distill_weight": 1.5}, "distill_weight"),
+                                            ({"synthetic_batch": 0}, "synthetic_batch")])
+def test_impossible_mix_settings_are_refused(values, message):
+    with pytest.raises(ConfigError, match=message):
+        evaluator_config(values)

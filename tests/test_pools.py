@@ -93,3 +93,25 @@ def test_a_family_with_several_variants_gets_a_pool_per_variant():
     assert {p: m["apples"]["trial"] for p, m in pools.items()} == {
         "fruit-pairs.report": "p1", "fruit-pairs.diffaug": "p2", "spiked": "s1",
         BEST_PER_CLASS: "p2"}
+
+
+def test_members_are_chosen_by_usefulness_where_every_candidate_has_it():
+    """KID would pick a1 for apples and s1 for bananas; usefulness on the val slice picks the
+    others, and it wins whenever every candidate for the class was scored."""
+    trials = [_trial("a1", "fruit-pairs", "apples", {"kid": 0.1, "useful": 0.2}),
+              _trial("a2", "fruit-pairs", "apples", {"kid": 0.5, "useful": 0.6}),
+              _trial("s1", "spiked", None, {"kid/apples": 0.3, "kid/bananas": 0.1,
+                                            "useful/apples": 0.4, "useful/bananas": 0.1}),
+              _trial("s2", "spiked", None, {"kid/apples": 0.4, "kid/bananas": 0.2,
+                                            "useful/apples": 0.3, "useful/bananas": 0.7})]
+    pools = choose_pools(trials, ["apples", "bananas"])
+    names = {p: {c: t["trial"] for c, t in m.items()} for p, m in pools.items()}
+    assert names[BEST_PER_CLASS] == {"apples": "a2", "bananas": "s2"}
+    assert names["spiked"] == {"apples": "s1", "bananas": "s2"}
+
+
+def test_an_older_run_without_usefulness_falls_back_to_kid():
+    trials = [_trial("a1", "fruit-pairs", "apples", {"kid": 0.1}),
+              _trial("a2", "fruit-pairs", "apples", {"kid": 0.5, "useful": 0.9})]
+    pools = choose_pools(trials, ["apples"])
+    assert pools["fruit-pairs"]["apples"]["trial"] == "a1"

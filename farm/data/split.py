@@ -64,6 +64,24 @@ def stratified_split(labels, test_fraction: float, val_fraction: float, seed: in
                  tuple(map(int, np.sort(test))))
 
 
+def carve_val_by_class(split: Split, labels, fraction: float, seed: int) -> Split:
+    """Move `fraction` of each class's fit rows to val (at least one where the class has three
+    or more, always leaving two to train on). For images: a few dozen a class is too few for a
+    stratified draw over all classes at once, and the train/test indices stay those of a split
+    without val, so runs with and without a val slice share their test split."""
+    labels = np.asarray(labels)
+    fit = np.asarray(split.fit, dtype=np.int64)
+    rng = np.random.default_rng(seed + 1)
+    val = []
+    for label in np.unique(labels[fit]):
+        mine = rng.permutation(fit[labels[fit] == label])
+        k = min(max(1, round(fraction * len(mine))), len(mine) - 2) if fraction > 0 else 0
+        val.extend(mine[:max(k, 0)].tolist())
+    val = np.sort(np.asarray(val, dtype=np.int64))
+    return Split(split.dataset, split.source_sha256, split.seed, split.test_fraction, fraction,
+                 tuple(map(int, np.setdiff1d(fit, val))), tuple(map(int, val)), split.test)
+
+
 def _stratified(index, labels, fraction, seed):
     _, counts = np.unique(labels, return_counts=True)
     stratify = labels if counts.min() >= 2 else None
@@ -87,8 +105,9 @@ def read_manifest(path: Path) -> Split:
 
 
 def load_or_create(path: Path, labels, *, test_fraction: float, val_fraction: float, seed: int,
-                   dataset: str, source_sha256: str) -> Split:
-    """Reuse the experiment's split if it exists (and still matches the data), else write one."""
+                   dataset: str, source_sha256: str, val_by_class: bool = False) -> Split:
+    """Reuse the experiment's split if it exists (and still matches the data), else write one.
+    `val_by_class`: carve val from each class's fit rows (`carve_val_by_class`)."""
     if path.exists():
         kept = read_manifest(path)
         if kept.source_sha256 != source_sha256:
@@ -96,8 +115,14 @@ def load_or_create(path: Path, labels, *, test_fraction: float, val_fraction: fl
                             "(sha256 differs); use a new --name", where=path)
         if (kept.seed, kept.test_fraction, kept.val_fraction) != (seed, test_fraction, val_fraction):
             raise DataError(f"experiment was split with seed {kept.seed}, test fraction "
-                            f"{kept.test_fraction}; rerun with those or a new --name", where=path)
+                            f"{kept.test_fraction}, val fraction {kept.val_fraction}; rerun "
+                            "with those or a new --name", where=path)
         return kept
-    fresh = stratified_split(labels, test_fraction, val_fraction, seed, dataset, source_sha256)
+    if val_by_class:
+        fresh = carve_val_by_class(stratified_split(labels, test_fraction, 0.0, seed, dataset,
+                                                    source_sha256), labels, val_fraction, seed)
+    else:
+        fresh = stratified_split(labels, test_fraction, val_fraction, seed, dataset,
+                                 source_sha256)
     write_manifest(fresh, path)
     return fresh

@@ -7,11 +7,16 @@ loss. D sees real and generated images through DiffAugment (`diffaug`). What is 
 exported and pictured is an exponential moving average of G's weights (`EMAGenerator`: its
 eval mode), and it is scored, exported and pictured exactly like `spiked` (KID and judge
 accuracy per class and their means; one grid row per class).
+
+For a few dozen images a class, three published regularisers are settings, all off by default
+(farm.train.regularisers has the sources): `lecam` (LeCam's bound on D's outputs),
+`consistency` (D's score of a real image kept under `consistency_augment`), and transitional
+conditioning (`transition_start`, `transition_end`: the class blended in over those G steps).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -20,6 +25,8 @@ from farm.models.conditional import ConditionalGenerator, ProjectionDiscriminato
 from farm.train.diffaugment import augmented
 from farm.train.ema import EMAGenerator, follow
 from farm.train.gan_loop import LOSSES, GanPair, d_accuracy
+from farm.train.regularisers import (Regularisers, check_transition, keep_lecam, regularisers,
+                                     transition)
 
 HINGE_D, HINGE_G = LOSSES["hinge"]
 
@@ -40,9 +47,17 @@ class ConditionalParams:
     ema_decay: float = 0.999        # per G step
     ema_start: int = 1000           # G steps during which the average is a copy of G
     diffaug: str = "color,translation,cutout"   # "" = off
+    lecam: float = 0.0              # LeCam weight on D's loss; 0 = off (0.3 in its BigGAN runs)
+    consistency: float = 0.0        # consistency weight on real images; 0 = off (10 in the paper)
+    consistency_augment: str = "translation,cutout"   # its transform T, a DiffAugment policy
+    transition_start: int = 0       # G step at which the class starts to count ...
+    transition_end: int = 0         # ... and from which it counts fully; 0 = off (always)
     eval_images: int = 16           # per class
     kid_subsets: int = 20
     grid_images: int = 8            # per class: one grid row each
+
+    def __post_init__(self):
+        check_transition(self.transition_start, self.transition_end)
 
 
 def build(params: ConditionalParams, data: ImageData, device) -> GanPair:
@@ -51,19 +66,29 @@ def build(params: ConditionalParams, data: ImageData, device) -> GanPair:
                      params.ema_decay, params.ema_start).to(device)
     D = ProjectionDiscriminator(classes, params.d_width, size).to(device)
     betas = (params.beta1, params.beta2)
+    if params.lecam:
+        keep_lecam(D)
     g_opt = torch.optim.Adam(G.raw.parameters(), params.lr_g, betas=betas)
     follow(G, g_opt)
+    if params.transition_end:  # after `follow`, whose hook counts the steps it reads
+        transition(G, params.transition_start, params.transition_end, g_opt, G, D)
     return GanPair(G, D, g_opt, torch.optim.Adam(D.parameters(), params.lr_d, betas=betas))
 
 
+@dataclass
 class ProjectionGame(SpikedGame):
     """Hinge loss on D(x, y): real images with their labels, generated ones with the labels
-    they were asked for. Inputs are drawn as for `spiked`: noise and a random class each."""
+    they were asked for, plus the regularisers that are on. Inputs are drawn as for `spiked`:
+    noise and a random class each."""
+
+    regularise: Regularisers = field(default_factory=Regularisers)
 
     def d_loss(self, real, fake, inputs, epoch):
         images, labels = real
         out_real, out_fake = self.D(images, labels), self.D(fake, inputs[1])
-        return HINGE_D(out_real, out_fake), d_accuracy(out_real > 0, out_fake < 0)
+        loss, stats = self.regularise(HINGE_D(out_real, out_fake), out_real, out_fake,
+                                      images, labels)
+        return loss, {**d_accuracy(out_real > 0, out_fake < 0), **stats}
 
     def g_loss(self, real, fake, inputs, epoch):
         return HINGE_G(self.D(fake, inputs[1])), {}
@@ -71,4 +96,6 @@ class ProjectionGame(SpikedGame):
 
 def game(params: ConditionalParams, data: ImageData, pair: GanPair, device) -> ProjectionGame:
     return ProjectionGame(pair.generator, augmented(pair.discriminator, params.diffaug),
-                          len(data.classes), device)
+                          len(data.classes), device,
+                          regularisers(pair.discriminator, params.lecam, params.consistency,
+                                       params.consistency_augment))

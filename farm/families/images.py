@@ -20,9 +20,12 @@ import torch.nn.functional as F
 from farm.data.images import label_tensor, to_unit_range
 from farm.judge import Judge
 from farm.metrics.images import diversity, kid
+from farm.metrics.usefulness import usefulness
 from farm.models.images import DISCRIMINATORS, GENERATORS, noise_for
 from farm.train.diffaugment import augmented
+from farm.train.ema import EMAGenerator, follow
 from farm.train.gan_loop import GanPair, RealVsFake, Tricks, d_accuracy
+from farm.train.regularisers import keep_lecam, regularisers
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class ImageParams:
     lr_d: float = 1e-3
     momentum: float = 0.95
     beta1: float = 0.5
+    beta2: float = 0.999            # Adam's second beta
     batch_size: int = 16
     loss: str = "bce"               # cross-entropy, as in the report
     real_label: float = 1.0
@@ -46,6 +50,10 @@ class ImageParams:
     kid_subsets: int = 50
     grid_images: int = 16           # per class in TensorBoard's grid
     diffaug: str = ""               # DiffAugment policy on D's inputs ("color,cutout"); "" = off
+    # fruit-pairs only (farm.train.regularisers, farm.train.ema), off by default:
+    lecam: float = 0.0              # LeCam weight on D's loss (Tseng et al. 2021)
+    ema_decay: float = 0.0          # > 0: eval mode samples an EMA of G's weights (per G step)
+    ema_start: int = 0              # G steps during which that EMA is a plain copy of G
 
 
 @dataclass
@@ -57,7 +65,9 @@ class ImageData:
     labels: np.ndarray              # int64 [N]
     classes: tuple[str, ...]
     judge: dict                     # Judge.payload()
-    real_features: dict[int, np.ndarray]  # per class: the judge's features of its train images
+    real_features: dict[int, np.ndarray]  # per class: the judge's features of its fit images
+    val_features: np.ndarray | None = None  # the judge's features of the val slice (kept from
+    val_labels: np.ndarray | None = None    # GANs and judge): what `useful` is tested on
 
     def tensor(self, index, device) -> torch.Tensor:
         return to_unit_range(self.images[index], device)
@@ -66,17 +76,24 @@ class ImageData:
 def _optimizer(params: ImageParams, module, lr):
     if params.optimizer == "sgd":
         return torch.optim.SGD(module.parameters(), lr, momentum=params.momentum)
-    return torch.optim.Adam(module.parameters(), lr, betas=(params.beta1, 0.999))
+    return torch.optim.Adam(module.parameters(), lr, betas=(params.beta1, params.beta2))
 
 
 def _pair(params: ImageParams, G, D, device) -> GanPair:
+    """The pair on the device with its optimizers; an EMAGenerator's optimizer trains its raw
+    generator and the average follows every step."""
     G, D = G.to(device), D.to(device)
-    return GanPair(G, D, _optimizer(params, G, params.lr_g), _optimizer(params, D, params.lr_d))
+    trained = G.raw if isinstance(G, EMAGenerator) else G
+    pair = GanPair(G, D, _optimizer(params, trained, params.lr_g),
+                   _optimizer(params, D, params.lr_d))
+    if trained is not G:
+        follow(G, pair.g_opt)
+    return pair
 
 
 def _discriminator(params: ImageParams, outputs: int):
-    if params.discriminator == "DCGAN":
-        return DISCRIMINATORS["DCGAN"](params.d_width, num_outputs=outputs)
+    if params.discriminator in ("DCGAN", "SNResNet"):
+        return DISCRIMINATORS[params.discriminator](params.d_width, num_outputs=outputs)
     return DISCRIMINATORS[params.discriminator](num_outputs=outputs)
 
 
@@ -96,14 +113,22 @@ def class_view(data: ImageData, spec: dict) -> ClassView:
 
 
 def build_pair(params: ImageParams, view: ClassView, device) -> GanPair:
+    """The report's pair; with `ema_decay` its G is wrapped in an EMAGenerator (the average is
+    what evaluation, export and pictures sample), with `lecam` D keeps LeCam's averages."""
     G = GENERATORS[params.generator](width=params.g_width)
-    return _pair(params, G, _discriminator(params, 1), device)
+    if params.ema_decay:
+        G = EMAGenerator(G, params.ema_decay, params.ema_start)
+    D = _discriminator(params, 1)
+    if params.lecam:
+        keep_lecam(D)
+    return _pair(params, G, D, device)
 
 
 def pair_game(params: ImageParams, view: ClassView, pair: GanPair, device) -> RealVsFake:
     return RealVsFake(augmented(pair.discriminator, params.diffaug),
                       lambda n: (noise_for(pair.generator, n, device),),
-                      Tricks(real_label=params.real_label, loss=params.loss))
+                      Tricks(real_label=params.real_label, loss=params.loss),
+                      regularisers(pair.discriminator, params.lecam))
 
 
 def class_rows(view: ClassView, device) -> torch.Tensor:
@@ -172,9 +197,10 @@ def generate(G, n: int, seed: int, label: int | None = None) -> torch.Tensor:
 
 
 def score_class(judge: Judge, fake: torch.Tensor, real_features: np.ndarray, label: int,
-                params: ImageParams, seed: int) -> dict[str, float]:
-    """KID to the class's real train images in the judge's space, judge accuracy, and the
-    diversity of the generated images next to the real ones (near 0: collapsed)."""
+                params, seed: int) -> tuple[dict[str, float], torch.Tensor]:
+    """KID to the class's real fit images in the judge's space, judge accuracy, and the
+    diversity of the generated images next to the real ones (near 0: collapsed); and the
+    generated images' judge features (on the CPU), for the usefulness probe."""
     rng = torch.Generator().manual_seed(seed)
     features, predictions = judge.features_and_predictions(fake)
     real = torch.tensor(np.array(real_features), dtype=torch.float64)
@@ -182,7 +208,13 @@ def score_class(judge: Judge, fake: torch.Tensor, real_features: np.ndarray, lab
     value, _ = kid(real, generated, subsets=params.kid_subsets, subset_size=1000, generator=rng)
     return {"kid": float(value),
             "judge_accuracy": float((predictions.cpu() == label).float().mean()),
-            "diversity": diversity(real, generated)}
+            "diversity": diversity(real, generated)}, generated
+
+
+def useful_scores(data: ImageData, generated: dict[int, torch.Tensor]) -> dict[str, float]:
+    """`useful` and friends (farm.metrics.usefulness) on the val slice; {} without one."""
+    return usefulness(generated, data.real_features, data.val_features, data.val_labels,
+                      data.classes)
 
 
 def judge_for(data: ImageData, device) -> Judge:
@@ -197,7 +229,9 @@ def judge_for(data: ImageData, device) -> Judge:
 def evaluate_pair(G, params: ImageParams, view: ClassView, seed: int) -> dict:
     judge = judge_for(view.data, next(G.parameters()).device)
     fake = generate(G, params.eval_images, seed)
-    return score_class(judge, fake, view.data.real_features[view.label], view.label, params, seed)
+    scores, features = score_class(judge, fake, view.data.real_features[view.label], view.label,
+                                   params, seed)
+    return {**scores, **useful_scores(view.data, {view.label: features})}
 
 
 def export_pair(G, params: ImageParams, view: ClassView, n: int, seed: int) -> dict:
@@ -227,11 +261,13 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 
 def evaluate_spiked(G, params: ImageParams, data: ImageData, seed: int) -> dict:
     judge = judge_for(data, next(G.parameters()).device)
-    metrics = {}
+    metrics, generated = {}, {}
     for label, name in enumerate(data.classes):
         fake = generate(G, params.eval_images, seed + label, label)
-        scores = score_class(judge, fake, data.real_features[label], label, params, seed)
+        scores, generated[label] = score_class(judge, fake, data.real_features[label], label,
+                                               params, seed)
         metrics.update({f"{key}/{name}": value for key, value in scores.items()})
+    metrics.update(useful_scores(data, generated))
 
     def mean(key: str) -> float:
         return float(np.mean([metrics[f"{key}/{c}"] for c in data.classes]))

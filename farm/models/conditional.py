@@ -6,6 +6,12 @@ Miyato & Koyama 2018 and BigGAN), doubling the size to the data's, then a tanh.
 Discriminator: residual downsampling blocks to 4x4, ReLU, global sum pooling, and a
 projection head, out = linear(h) + <embed(y), h> (Miyato & Koyama 2018), with spectral
 normalisation (Miyato et al. 2018) on every convolution, linear layer and the embedding.
+
+Both scale their use of the class by a `condition_weight` buffer (transitional conditioning,
+Shahbazi et al. 2022; farm.train.regularisers sets it): G's batch norms blend from gain 1, bias
+0 to the class's own, D's projection term is multiplied by it. At its default 1 (fully
+conditional) both compute exactly what they did before the buffer existed, and checkpoints
+from then, which lack it, load as 1.
 """
 
 from __future__ import annotations
@@ -50,9 +56,22 @@ def _sn(module: nn.Module) -> nn.Module:
     return spectral_norm(module)
 
 
+class _Transitional(nn.Module):
+    """A model with a `condition_weight` buffer, 1 unless transitional conditioning sets it."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("condition_weight", torch.ones(()))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a checkpoint from before the buffer existed was fully conditional
+        state_dict.setdefault(prefix + "condition_weight", torch.ones(()))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
 class ConditionalBatchNorm2d(nn.Module):
     """Batch norm without its own affine; the gain and bias come from the label's embedding
-    rows (gain starts at 1, bias at 0)."""
+    rows (gain starts at 1, bias at 0), blended in by `weight` (lerp is exact at weight 1)."""
 
     def __init__(self, channels: int, classes: int):
         super().__init__()
@@ -62,9 +81,11 @@ class ConditionalBatchNorm2d(nn.Module):
         nn.init.ones_(self.gain.weight)
         nn.init.zeros_(self.bias.weight)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return (self.norm(x) * self.gain(labels)[:, :, None, None]
-                + self.bias(labels)[:, :, None, None])
+    def forward(self, x: torch.Tensor, labels: torch.Tensor,
+                weight: torch.Tensor) -> torch.Tensor:
+        gain, bias = self.gain(labels), self.bias(labels)
+        gain, bias = torch.lerp(torch.ones_like(gain), gain, weight), weight * bias
+        return self.norm(x) * gain[:, :, None, None] + bias[:, :, None, None]
 
 
 class UpBlock(nn.Module):
@@ -76,13 +97,14 @@ class UpBlock(nn.Module):
         self.conv1, self.conv2 = nn.Conv2d(a, b, 3, 1, 1), nn.Conv2d(b, b, 3, 1, 1)
         self.skip = nn.Conv2d(a, b, 1)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        h = F.interpolate(F.relu(self.bn1(x, labels)), scale_factor=2)
-        h = self.conv2(F.relu(self.bn2(self.conv1(h), labels)))
+    def forward(self, x: torch.Tensor, labels: torch.Tensor,
+                weight: torch.Tensor) -> torch.Tensor:
+        h = F.interpolate(F.relu(self.bn1(x, labels, weight)), scale_factor=2)
+        h = self.conv2(F.relu(self.bn2(self.conv1(h), labels, weight)))
         return h + self.skip(F.interpolate(x, scale_factor=2))
 
 
-class ConditionalGenerator(nn.Module):
+class ConditionalGenerator(_Transitional):
     """G(z, y): z [N, z_dim] and class labels [N] to images [N, 3, size, size] in [-1, 1]."""
 
     def __init__(self, classes: int, z_dim: int = 128, width: int = 64, size: int = 64):
@@ -98,7 +120,7 @@ class ConditionalGenerator(nn.Module):
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         h = self.linear(z.flatten(1)).view(z.shape[0], -1, 4, 4)
         for block in self.blocks:
-            h = block(h, labels)
+            h = block(h, labels, self.condition_weight)
         return self.out(h)
 
 
@@ -118,7 +140,7 @@ class DownBlock(nn.Module):
         return F.avg_pool2d(h, 2) + skip
 
 
-class ProjectionDiscriminator(nn.Module):
+class ProjectionDiscriminator(_Transitional):
     """D(x, y): images [N, 3, size, size] and labels [N] to one realness score each [N]."""
 
     def __init__(self, classes: int, width: int = 64, size: int = 64):
@@ -131,4 +153,5 @@ class ProjectionDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.blocks(x)).sum(dim=(2, 3))
-        return self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(1)
+        projection = (self.embed(labels) * h).sum(1)
+        return self.linear(h).squeeze(1) + self.condition_weight * projection

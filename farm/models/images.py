@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torchvision.models import resnet34
 
+from farm.models.conditional import DownBlock, _sn, blocks_for, widths
+
 IMAGE_SHAPE = (3, 64, 64)
 PLANE_WIDTH = 64  # columns in G2/G2a's noise plane, so at most 64 spikable classes
 
@@ -223,5 +225,24 @@ class DCGANDiscriminator(nn.Module):
         return _logits(self.net(x), self.num_outputs)
 
 
+class SNResNetDiscriminator(nn.Module):
+    """The conditional family's discriminator without classes: residual downsampling blocks
+    with spectral norm on every layer (Miyato et al. 2018), global sum pooling and a linear head.
+    Spectral norm bounds how sharply D can separate a few dozen real images from the rest,
+    which is what lets a per-class pair keep its variety (bench/RESULTS.md)."""
+
+    def __init__(self, width: int = 64, num_outputs: int = 1, size: int = 64):
+        super().__init__()
+        self.num_outputs = num_outputs
+        chans = [3, *widths(width, blocks_for(size))[:-1]]
+        self.blocks = nn.Sequential(*(DownBlock(a, b, i == 0)
+                                      for i, (a, b) in enumerate(zip(chans, chans[1:]))))
+        self.linear = _sn(nn.Linear(chans[-1], num_outputs))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.blocks(x)).sum(dim=(2, 3))
+        return _logits(self.linear(h), self.num_outputs)
+
+
 GENERATORS = {"G1": G1, "G2": G2, "G2a": G2a}
-DISCRIMINATORS = {"D34": D34, "DCGAN": DCGANDiscriminator}
+DISCRIMINATORS = {"D34": D34, "DCGAN": DCGANDiscriminator, "SNResNet": SNResNetDiscriminator}

@@ -4,19 +4,22 @@ A family hands the loop its generator and optimizers, the real batches, and a `G
 inputs are drawn and what D and G each minimise. `RealVsFake` is the usual game, with the seeds'
 tricks:
 one-sided label smoothing, label flipping on a schedule, decaying instance noise on fakes, and
-the loss (the seeds' cross-entropy, hinge, or Wasserstein with gradient penalty) as data.
+the loss (the seeds' cross-entropy, hinge, or Wasserstein with gradient penalty) as data, plus
+the small-data regularisers of D (farm.train.regularisers: LeCam, consistency), off by default.
 Losses are summed on the device and read back once per epoch (no host sync per step).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from farm.train.regularisers import Regularisers
 
 
 def _bce_d(real, fake, t_real, t_fake):
@@ -98,6 +101,7 @@ class RealVsFake:
     D: nn.Module
     sample: Callable[[int], tuple[torch.Tensor, ...]]
     tricks: Tricks = Tricks()
+    regularise: Regularisers = field(default_factory=Regularisers)
 
     def d_loss(self, real, fake, inputs, epoch):
         t = self.tricks
@@ -113,7 +117,8 @@ class RealVsFake:
         loss = LOSSES[t.loss][0](logits_real, logits_fake, t_real, t_fake)
         if t.gradient_penalty:
             loss = loss + t.gradient_penalty * gradient_penalty(self.D, real, fake)
-        return loss, d_accuracy(logits_real > 0, logits_fake < 0)
+        loss, stats = self.regularise(loss, logits_real, logits_fake, real)
+        return loss, {**d_accuracy(logits_real > 0, logits_fake < 0), **stats}
 
     def g_loss(self, real, fake, inputs, epoch):
         return LOSSES[self.tricks.loss][1](self.D(fake)), {}

@@ -178,3 +178,22 @@ def test_load_or_create_refuses_edited_manifest(tmp_path, shared_data):
     write_manifest(replace(created, seed=9), manifest)
     with pytest.raises(DataError, match="seed 9"):
         _load(manifest, labels)
+
+
+def test_an_image_val_slice_comes_from_each_class_and_keeps_the_test_split(tmp_path):
+    from farm.data.split import load_or_create
+
+    labels = np.repeat(np.arange(4), [30, 10, 4, 3])
+    plain = load_or_create(tmp_path / "a.json", labels, test_fraction=0.2, val_fraction=0.0,
+                           seed=3, dataset="d", source_sha256="x", val_by_class=True)
+    carved = load_or_create(tmp_path / "b.json", labels, test_fraction=0.2, val_fraction=0.2,
+                            seed=3, dataset="d", source_sha256="x", val_by_class=True)
+    assert carved.test == plain.test and carved.train.tolist() == sorted(plain.fit)
+    val_counts = np.bincount(labels[list(carved.val)], minlength=4)
+    fit_counts = np.bincount(labels[list(carved.fit)], minlength=4)
+    assert val_counts[0] == round(0.2 * (fit_counts[0] + val_counts[0]))
+    assert (val_counts[:3] >= 1).all() and (fit_counts >= 2).all()
+    assert not set(carved.val) & set(carved.fit) and carved.val_fraction == 0.2
+    again = load_or_create(tmp_path / "b.json", labels, test_fraction=0.2, val_fraction=0.2,
+                           seed=3, dataset="d", source_sha256="x", val_by_class=True)
+    assert again == carved

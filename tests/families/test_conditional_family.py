@@ -1,7 +1,8 @@
 """The conditional family on a tiny three-colour dataset: it trains through the shared loop,
 the EMA is what eval mode samples, a checkpoint restores the raw and averaged generator (and a
 resumed trial continues exactly), scoring names every class, export from a checkpoint gives
-every class's images."""
+every class's images; the regularisers (LeCam, consistency, transitional conditioning) are off
+by default, train when on, and survive a checkpoint."""
 
 import numpy as np
 import pytest
@@ -165,3 +166,99 @@ def test_32_pixel_images_build_train_and_export():
     _epoch(pair, game, small, 1, seed=0)
     exported = FAMILY.export(pair.generator, params, small, 2, 0)
     assert [a.shape for a in exported.values()] == [(2, 32, 32, 3)] * 2
+
+
+# --------------------------------------------------------------------------- regularisers
+
+TINY_DATA = {"lecam": 0.3, "consistency": 10.0, "transition_start": 2, "transition_end": 10}
+
+
+def _condition_weights(pair) -> list[float]:
+    """G's (raw and average) and D's `condition_weight`."""
+    G = pair.generator
+    return [float(G.raw.condition_weight), float(G.ema.condition_weight),
+            float(pair.discriminator.condition_weight)]
+
+
+def test_off_by_default_the_models_stay_fully_conditional_and_d_keeps_no_averages(trained):
+    params, pair, stats = trained
+    assert (params.lecam, params.consistency, params.transition_end) == (0.0, 0.0, 0)
+    assert _condition_weights(pair) == [1.0, 1.0, 1.0]
+    assert not hasattr(pair.discriminator, "lecam")
+    assert not any(key.startswith("lecam.") for key in pair.discriminator.state_dict())
+    assert set(stats[0]) == {"loss/d", "loss/g", "d_acc", "d_acc/real", "d_acc/fake"}
+
+
+def test_the_condition_weight_rises_from_0_to_1_between_its_g_steps(data):
+    torch.manual_seed(0)
+    _, pair, game = _pair_and_game(data, transition_start=1, transition_end=3)
+    images, labels = FAMILY.real_rows(data, CPU)
+    seen = [_condition_weights(pair)]
+    for _ in range(4):  # one G step each
+        gan_epoch(pair, [(images[:8], labels[:8])], game, 1)
+        seen.append(_condition_weights(pair))
+    assert seen == [[0.0] * 3, [0.0] * 3, [0.5] * 3, [1.0] * 3, [1.0] * 3]
+
+
+def test_an_impossible_transition_is_refused_when_the_settings_are_built():
+    with pytest.raises(ValueError, match="transition_start"):
+        params_from(KIND, {**SMALL, "transition_start": 10, "transition_end": 10})
+
+
+def test_lecam_and_consistency_train_and_report_and_d_keeps_lecams_averages(data):
+    torch.manual_seed(0)
+    _, pair, game = _pair_and_game(data, **TINY_DATA)
+    assert game.regularise.lecam == 0.3 and game.regularise.consistency == 10.0
+    stats = _epoch(pair, game, data, 1, seed=1)
+    assert stats["reg/lecam"] >= 0 and stats["reg/consistency"] > 0
+    assert all(np.isfinite(v) for v in stats.values())
+    steps = len(data.labels) // SMALL["batch_size"]
+    assert int(pair.discriminator.lecam.steps) == steps  # one update per D step
+    assert {"lecam.sums", "lecam.steps"} <= set(pair.discriminator.state_dict())
+    # the term is the one that was added: the game's D loss is the hinge plus both terms
+    pair.discriminator.eval()
+    images, labels = FAMILY.real_rows(data, CPU)
+    z, fake_labels = game.sample(8)
+    fake = pair.generator(z, fake_labels).detach()
+    torch.manual_seed(5)
+    loss, terms = game.d_loss((images[:8], labels[:8]), fake, (z, fake_labels), 2)
+    torch.manual_seed(5)
+    D = game.D
+    hinge = LOSSES["hinge"][0](D(images[:8], labels[:8]), D(fake, fake_labels))
+    expected = hinge + 0.3 * terms["reg/lecam"] + 10.0 * terms["reg/consistency"]
+    assert float(loss.detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
+
+
+def test_a_resumed_trial_keeps_its_condition_weight_and_lecam_averages(data, tmp_path):
+    torch.manual_seed(0)
+    _, pair, game = _pair_and_game(data, **TINY_DATA)
+    _epoch(pair, game, data, 1, seed=1)  # 4 G steps: weight (4 - 2) / 8
+    assert _condition_weights(pair) == [0.25] * 3
+    save_state(tmp_path, pair, 1)
+    state = load_state(tmp_path)  # weights_only=True
+    _, fresh, fresh_game = _pair_and_game(data, **TINY_DATA)
+    assert _condition_weights(fresh) == [0.0] * 3  # built afresh: unconditional ...
+    for name in ("generator", "discriminator", "g_opt", "d_opt"):
+        getattr(fresh, name).load_state_dict(state[name])
+    assert _condition_weights(fresh) == [0.25] * 3  # ... until the checkpoint says otherwise
+    assert torch.equal(fresh.discriminator.lecam.sums, pair.discriminator.lecam.sums)
+    # and it goes on exactly as the trial that was never stopped
+    _epoch(pair, game, data, 2, seed=9)
+    _epoch(fresh, fresh_game, data, 2, seed=9)
+    assert _condition_weights(fresh) == [0.75] * 3
+    for name in ("generator", "discriminator"):
+        assert _same_state(getattr(fresh, name).state_dict(), getattr(pair, name).state_dict())
+
+
+def test_a_checkpoint_from_before_the_condition_weight_still_loads(trained, data, tmp_path):
+    _, pair, _ = trained
+    save_state(tmp_path, pair, EPOCHS)
+    state = load_state(tmp_path)
+    for name in ("generator", "discriminator"):
+        state[name] = {k: v for k, v in state[name].items() if "condition_weight" not in k}
+    assert "raw.linear.weight" in state["generator"]
+    _, fresh, _ = _pair_and_game(data)
+    for name in ("generator", "discriminator"):
+        getattr(fresh, name).load_state_dict(state[name])  # strict
+    assert _condition_weights(fresh) == [1.0] * 3
+    assert torch.equal(I.generate(fresh.generator, 3, 0, 2), I.generate(pair.generator, 3, 0, 2))

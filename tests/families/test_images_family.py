@@ -1,11 +1,16 @@
-"""The image families' pieces on a tiny synthetic dataset: views, games, scoring, export."""
+"""The image families' pieces on a tiny synthetic dataset: views, games, scoring, export; the
+fruit-pairs `stable` settings (Adam, hinge, LeCam, an EMA generator) and the report's defaults
+left as they were."""
 
 import numpy as np
 import torch
 
 from farm.families import KINDS, params_from
 from farm.families import images as I
-from farm.train.gan_loop import gan_epoch, shuffled_batches
+from farm.models.images import DISCRIMINATORS, GENERATORS, noise_for
+from farm.train.ema import EMAGenerator
+from farm.train.gan_loop import LOSSES, gan_epoch, shuffled_batches
+from farm.train.trainable import load_state, save_state
 
 SMALL = {"g_width": 4, "discriminator": "DCGAN", "d_width": 4, "eval_images": 6,
          "kid_subsets": 3, "grid_images": 3, "batch_size": 8}
@@ -53,3 +58,83 @@ def test_spiked_game_puts_real_images_in_their_class_and_fakes_in_the_last(data)
 def test_judge_is_built_once_per_data(data):
     first = I.judge_for(data, torch.device("cpu"))
     assert I.judge_for(data, torch.device("cpu")) is first
+
+
+CPU = torch.device("cpu")
+# trials/images.yaml's `stable`, with an EMA that moves within two steps
+STABLE = {"optimizer": "adam", "lr_g": 1e-4, "lr_d": 4e-4, "beta1": 0.0, "beta2": 0.99,
+          "loss": "hinge", "diffaug": "color,translation,cutout", "lecam": 0.3,
+          "ema_decay": 0.9, "ema_start": 1}
+
+
+def _count(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_the_reports_defaults_build_the_reports_pair_as_before(data):
+    view = KINDS["image-pair"].view(data, {"class": "blue"})
+    params = params_from("image-pair", {})
+    assert (params.lecam, params.ema_decay, params.beta2) == (0.0, 0.0, 0.999)
+    torch.manual_seed(0)
+    pair = I.build_pair(params, view, CPU)
+    torch.manual_seed(0)
+    G, D = GENERATORS["G2a"](width=64), DISCRIMINATORS["D34"](num_outputs=1)
+    assert type(pair.generator) is type(G) and type(pair.discriminator) is type(D)
+    assert (_count(pair.generator), _count(pair.discriminator)) == (4_930_276, 21_285_185)
+    for built, fresh in ((pair.generator, G), (pair.discriminator, D)):  # same keys, same init
+        assert list(built.state_dict()) == list(fresh.state_dict())
+        assert all(torch.equal(a, b) for a, b in zip(built.state_dict().values(),
+                                                      fresh.state_dict().values()))
+    for opt, module in ((pair.g_opt, pair.generator), (pair.d_opt, pair.discriminator)):
+        assert type(opt) is torch.optim.SGD and len(opt.param_groups) == 1
+        group = opt.param_groups[0]
+        assert (group["lr"], group["momentum"]) == (1e-3, 0.95)
+        assert [id(p) for p in group["params"]] == [id(p) for p in module.parameters()]
+
+
+def test_the_reports_game_is_plain_cross_entropy(data):
+    view = KINDS["image-pair"].view(data, {"class": "blue"})
+    params = params_from("image-pair", SMALL)
+    pair = I.build_pair(params, view, CPU)
+    game = I.pair_game(params, view, pair, CPU)
+    D = pair.discriminator.eval()
+    real, fake = I.class_rows(view, CPU)[:4], torch.rand(4, 3, 64, 64) * 2 - 1
+    loss, stats = game.d_loss(real, fake, None, 1)
+    assert torch.equal(loss, LOSSES["bce"][0](D(real), D(fake), torch.ones(4), torch.zeros(4)))
+    assert set(stats) == {"d_acc/real", "d_acc/fake", "d_acc"}
+
+
+def test_a_stable_pair_trains_and_eval_mode_samples_its_average(data, tmp_path):
+    view = KINDS["image-pair"].view(data, {"class": "blue"})  # 12 images: one step an epoch
+    params = params_from("image-pair", {**SMALL, **STABLE})
+    torch.manual_seed(0)
+    pair = I.build_pair(params, view, CPU)
+    G, D = pair.generator, pair.discriminator
+    assert isinstance(G, EMAGenerator) and isinstance(G.raw, GENERATORS["G2a"])
+    assert type(pair.g_opt) is torch.optim.Adam
+    assert pair.g_opt.param_groups[0]["betas"] == (0.0, 0.99)
+    assert [group["lr"] for opt in (pair.g_opt, pair.d_opt) for group in opt.param_groups] == [
+        1e-4, 4e-4]
+    trained = {id(p) for group in pair.g_opt.param_groups for p in group["params"]}
+    assert trained == {id(p) for p in G.raw.parameters()}
+    game = I.pair_game(params, view, pair, CPU)
+    assert game.tricks.loss == "hinge" and game.D.discriminator is D  # seen through DiffAugment
+    real = I.class_rows(view, CPU)
+    order = torch.Generator().manual_seed(0)
+    stats = [gan_epoch(pair, shuffled_batches(real, 8, order), game, epoch) for epoch in (1, 2)]
+    assert all(np.isfinite(epoch["reg/lecam"]) for epoch in stats)
+    assert int(G.steps) == 2 and int(D.lecam.steps) == 2
+    images = I.generate(G, 4, seed=3)
+    z = noise_for(G, 4, CPU, generator_rng=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        assert torch.equal(images, G.ema(z))
+        assert not torch.allclose(images, G.raw.eval()(z))
+    # the average and LeCam's averages are in the checkpoint (weights_only=True)
+    save_state(tmp_path, pair, 2)
+    state = load_state(tmp_path)
+    assert {"raw.g1.net.0.weight", "ema.g1.net.0.weight", "steps"} <= set(state["generator"])
+    fresh = I.build_pair(params, view, CPU)
+    fresh.generator.load_state_dict(state["generator"])
+    fresh.discriminator.load_state_dict(state["discriminator"])
+    assert torch.equal(fresh.discriminator.lecam.sums, D.lecam.sums)
+    assert torch.equal(I.generate(fresh.generator, 4, seed=3), images)

@@ -1,8 +1,11 @@
 """The class-conditional networks: shapes at 32 and 64 pixels, tanh range, spectral norm on
-every weight of D, the projection and the conditional batch norm both reading the label."""
+every weight of D, the projection and the conditional batch norm both reading the label, and
+their `condition_weight` (transitional conditioning): at 1 exactly what they computed before it
+existed, at 0 blind to the label, saved, and filled in as 1 for checkpoints without it."""
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
@@ -91,3 +94,80 @@ def test_gradients_reach_the_class_embeddings_of_both_networks():
     D(G(torch.randn(4, 16), _labels()), _labels()).mean().backward()
     assert G.blocks[0].bn1.gain.weight.grad.abs().sum() > 0
     assert D.embed.parametrizations.weight.original.grad.abs().sum() > 0
+
+
+def _class_embeddings_moved(G, D):
+    """Embeddings away from their class-blind start, so the class changes what both compute."""
+    for m in G.modules():
+        if isinstance(m, ConditionalBatchNorm2d):
+            nn.init.normal_(m.gain.weight, 1.0, 0.5)  # some gains outside [0.5, 2]
+            nn.init.normal_(m.bias.weight, 0.0, 0.5)
+    nn.init.normal_(D.embed.parametrizations.weight.original, 0.0, 1.0)
+
+
+def _todays_generator(G, z, labels):
+    """G's forward as it was before transitional conditioning, from G's own modules."""
+    h = G.linear(z.flatten(1)).view(z.shape[0], -1, 4, 4)
+    for block in G.blocks:
+        def bn(m, x):
+            return (m.norm(x) * m.gain(labels)[:, :, None, None]
+                    + m.bias(labels)[:, :, None, None])
+        x = h
+        h = F.interpolate(F.relu(bn(block.bn1, x)), scale_factor=2)
+        h = block.conv2(F.relu(bn(block.bn2, block.conv1(h))))
+        h = h + block.skip(F.interpolate(x, scale_factor=2))
+    return G.out(h)
+
+
+def _todays_discriminator(D, x, labels):
+    h = F.relu(D.blocks(x)).sum(dim=(2, 3))
+    return D.linear(h).squeeze(1) + (D.embed(labels) * h).sum(1)
+
+
+def test_at_full_condition_weight_both_compute_exactly_what_they_did_before():
+    G = ConditionalGenerator(CLASSES, z_dim=16, width=4, size=32).eval()
+    D = ProjectionDiscriminator(CLASSES, width=4, size=32).eval()
+    _class_embeddings_moved(G, D)
+    assert float(G.condition_weight) == 1.0 and float(D.condition_weight) == 1.0  # the default
+    z, labels, x = torch.randn(4, 16), _labels(), torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(G(z, labels), _todays_generator(G, z, labels))
+        assert torch.equal(D(x, labels), _todays_discriminator(D, x, labels))
+
+
+def test_at_condition_weight_zero_neither_reads_the_label():
+    G = ConditionalGenerator(CLASSES, z_dim=16, width=4, size=32).eval()
+    D = ProjectionDiscriminator(CLASSES, width=4, size=32).eval()
+    _class_embeddings_moved(G, D)
+    z, x = torch.randn(4, 16), torch.randn(4, 3, 32, 32)
+    zeros, ones = torch.zeros(4, dtype=torch.long), torch.ones(4, dtype=torch.long)
+    with torch.no_grad():
+        assert (G(z, zeros) - G(z, ones)).abs().max() > 1e-4  # the class matters at weight 1
+        G.condition_weight.fill_(0.0)
+        D.condition_weight.fill_(0.0)
+        assert torch.equal(G(z, zeros), G(z, ones))
+        assert torch.equal(D(x, zeros), D(x, ones))
+        h = F.relu(D.blocks(x)).sum(dim=(2, 3))
+        assert torch.equal(D(x, zeros), D.linear(h).squeeze(1))  # the unconditional head
+        G.condition_weight.fill_(0.5)  # halfway: the class matters again, less
+        assert (G(z, zeros) - G(z, ones)).abs().max() > 1e-5
+
+
+def test_the_condition_weight_is_saved_and_checkpoints_from_before_it_load_as_one():
+    for model in (ConditionalGenerator(CLASSES, z_dim=16, width=4, size=32),
+                  ProjectionDiscriminator(CLASSES, width=4, size=32)):
+        model.condition_weight.fill_(0.25)
+        state = model.state_dict()
+        assert float(state["condition_weight"]) == 0.25
+        fresh = _like(model)
+        fresh.load_state_dict(state)
+        assert float(fresh.condition_weight) == 0.25
+        old = {k: v for k, v in state.items() if k != "condition_weight"}
+        fresh.load_state_dict(old)  # strict: the missing buffer is filled in, not an error
+        assert float(fresh.condition_weight) == 1.0
+
+
+def _like(model):
+    if isinstance(model, ConditionalGenerator):
+        return ConditionalGenerator(CLASSES, z_dim=16, width=4, size=32)
+    return ProjectionDiscriminator(CLASSES, width=4, size=32)

@@ -1,0 +1,258 @@
+"""Do the farm's synthetic images help? The headline figures of a finished image run.
+
+Reads the experiment's summary (the evaluator's protocol, ceiling, noise control and pools, each
+over its classifier seeds) and asks two more questions of its checkpoints:
+
+* Does usefulness rank checkpoints? For every all-class trial (one model for all classes), each
+  checkpoint the run kept is drawn again (the export's own `draw_images`), a classifier is
+  trained on those images alone with the evaluator's settings (one classifier seed) and tested
+  on the held-out test split: that checkpoint's CAS. The Spearman correlation between the
+  usefulness the run logged at those epochs (val slice) and that CAS, per trial, then their
+  mean. The same for KID (sign flipped: lower KID should mean higher CAS), for comparison.
+* Did keeping the best epoch pay? The kept checkpoint's CAS against the last one's, per trial.
+
+Per-class pairs are counted for collapse instead (diversity at the kept epoch below 0.2). A
+pair's CAS needs a whole pool, so the pairs enter the rank question only through their pool.
+
+    .venv/bin/python bench/laptop_images.py results/<name> [--dataset fids30] [--out file.md]
+
+Writes bench/results/laptop-images.json (see `FIELDS`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+
+from common import emit
+from image_epochs import reference_sets
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from farm.evaluator import Task, evaluator_config, fit_and_test  # noqa: E402
+from farm.export import draw_images  # noqa: E402
+from farm.train.classifier import scores  # noqa: E402
+from farm.train.trainable import load_state  # noqa: E402
+
+RESULTS = REPO / "bench" / "results" / "laptop-images.json"
+COLLAPSED = 0.2  # diversity below this: a class's images are all but one picture
+FIELDS = ("commit", "run_commit", "minutes", "ceiling", "ceiling_seeds", "noise_gain",
+          "noise_gain_ci", "pools", "selection_spearman", "kid_spearman",
+          "kept_beats_last_share", "collapsed_pair_classes", "protocol", "test_images")
+
+
+def _commit() -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def _trial_dir(experiment: Path, trial: dict) -> Path:
+    return experiment / "tune" / trial["trial"]
+
+
+def checkpoints(experiment: Path, trial: dict) -> list[tuple[int, Path]]:
+    """(epoch, folder) of every checkpoint the run kept for a trial, by epoch."""
+    found = []
+    for folder in sorted(_trial_dir(experiment, trial).glob("checkpoint_*")):
+        if (folder / "state.pt").exists():
+            found.append((int(load_state(folder)["epoch"]), folder))
+    return sorted(found)
+
+
+def logged(experiment: Path, trial: dict, metric: str) -> dict[int, float]:
+    """{epoch: value} of a metric the run reported (the last report of an epoch wins)."""
+    frame = pd.read_csv(_trial_dir(experiment, trial) / "progress.csv")
+    if metric not in frame:
+        return {}
+    frame = frame[["epoch", metric]].dropna()
+    return dict(zip(frame["epoch"].astype(int), frame[metric].astype(float)))
+
+
+def checkpoint_cas(experiment: Path, trial: dict, folder: Path, train, test: Task, config,
+                   per_class: int, reference: int) -> float:
+    """CAS of one checkpoint: its images drawn as the export draws them, one classifier."""
+    spec = json.loads((_trial_dir(experiment, trial) / "params.json").read_text())["trial"]
+    by_class, _, _ = draw_images(spec, folder, train, per_class)
+    x = np.concatenate([by_class[name] for name in train.classes])
+    y = np.concatenate([np.full(len(by_class[name]), label, dtype=np.int64)
+                        for label, name in enumerate(train.classes)])
+    out = fit_and_test(Task("checkpoint", x, y), test, len(train.classes), config,
+                       torch.device("cpu"), say=lambda _line: None, reference_images=reference)
+    return scores(out["matrix"], range(len(train.classes)))["accuracy"]
+
+
+def rank_checkpoints(experiment: Path, summary: dict, dataset: str, data_dir: str | None,
+                     say=print) -> list[dict]:
+    """Per all-class trial: each kept checkpoint's logged usefulness and KID, and its CAS."""
+    stored = json.loads((experiment / "run.json").read_text())
+    config = dataclasses.replace(evaluator_config(stored["config"].get("evaluator")), seeds=1)
+    per_class = int(stored["config"]["data"].get("images", {}).get("synthetic_per_class", 32))
+    train, test_view = reference_sets(experiment, summary, dataset, data_dir)
+    test = Task("test", test_view.images, test_view.labels)
+    reference = summary["evaluator"]["datasets"][dataset]["ceiling"]["train_images"]
+    rows = []
+    for trial in summary["trials"]:
+        if trial["dataset"] != dataset or trial.get("class") is not None \
+                or trial["status"] != "ok":
+            continue
+        useful = logged(experiment, trial, "useful")
+        kid = logged(experiment, trial, "kid/mean")
+        for epoch, folder in checkpoints(experiment, trial):
+            started = time.perf_counter()
+            cas = checkpoint_cas(experiment, trial, folder, train, test, config, per_class,
+                                 reference)
+            rows.append({"trial": trial["trial"], "setting": trial["setting"], "epoch": epoch,
+                         "kept": epoch == trial["best_epoch"],
+                         "last": epoch == trial["last_epoch"], "useful": useful.get(epoch),
+                         "kid": kid.get(epoch), "cas": cas})
+            say(f"  {trial['trial']} epoch {epoch}: useful {useful.get(epoch)}, CAS {cas:.3f} "
+                f"({time.perf_counter() - started:.0f} s)")
+    return rows
+
+
+def spearman_per_trial(rows: pd.DataFrame, metric: str, sign: float = 1.0) -> dict[str, float]:
+    out = {}
+    for trial, group in rows.groupby("trial"):
+        group = group.dropna(subset=[metric])
+        if len(group) >= 3 and group["cas"].nunique() > 1 and group[metric].nunique() > 1:
+            out[trial] = float(stats.spearmanr(sign * group[metric], group["cas"]).statistic)
+    return out
+
+
+def kept_vs_last(rows: pd.DataFrame) -> dict[str, bool]:
+    out = {}
+    for trial, group in rows.groupby("trial"):
+        kept, last = group[group["kept"]], group[group["last"]]
+        if len(kept) and len(last):
+            out[trial] = bool(kept["cas"].iloc[0] >= last["cas"].iloc[0])
+    return out
+
+
+def collapsed_pairs(summary: dict, dataset: str) -> dict[str, int]:
+    """Per fruit-pairs setting: classes whose kept epoch's diversity is below COLLAPSED."""
+    out: dict[str, int] = {}
+    for trial in summary["trials"]:
+        if trial["dataset"] == dataset and trial.get("class") is not None \
+                and trial["status"] == "ok":
+            diversity = (trial.get("metrics") or {}).get("diversity")
+            out.setdefault(trial["setting"], 0)
+            if diversity is not None and diversity < COLLAPSED:
+                out[trial["setting"]] += 1
+    return out
+
+
+def headline(summary: dict, dataset: str) -> dict:
+    ev = summary["evaluator"]["datasets"][dataset]
+    control = ev.get("control_gain") or {}
+    pools = []
+    for name, pool in ev["pools"].items():
+        if "same_as" in pool:
+            continue
+        gain = pool.get("gain") or {}
+        pools.append({"name": name, "cas": pool["cas"]["accuracy"],
+                      "cas_seeds": pool["cas"].get("accuracies"),
+                      "cas_ratio": pool.get("cas_ratio"), "gain": gain.get("mean"),
+                      "gain_ci": gain.get("ci"), "verdict": pool.get("verdict"),
+                      "usefulness": pool.get("mean_usefulness"),
+                      "chosen_by_farm": name == ev.get("best_pool")})
+    return {"run_commit": summary.get("commit"), "minutes": round(summary["seconds"] / 60, 1),
+            "ceiling": ev["ceiling"]["accuracy"],
+            "ceiling_seeds": ev["ceiling"].get("accuracies"),
+            "noise_gain": control.get("mean"), "noise_gain_ci": control.get("ci"),
+            "pools": pools, "protocol": ev.get("protocol"), "test_images": ev["test_images"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("experiment", type=Path)
+    parser.add_argument("--dataset", default="fids30")
+    parser.add_argument("--data-dir", help="where the dataset is, if not where the run found it")
+    parser.add_argument("--skip-checkpoints", action="store_true",
+                        help="only the summary's figures (no per-checkpoint CAS)")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    summary = json.loads((args.experiment / "summary.json").read_text())
+    result = {"commit": _commit(), **headline(summary, args.dataset),
+              "collapsed_pair_classes": collapsed_pairs(summary, args.dataset)}
+    rows = pd.DataFrame()
+    if not args.skip_checkpoints:
+        rows = pd.DataFrame(rank_checkpoints(args.experiment, summary, args.dataset,
+                                             args.data_dir))
+    by_use = spearman_per_trial(rows, "useful") if len(rows) else {}
+    by_kid = spearman_per_trial(rows, "kid", -1.0) if len(rows) else {}
+    beats = kept_vs_last(rows) if len(rows) else {}
+    result.update(
+        selection_spearman=float(np.mean(list(by_use.values()))) if by_use else None,
+        selection_spearman_per_trial=by_use,
+        kid_spearman=float(np.mean(list(by_kid.values()))) if by_kid else None,
+        kept_beats_last_share=(float(np.mean(list(beats.values()))) if beats else None),
+        kept_beats_last=beats, checkpoints=rows.to_dict("records"))
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=1, default=float) + "\n")
+    one = 1 / result["test_images"]
+    lines = [f"# Do the synthetic images help? {summary['name']} ({args.dataset})", "",
+             f"- commit {result['commit']} (the run: {result['run_commit']}), "
+             f"{result['minutes']} min",
+             f"- protocol: {result['protocol']}",
+             f"- {result['test_images']} test images: one is {one:.4f} of accuracy",
+             f"- ceiling {result['ceiling']:.3f} (seeds "
+             f"{' / '.join(f'{a:.3f}' for a in result['ceiling_seeds'] or [])})",
+             f"- noise control gain {_signed(result['noise_gain'])} {_ci(result['noise_gain_ci'])}",
+             "", "| pool | CAS | CAS / ceiling | gain [95%] | usefulness | chosen | verdict |",
+             "|---|---|---|---|---|---|---|"]
+    for p in result["pools"]:
+        lines.append(f"| {p['name']} | {p['cas']:.3f} | {p['cas_ratio']:.2f} | "
+                     f"{_signed(p['gain'])} {_ci(p['gain_ci'])} | {_num(p['usefulness'])} | "
+                     f"{'yes' if p['chosen_by_farm'] else ''} | {p['verdict']} |")
+    lines += ["", f"- collapsed pair classes (diversity < {COLLAPSED}): "
+                  f"{result['collapsed_pair_classes']}",
+              f"- usefulness vs checkpoint CAS, mean Spearman: {_num(result['selection_spearman'])}"
+              f" per trial {_rounded(by_use)}",
+              f"- KID vs checkpoint CAS (sign flipped), mean Spearman: "
+              f"{_num(result['kid_spearman'])} per trial {_rounded(by_kid)}",
+              f"- kept checkpoint's CAS >= last's: {_num(result['kept_beats_last_share'])} "
+              f"({beats})"]
+    if len(rows):
+        lines += ["", rows.to_markdown(index=False, floatfmt=".3f")
+                  if _has_tabulate() else rows.to_string(index=False)]
+    emit(lines, args.out)
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _signed(value) -> str:
+    return "–" if value is None else f"{value:+.3f}"
+
+
+def _ci(ci) -> str:
+    return "" if not ci else f"[{ci[0]:+.3f}, {ci[1]:+.3f}]"
+
+
+def _num(value) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def _rounded(values: dict) -> dict:
+    return {k: round(v, 2) for k, v in values.items()}
+
+
+if __name__ == "__main__":
+    main()
