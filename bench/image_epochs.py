@@ -56,7 +56,7 @@ def reference_sets(experiment: Path, summary: dict, dataset: str, data_dir: str 
     with the judge's features of the train or the held-out test images as KID's reference."""
     stored = json.loads((experiment / "run.json").read_text())
     settings, config = stored["settings"], stored["config"]
-    root = image_root(dataset, settings.get("data_dir") or data_dir, settings.get("image_data"))
+    root = image_root(dataset, data_dir or settings.get("data_dir"), settings.get("image_data"))
     prepared = prepare_images(dataset, root, config.get("data", {}), experiment, summary["seed"])
     train = prepared.trial_data
     judge = judge_for(train, torch.device("cpu"))  # the payload prepare_images just loaded

@@ -40,8 +40,10 @@ from image_epochs import reference_sets
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from farm.evaluate_pools import pool_usefulness  # noqa: E402
 from farm.evaluator import Task, evaluator_config, fit_and_test  # noqa: E402
 from farm.export import draw_images  # noqa: E402
+from farm.pools import read_pool  # noqa: E402
 from farm.train.classifier import scores  # noqa: E402
 from farm.train.trainable import load_state  # noqa: E402
 
@@ -80,10 +82,10 @@ def logged(experiment: Path, trial: dict, metric: str) -> dict[int, float]:
 
 
 def checkpoint_cas(experiment: Path, trial: dict, folder: Path, train, test: Task, config,
-                   per_class: int, reference: int) -> float:
+                   per_class: int, reference: int, judge_filter: int = 1) -> float:
     """CAS of one checkpoint: its images drawn as the export draws them, one classifier."""
     spec = json.loads((_trial_dir(experiment, trial) / "params.json").read_text())["trial"]
-    by_class, _, _ = draw_images(spec, folder, train, per_class)
+    by_class, _, _ = draw_images(spec, folder, train, per_class, judge_filter)
     x = np.concatenate([by_class[name] for name in train.classes])
     y = np.concatenate([np.full(len(by_class[name]), label, dtype=np.int64)
                         for label, name in enumerate(train.classes)])
@@ -97,7 +99,9 @@ def rank_checkpoints(experiment: Path, summary: dict, dataset: str, data_dir: st
     """Per all-class trial: each kept checkpoint's logged usefulness and KID, and its CAS."""
     stored = json.loads((experiment / "run.json").read_text())
     config = dataclasses.replace(evaluator_config(stored["config"].get("evaluator")), seeds=1)
-    per_class = int(stored["config"]["data"].get("images", {}).get("synthetic_per_class", 32))
+    images_cfg = stored["config"]["data"].get("images", {})
+    per_class = int(images_cfg.get("synthetic_per_class", 32))
+    judge_filter = int(images_cfg.get("judge_filter", 1))
     train, test_view = reference_sets(experiment, summary, dataset, data_dir)
     test = Task("test", test_view.images, test_view.labels)
     reference = summary["evaluator"]["datasets"][dataset]["ceiling"]["train_images"]
@@ -111,7 +115,7 @@ def rank_checkpoints(experiment: Path, summary: dict, dataset: str, data_dir: st
         for epoch, folder in checkpoints(experiment, trial):
             started = time.perf_counter()
             cas = checkpoint_cas(experiment, trial, folder, train, test, config, per_class,
-                                 reference)
+                                 reference, judge_filter)
             rows.append({"trial": trial["trial"], "setting": trial["setting"], "epoch": epoch,
                          "kept": epoch == trial["best_epoch"],
                          "last": epoch == trial["last_epoch"], "useful": useful.get(epoch),
@@ -130,12 +134,15 @@ def spearman_per_trial(rows: pd.DataFrame, metric: str, sign: float = 1.0) -> di
     return out
 
 
-def kept_vs_last(rows: pd.DataFrame) -> dict[str, bool]:
+def kept_vs_last(rows: pd.DataFrame) -> dict[str, str]:
+    """Per trial: "better", "tie" or "worse" (kept CAS against last); trials whose kept epoch
+    is the last are left out (nothing was chosen)."""
     out = {}
     for trial, group in rows.groupby("trial"):
         kept, last = group[group["kept"]], group[group["last"]]
-        if len(kept) and len(last):
-            out[trial] = bool(kept["cas"].iloc[0] >= last["cas"].iloc[0])
+        if len(kept) and len(last) and kept["epoch"].iloc[0] != last["epoch"].iloc[0]:
+            a, b = kept["cas"].iloc[0], last["cas"].iloc[0]
+            out[trial] = "better" if a > b else "tie" if a == b else "worse"
     return out
 
 
@@ -152,7 +159,9 @@ def collapsed_pairs(summary: dict, dataset: str) -> dict[str, int]:
     return out
 
 
-def headline(summary: dict, dataset: str) -> dict:
+def headline(summary: dict, dataset: str, train=None) -> dict:
+    """The summary's figures; `train` (the run's ImageData) scores a pool's own usefulness on
+    the val slice where the run predates that column."""
     ev = summary["evaluator"]["datasets"][dataset]
     control = ev.get("control_gain") or {}
     pools = []
@@ -160,12 +169,19 @@ def headline(summary: dict, dataset: str) -> dict:
         if "same_as" in pool:
             continue
         gain = pool.get("gain") or {}
+        useful = pool.get("usefulness")
+        if useful is None and train is not None:
+            useful = pool_usefulness(train, *read_pool(Path(pool["dir"]), train.classes))
         pools.append({"name": name, "cas": pool["cas"]["accuracy"],
                       "cas_seeds": pool["cas"].get("accuracies"),
                       "cas_ratio": pool.get("cas_ratio"), "gain": gain.get("mean"),
                       "gain_ci": gain.get("ci"), "verdict": pool.get("verdict"),
-                      "usefulness": pool.get("mean_usefulness"),
+                      "usefulness": useful, "members_usefulness": pool.get("mean_usefulness"),
                       "chosen_by_farm": name == ev.get("best_pool")})
+    scored = [p for p in pools if p["usefulness"] is not None]
+    by_rule = max(scored, key=lambda p: p["usefulness"])["name"] if scored else None
+    for p in pools:  # what today's rule (the pool's own usefulness) picks
+        p["chosen_by_usefulness"] = p["name"] == by_rule
     return {"run_commit": summary.get("commit"), "minutes": round(summary["seconds"] / 60, 1),
             "ceiling": ev["ceiling"]["accuracy"],
             "ceiling_seeds": ev["ceiling"].get("accuracies"),
@@ -184,7 +200,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     summary = json.loads((args.experiment / "summary.json").read_text())
-    result = {"commit": _commit(), **headline(summary, args.dataset),
+    train, _ = reference_sets(args.experiment, summary, args.dataset, args.data_dir)
+    result = {"commit": _commit(), **headline(summary, args.dataset, train),
               "collapsed_pair_classes": collapsed_pairs(summary, args.dataset)}
     rows = pd.DataFrame()
     if not args.skip_checkpoints:
@@ -197,7 +214,8 @@ def main() -> None:
         selection_spearman=float(np.mean(list(by_use.values()))) if by_use else None,
         selection_spearman_per_trial=by_use,
         kid_spearman=float(np.mean(list(by_kid.values()))) if by_kid else None,
-        kept_beats_last_share=(float(np.mean(list(beats.values()))) if beats else None),
+        kept_beats_last_share=(float(np.mean([v != "worse" for v in beats.values()]))
+                               if beats else None),
         kept_beats_last=beats, checkpoints=rows.to_dict("records"))
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=1, default=float) + "\n")
@@ -213,17 +231,20 @@ def main() -> None:
              "", "| pool | CAS | CAS / ceiling | gain [95%] | usefulness | chosen | verdict |",
              "|---|---|---|---|---|---|---|"]
     for p in result["pools"]:
-        lines.append(f"| {p['name']} | {p['cas']:.3f} | {p['cas_ratio']:.2f} | "
+        chosen = "run" if p["chosen_by_farm"] else ""
+        if p["chosen_by_usefulness"]:
+            chosen += " usefulness"
+        lines.append(f"| {p['name']} | {p['cas']:.3f} | {_num(p['cas_ratio'])} | "
                      f"{_signed(p['gain'])} {_ci(p['gain_ci'])} | {_num(p['usefulness'])} | "
-                     f"{'yes' if p['chosen_by_farm'] else ''} | {p['verdict']} |")
+                     f"{chosen.strip()} | {p['verdict']} |")
     lines += ["", f"- collapsed pair classes (diversity < {COLLAPSED}): "
                   f"{result['collapsed_pair_classes']}",
               f"- usefulness vs checkpoint CAS, mean Spearman: {_num(result['selection_spearman'])}"
               f" per trial {_rounded(by_use)}",
               f"- KID vs checkpoint CAS (sign flipped), mean Spearman: "
               f"{_num(result['kid_spearman'])} per trial {_rounded(by_kid)}",
-              f"- kept checkpoint's CAS >= last's: {_num(result['kept_beats_last_share'])} "
-              f"({beats})"]
+              f"- kept checkpoint's CAS >= last's (trials whose kept epoch is not the last): "
+              f"{_num(result['kept_beats_last_share'])} ({beats})"]
     if len(rows):
         lines += ["", rows.to_markdown(index=False, floatfmt=".3f")
                   if _has_tabulate() else rows.to_string(index=False)]

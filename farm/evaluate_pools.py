@@ -12,8 +12,9 @@ from torch.utils.tensorboard import SummaryWriter
 from farm import figures
 from farm.data.images import to_unit_range
 from farm.evaluator import REAL, EvaluatorConfig, Task, evaluate
-from farm.metrics.paired import paired_gain
 from farm.judge import Judge
+from farm.metrics.paired import paired_gain
+from farm.metrics.usefulness import usefulness
 from farm.pools import (USEFUL, best_of, candidates, class_kid, class_metric, read_pool, same_as,
                         write_pool)
 
@@ -35,8 +36,8 @@ def noise_control(real: Task, n: int, classes: int, seed: int) -> Task:
     return real_plus(CONTROL, real, noise, np.arange(n) % classes)
 
 
-BEST_POOL_RULE = ("the highest mean usefulness of its members (a linear probe in the judge's "
-                  "space, trained on their images, tested on the val slice), not test accuracy")
+BEST_POOL_RULE = ("the highest usefulness of its own images (a linear probe in the judge's "
+                  "space, trained on the pool, tested on the val slice), not test accuracy")
 KID_POOL_RULE = "the lowest mean KID of its members (train split), not test accuracy"
 
 
@@ -45,23 +46,38 @@ def gain_over(treated: dict, base: dict) -> dict:
     return paired_gain(treated["accuracies"], base["accuracies"])
 
 
-def verdict(gain: dict, control_gain: dict | None) -> str:
-    """One line: does the pool help as augmentation? Only when the whole interval is above 0
-    and above what as many noise images gain."""
+def verdict(gain: dict, over_control: dict | None, control_gain: dict | None) -> str:
+    """One line: does the pool help as augmentation? Only when the 95% interval of its gain
+    over real alone is above 0 and the interval of its gain over the noise control (both
+    paired by classifier seed) is above 0 too."""
     ci = gain.get("ci")
     span = f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else " (one seed: no interval)"
     text = f"{gain['mean']:+.3f}{span} over real alone"
     if control_gain is not None:
         text += f", noise control {control_gain['mean']:+.3f}"
+    above = over_control.get("ci") if over_control else None
     helps = (ci is not None and ci[0] > 0
-             and (control_gain is None or ci[0] > control_gain["mean"]))
+             and (over_control is None or (above is not None and above[0] > 0)))
     return f"helps: {text}" if helps else f"does not help: {text}"
 
 
+def pool_usefulness(data, x: np.ndarray, y: np.ndarray) -> float | None:
+    """The pool's own images scored as a trial's are (farm.metrics.usefulness): a probe
+    trained on all of them, its mean probability of the right class on the val slice. One
+    measure for every pool, whatever families its members come from (members' own scores are
+    not comparable across kinds: a pair is scored beside real images of the other classes)."""
+    if data.val_features is None or not len(x):
+        return None
+    features = Judge.from_payload(data.judge).features(to_unit_range(x)).cpu()
+    generated = {int(label): features[y == label] for label in np.unique(y)}
+    return usefulness(generated, data.real_features, data.val_features, data.val_labels,
+                      data.classes).get(USEFUL)
+
+
 def best_pool(section_pools: dict, trained) -> tuple[str, str]:
-    """(pool, rule): the pool whose members scored the highest usefulness on the val slice at
-    their chosen epochs (the lowest KID for runs without it); never the test split."""
-    useful = {n: section_pools[n].get("mean_usefulness") for n in trained}
+    """(pool, rule): the pool whose own images are the most useful on the val slice (the
+    lowest members' KID for runs without one); never the test split."""
+    useful = {n: section_pools[n].get("usefulness") for n in trained}
     if all(v is not None for v in useful.values()):
         return max(trained, key=lambda n: useful[n]), BEST_POOL_RULE
     return min(trained, key=lambda n: section_pools[n]["mean_kid"]), KID_POOL_RULE
@@ -115,6 +131,7 @@ def evaluate_image_dataset(dataset: str, prepared, trials: list[dict], config: E
         section_pools[name] = write_pool(folder, name, dataset, members)
         section_pools[name].update(_at_chosen_epochs(members, grown_by[name]))
         trained[name] = read_pool(folder, classes)
+        section_pools[name]["usefulness"] = pool_usefulness(prepared.trial_data, *trained[name])
 
     # After selection the val slice rejoins the train split: the ceiling and real + synthetic
     # learn from every real train image; the test split is still unseen.
@@ -150,10 +167,11 @@ def evaluate_image_dataset(dataset: str, prepared, trials: list[dict], config: E
             cas=cas, real_plus_synthetic=both,
             cas_ratio=cas["accuracy"] / ceiling["accuracy"] if ceiling["accuracy"] else None,
             augmentation_gain=gain["mean"], gain=gain,
-            over_control=gain_over(both, control) if control else None,
-            verdict=verdict(gain, control_gain))
-    # Chosen before looking at the test split: the pool whose members were most useful on the
-    # val slice (KID where a run has no usefulness score).
+            over_control=gain_over(both, control) if control else None)
+        section_pools[name]["verdict"] = verdict(gain, section_pools[name]["over_control"],
+                                                 control_gain)
+    # Chosen before looking at the test split: the pool whose own images teach a probe the val
+    # slice best (KID where a run has no val slice).
     best, rule = best_pool(section_pools, trained)
     pictures = _pictures(prepared, pools[best], trained, classes, dataset, best)
     paths = {}

@@ -263,9 +263,11 @@ def _image_headline(dataset: str, info: dict, ev: dict | None) -> str:
         return "".join(out)
     out.append("<p>CAS: a classifier trained only on a pool's synthetic images, tested on "
                "held-out real ones. Ceiling: the same classifier trained on the real images.</p>")
-    out.append("<p>Usefulness, mean KID and judge accuracy: the pool's members at their chosen "
-               "epochs (usefulness on the val slice, KID on the fit images; never the test "
-               "split). GAN time: what the trials it chose from took to grow.</p>")
+    out.append("<p>Usefulness: a linear probe in the judge's features trained on the pool's "
+               "images, its mean probability of the right class on the val slice (real train "
+               "images no GAN saw); the best pool is chosen by it. Mean KID and judge accuracy: "
+               "the pool's members at their chosen epochs (fit images). None of them reads the "
+               "test split. GAN time: what the trials it chose from took to grow.</p>")
     out.append(_protocol_line(ev, html=True))
     out.append(_control_line(ev, html=True))
     verdicts = _verdict_lines(ev)
@@ -306,12 +308,13 @@ def _control_line(ev: dict, html: bool) -> str:
     if not control or not _finite(ceiling):
         return ""
     share = control.get("synthetic_share")
-    drawn = f", drawn as {share:.0%} of every pass as the pools are," if share else ""
+    drawn = (f", drawn as {share:.0%} of every pass as the pools are," if share
+             else ", mixed in as the pools are,")
     gain = ev.get("control_gain") or {}
     ci = gain.get("ci")
     span = f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""
     text = (f"Control: the real train split plus {control.get('train_images', 0) - _train(ev)} "
-            f"images of pure noise{drawn}, mixed in as the pools are, scores "
+            f"images of pure noise{drawn} scores "
             f"{_num(control.get('accuracy'))} "
             f"({_signed(control.get('accuracy', 0) - ceiling)}{span} over real alone). A pool's "
             "augmentation gain means something only where it beats this.")
@@ -333,7 +336,7 @@ def _pool_numbers(p: dict, ev: dict) -> list[str]:
     return [str(p.get("images", "–")), _num(_get(p, "cas", "accuracy")),
             _num(_get(ev, "ceiling", "accuracy")), _ratio(p.get("cas_ratio")),
             _num(_get(p, "real_plus_synthetic", "accuracy")), _gain_cell(p),
-            _num(ev.get("chance")), _num(p.get("mean_usefulness")), _num(p.get("mean_kid"), ".4g"),
+            _num(ev.get("chance")), _num(p.get("usefulness")), _num(p.get("mean_kid"), ".4g"),
             _num(p.get("mean_judge_accuracy")),
             f"{seconds / 60:.1f} min" if _finite(seconds) else "–"]
 

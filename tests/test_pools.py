@@ -115,3 +115,15 @@ def test_an_older_run_without_usefulness_falls_back_to_kid():
               _trial("a2", "fruit-pairs", "apples", {"kid": 0.5, "useful": 0.9})]
     pools = choose_pools(trials, ["apples"])
     assert pools["fruit-pairs"]["apples"]["trial"] == "a1"
+
+
+def test_a_pool_helps_only_when_its_whole_interval_is_above_zero_and_the_noise_control():
+    from farm.evaluate_pools import verdict
+
+    control = {"mean": 0.01, "ci": [-0.01, 0.03]}
+    above, not_above = {"mean": 0.02, "ci": [0.005, 0.035]}, {"mean": 0.01, "ci": [-0.01, 0.03]}
+    assert verdict({"mean": 0.03, "ci": [0.02, 0.04]}, above, control).startswith(
+        "helps: +0.030 [+0.020, +0.040] over real alone, noise control +0.010")
+    assert verdict({"mean": 0.03, "ci": [-0.01, 0.07]}, above, control).startswith("does not")
+    assert verdict({"mean": 0.03, "ci": [0.02, 0.04]}, not_above, control).startswith("does not")
+    assert "no interval" in verdict({"mean": 0.05, "ci": None}, None, None)

@@ -283,3 +283,25 @@ def test_the_epoch_cell_says_where_asha_stopped_a_trial_and_whose_weights_pbt_ga
         {"epoch": 50, "donor": 3, "params": {}}, {"epoch": 70, "donor": 1, "params": {}}]}) == \
         "80 (took #3's weights at 50, #1's weights at 70)"
     assert _epoch_cell({"best_epoch": None}) == "–"
+
+
+def test_report_says_whether_each_pool_helps_with_its_interval_and_the_protocol(tmp_path, pngs):
+    exp, _ = _experiment(tmp_path, pngs)
+    summary = json.loads((exp / "summary.json").read_text())
+    ev = summary["evaluator"]["datasets"]["fruits"]
+    ev["protocol"] = "resnet18, 10 passes over the real train split, 3 classifier seed(s)"
+    ev["control"].pop("synthetic_share")
+    ev["control_gain"] = {"mean": -0.004, "ci": [-0.02, 0.012], "per_seed": [0, 0, -0.012]}
+    ev["pools"]["best"].update(
+        gain={"mean": 0.021, "ci": [0.005, 0.037], "per_seed": [0.01, 0.02, 0.033]},
+        usefulness=0.4321,
+        verdict="helps: +0.021 [+0.005, +0.037] over real alone, noise control -0.004")
+    (exp / "summary.json").write_text(json.dumps(summary))
+    html_path, md_path = write_report(exp)
+    text, md = " ".join(_parse(html_path).text), md_path.read_text(encoding="utf-8")
+    for page in (text, md):
+        assert "best: helps: +0.021 [+0.005, +0.037] over real alone, noise control -0.004" in page
+        assert "Protocol: resnet18, 10 passes" in page and "one is" not in page
+        assert "One of the 30 test images is 0.0333 of accuracy." in page
+        assert "+0.021 [+0.005, +0.037]" in page and "0.432" in page
+        assert "mixed in as the pools are, scores 0.871 (-0.041 [-0.020, +0.012]" in page

@@ -65,8 +65,8 @@ def stratified_split(labels, test_fraction: float, val_fraction: float, seed: in
 
 
 def carve_val_by_class(split: Split, labels, fraction: float, seed: int) -> Split:
-    """Move `fraction` of each class's fit rows to val (at least one where the class has three
-    or more, always leaving two to train on). For images: a few dozen a class is too few for a
+    """Move `fraction` of each class's fit rows to val (at least one, always leaving one to
+    train on: a class without a val image could not be scored for usefulness). For images: a few dozen a class is too few for a
     stratified draw over all classes at once, and the train/test indices stay those of a split
     without val, so runs with and without a val slice share their test split."""
     labels = np.asarray(labels)
@@ -75,7 +75,7 @@ def carve_val_by_class(split: Split, labels, fraction: float, seed: int) -> Spli
     val = []
     for label in np.unique(labels[fit]):
         mine = rng.permutation(fit[labels[fit] == label])
-        k = min(max(1, round(fraction * len(mine))), len(mine) - 2) if fraction > 0 else 0
+        k = min(max(1, round(fraction * len(mine))), len(mine) - 1) if fraction > 0 else 0
         val.extend(mine[:max(k, 0)].tolist())
     val = np.sort(np.asarray(val, dtype=np.int64))
     return Split(split.dataset, split.source_sha256, split.seed, split.test_fraction, fraction,

@@ -1,0 +1,97 @@
+"""Has the evaluator's classifier converged? The ceiling at its schedule and at twice it.
+
+A figure from a classifier still learning would measure its schedule, not the data. So the
+ceiling (real train split -> held-out test split, the evaluator's own code and settings) is
+trained at the experiment's `epochs` and at `--factor` times them, with the same classifier
+seeds, and the two compared: converged means the longer schedule moves the mean by less than
+0.01 (about two of FIDS30's 193 test images).
+
+    .venv/bin/python bench/evaluator_convergence.py results/<name> [--factor 2] [--seeds 3]
+
+Writes bench/results/evaluator-convergence.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common import emit
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from farm.evaluator import REAL, Task, evaluator_config, fit_and_test, seed_configs  # noqa: E402
+from farm.image_sets import image_root, prepare_images  # noqa: E402
+from farm.metrics.paired import paired_gain  # noqa: E402
+from farm.train.classifier import scores  # noqa: E402
+
+RESULTS = REPO / "bench" / "results" / "evaluator-convergence.json"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("experiment", type=Path)
+    parser.add_argument("--dataset", default="fids30")
+    parser.add_argument("--factor", type=int, default=2)
+    parser.add_argument("--seeds", type=int, help="classifier seeds (default: the run's)")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    stored = json.loads((args.experiment / "run.json").read_text())
+    summary = json.loads((args.experiment / "summary.json").read_text())
+    settings, config = stored["settings"], stored["config"]
+    base = evaluator_config(config.get("evaluator"))
+    if args.seeds:
+        base = dataclasses.replace(base, seeds=args.seeds)
+    root = image_root(args.dataset, settings.get("data_dir") or args.data_dir,
+                      settings.get("image_data"))
+    prepared = prepare_images(args.dataset, root, config.get("data", {}), args.experiment,
+                              summary["seed"])
+    train, test = prepared.split.train, np.asarray(prepared.split.test)
+    images, labels = prepared.images.images, prepared.images.labels
+    real, held_out = Task(REAL, images[train], labels[train]), Task("test", images[test],
+                                                                   labels[test])
+    classes = len(prepared.images.classes)
+    figures = {}
+    for epochs in (base.epochs, base.epochs * args.factor):
+        accuracies, started = [], time.perf_counter()
+        for config_seed in seed_configs(dataclasses.replace(base, epochs=epochs)):
+            out = fit_and_test(real, held_out, classes, config_seed, torch.device("cpu"),
+                               say=lambda _line: None)
+            accuracies.append(scores(out["matrix"], range(classes))["accuracy"])
+        figures[epochs] = {"accuracies": accuracies, "mean": float(np.mean(accuracies)),
+                           "seconds": round(time.perf_counter() - started, 1)}
+    short, long = figures[base.epochs], figures[base.epochs * args.factor]
+    moved = paired_gain(long["accuracies"], short["accuracies"])
+    result = {"commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
+                                       capture_output=True, text=True).stdout.strip(),
+              "experiment": summary["name"], "arch": base.arch, "test_images": int(len(test)),
+              "train_images": int(len(train)), "epochs": base.epochs,
+              "longer_epochs": base.epochs * args.factor, "short": short, "long": long,
+              "moved": moved, "converged": abs(moved["mean"]) < 0.01}
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+    ci = moved["ci"]
+    emit([f"# Evaluator convergence: {summary['name']} ({args.dataset}), {base.arch}", "",
+          f"- {len(train)} real train images, {len(test)} test images (one is "
+          f"{1 / len(test):.4f})",
+          f"- ceiling at {base.epochs} passes: {short['mean']:.3f} "
+          f"({' / '.join(f'{a:.3f}' for a in short['accuracies'])}), {short['seconds']} s",
+          f"- ceiling at {base.epochs * args.factor} passes: {long['mean']:.3f} "
+          f"({' / '.join(f'{a:.3f}' for a in long['accuracies'])}), {long['seconds']} s",
+          f"- the longer schedule moved it by {moved['mean']:+.3f}"
+          + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
+          + f": {'converged' if result['converged'] else 'NOT converged'}"], args.out)
+
+
+if __name__ == "__main__":
+    main()
