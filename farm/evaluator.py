@@ -14,9 +14,11 @@ ceiling, so a gain has an interval.
 How real + synthetic is trained is `mix` (a reviewer's protocols, as data; `MIXES`):
   * `extra` (default): the real images get exactly the ceiling's schedule (the same batches in
     the same order, the same augmentation draws, the same number of steps); every step adds
-    `synthetic_batch` synthetic images on top, never in place of a real one (Azizi et al. 2023);
-  * `pretrain`: train on the pool alone (CAS's schedule), then fine-tune on the real train split
-    with the ceiling's schedule;
+    `synthetic_batch` synthetic images on top, never in place of a real one (Azizi et al. 2023).
+    The loss is the mean over both, so a real image weighs as a synthetic one does, and without
+    `separate_bn` the batch's statistics include the synthetic images;
+  * `pretrain`: train on the pool alone (exactly the CAS run), then fine-tune on the real train
+    split with the ceiling's schedule and a fresh optimizer;
   * `distill`: as `extra`, but each synthetic image's target mixes its requested class with the
     softmax of a teacher trained on the real train split only (that seed's ceiling model);
   * `share`: the earlier protocol, kept for comparison with bench/RESULTS.md: every pass holds
@@ -93,6 +95,9 @@ class EvaluatorConfig:
         if self.synthetic_batch < 1 or self.seeds < 1:
             raise ConfigError("evaluator.synthetic_batch and evaluator.seeds must be at least 1, "
                               f"got {self.synthetic_batch} and {self.seeds}")
+        if self.separate_bn and self.mix not in ("extra", "distill"):
+            raise ConfigError(f"evaluator.separate_bn needs mix extra or distill (synthetic "
+                              f"images in batches of their own), not {self.mix!r}")
         if not 0 <= self.distill_weight <= 1:
             raise ConfigError(f"evaluator.distill_weight must be in [0, 1], got "
                               f"{self.distill_weight}")
@@ -180,6 +185,9 @@ def index_batches(n: int, budget: int, batch_size: int, generator: torch.Generat
     done = 0
     while done < budget:
         mine = shard(order(n, generator), rank, world)
+        if steps_per_epoch(len(mine), batch_size) == 0:
+            raise ValueError(f"{n} images over {world} worker(s) leave a worker fewer than the "
+                             "two a batch-norm step needs")
         take = min(steps_per_epoch(len(mine), batch_size), budget - done)
         for i in range(take):
             yield mine[i * batch_size:(i + 1) * batch_size]
@@ -247,6 +255,18 @@ def soft_targets(teacher: nn.Module | None, x: torch.Tensor, labels: torch.Tenso
     return (1 - weight) * hard + weight * probs
 
 
+# What each random stream of a classifier is for; with the seed and the rank they name it.
+ORDER, AUGMENT, DRAWS, EXTRA_AUGMENT = range(4)
+
+
+def stream(seed: int, purpose: int, rank: int = 0, device="cpu") -> torch.Generator:
+    """A generator for one purpose of one classifier seed on one rank, independent of every
+    other (seed, purpose, rank): plain offsets such as seed + 1 + rank made classifier seed
+    0's augmentation on rank 1 the same stream as seed 1's on rank 0."""
+    entropy = np.random.SeedSequence([seed, purpose, rank]).generate_state(1)[0]
+    return torch.Generator(device=device).manual_seed(int(entropy))
+
+
 class _Run:
     """One optimizer and cosine schedule over `budget` steps, and the step that trains."""
 
@@ -309,28 +329,31 @@ def train_classifier(task: Task, num_classes: int, config: EvaluatorConfig, devi
                 f"loss {float(loss):.4f}")
 
     def real_schedule():
-        """The ceiling's exact batches and augmentation draws, for the real part."""
-        return (index_batches(real, budget, config.batch_size,
-                              torch.Generator().manual_seed(config.seed), rank, world),
-                torch.Generator(device=device).manual_seed(config.seed + 1 + rank))
+        """The ceiling's exact batches and augmentation draws, for the real part (the order is
+        every rank's, so the ranks shard one permutation; augmentation is each rank's own)."""
+        return (index_batches(real, budget, config.batch_size, stream(config.seed, ORDER),
+                              rank, world),
+                stream(config.seed, AUGMENT, rank, device))
 
+    if mix == "distill" and teacher is None:
+        raise ValueError("mix distill needs the real-only teacher: train the real task first")
     total = budget * (2 if mix == "pretrain" else 1)
-    if mix == "pretrain":  # the pool alone first, with its own optimizer and schedule
+    if mix == "pretrain":  # the pool alone first: exactly the CAS run (same init and streams)
         run = _Run(model, config, budget)
         xe, ye = x[real:], y[real:]
-        aug = torch.Generator(device=device).manual_seed(config.seed + 2 + rank)
+        aug = stream(config.seed, AUGMENT, rank, device)
         for idx in index_batches(len(xe), budget, config.batch_size,
-                                 torch.Generator().manual_seed(config.seed + 3), rank, world):
+                                 stream(config.seed, ORDER), rank, world):
             loss = run.step(xe[idx.to(device)], ye[idx.to(device)], aug)
             steps += 1
             progress(loss)
     run = _Run(model, config, budget)
     if mix == "share":
-        batches = index_batches(len(x), budget, config.batch_size,
-                                torch.Generator().manual_seed(config.seed), rank, world,
+        batches = index_batches(len(x), budget, config.batch_size, stream(config.seed, ORDER),
+                                rank, world,
                                 order=lambda n, gen: pass_order(n, real, config.synthetic_share,
                                                                 gen))
-        aug = torch.Generator(device=device).manual_seed(config.seed + 1 + rank)
+        aug = stream(config.seed, AUGMENT, rank, device)
     else:
         batches, aug = real_schedule()
     extras = None
@@ -338,8 +361,8 @@ def train_classifier(task: Task, num_classes: int, config: EvaluatorConfig, devi
         targets = soft_targets(teacher if mix == "distill" else None, x[real:], y[real:],
                                num_classes, config.distill_weight)
         extras = (x[real:], targets, draws(len(x) - real, config.synthetic_batch,
-                                           torch.Generator().manual_seed(config.seed + 4 + rank)),
-                  torch.Generator(device=device).manual_seed(config.seed + 5 + rank))
+                                           stream(config.seed, DRAWS, rank)),
+                  stream(config.seed, EXTRA_AUGMENT, rank, device))
     for idx in batches:
         idx = idx.to(device)
         extra = None

@@ -8,10 +8,10 @@ import torch
 
 from farm.errors import ConfigError
 from farm import evaluator as evaluator_module
-from farm.evaluator import (EvaluatorConfig, Task, draws, evaluator_config, fit_and_test,
-                            over_seeds, pass_order, seed_configs, shard, soft_targets,
-                            step_budget, synthetic_statistics, train_classifier,
-                            with_dual_batch_norm)
+from farm.evaluator import (AUGMENT, ORDER, EvaluatorConfig, Task, draws, evaluator_config,
+                            fit_and_test, index_batches, over_seeds, pass_order, seed_configs,
+                            shard, soft_targets, step_budget, stream, synthetic_statistics,
+                            train_classifier, with_dual_batch_norm)
 from farm.train.classifier import confusion, scores
 
 
@@ -203,11 +203,11 @@ def test_pretrain_trains_on_the_pool_then_takes_the_ceilings_real_schedule(monke
     _, steps = _train(both, config)
     budget = step_budget(config, 40)
     assert steps == 2 * budget and len(seen) == 2 * budget
-    pool_images = torch.as_tensor(both.images[40:]).float()
-    first = seen[0][0]
-    assert not any(torch.equal(first, c) for c, _ in ceiling)  # phase one: pool images
-    assert all(torch.equal(a, b) for (a, _), (b, _) in zip(seen[budget:], ceiling))
-    assert pool_images.shape[0] == 100
+    pretrained = list(seen)
+    seen.clear()
+    _train(Task("pool", both.images[40:], both.labels[40:]), config)  # the CAS run
+    assert all(torch.equal(a, b) for (a, _), (b, _) in zip(pretrained[:budget], seen))
+    assert all(torch.equal(a, b) for (a, _), (b, _) in zip(pretrained[budget:], ceiling))
 
 
 def test_extras_are_drawn_evenly_and_afresh_each_cycle():
@@ -273,7 +273,31 @@ def test_each_figure_has_every_seed_and_the_mean_of_their_accuracies():
 
 @pytest.mark.parametrize("values,message", [({"mix": "blend"}, "mix"), ({"seeds": 0}, "seeds"),
                                             ({"distill_weight": 1.5}, "distill_weight"),
-                                            ({"synthetic_batch": 0}, "synthetic_batch")])
+                                            ({"synthetic_batch": 0}, "synthetic_batch"),
+                                            ({"separate_bn": True, "mix": "pretrain"},
+                                             "separate_bn")])
 def test_impossible_mix_settings_are_refused(values, message):
     with pytest.raises(ConfigError, match=message):
         evaluator_config(values)
+
+
+def test_distill_without_its_teacher_is_refused_rather_than_quietly_plain():
+    _, both = _real_and_pool()
+    config = EvaluatorConfig(arch="tiny", epochs=1, batch_size=16, mix="distill")
+    with pytest.raises(ValueError, match="teacher"):
+        _train(both, config)
+
+
+def test_too_few_images_for_the_workers_is_an_error_not_an_endless_loop():
+    with pytest.raises(ValueError, match="fewer than the two"):
+        next(index_batches(3, 5, 16, torch.Generator().manual_seed(0), rank=0, world=4))
+
+
+def test_each_seed_purpose_and_rank_draws_its_own_stream():
+    def first(generator):
+        return torch.rand(4, generator=generator).tolist()
+
+    seen = {(seed, purpose, rank): tuple(first(stream(seed, purpose, rank)))
+            for seed in (0, 1) for purpose in (ORDER, AUGMENT) for rank in (0, 1)}
+    assert len(set(seen.values())) == len(seen)
+    assert first(stream(0, AUGMENT, 1)) == first(stream(0, AUGMENT, 1))  # reproducible

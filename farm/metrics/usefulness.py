@@ -69,7 +69,7 @@ def usefulness(generated: Mapping[int, torch.Tensor], real_fit: Mapping[int, np.
         ys.append(torch.full((len(features),), label, dtype=torch.long))
     probe = fit_probe(torch.cat(xs), torch.cat(ys), len(names))
     val_x = torch.as_tensor(np.array(val_features))
-    val_y = torch.as_tensor(np.asarray(val_labels), dtype=torch.long)
+    val_y = torch.as_tensor(np.array(val_labels), dtype=torch.long)
     probs = probe_probs(probe, val_x)
     right = probs[torch.arange(len(val_y)), val_y]
     hit = probs.argmax(1) == val_y

@@ -192,7 +192,7 @@ def test_an_image_val_slice_comes_from_each_class_and_keeps_the_test_split(tmp_p
     val_counts = np.bincount(labels[list(carved.val)], minlength=4)
     fit_counts = np.bincount(labels[list(carved.fit)], minlength=4)
     assert val_counts[0] == round(0.2 * (fit_counts[0] + val_counts[0]))
-    assert (val_counts[:3] >= 1).all() and (fit_counts >= 2).all()
+    assert (val_counts >= 1).all() and (fit_counts >= 1).all()  # every class scored and grown
     assert not set(carved.val) & set(carved.fit) and carved.val_fraction == 0.2
     again = load_or_create(tmp_path / "b.json", labels, test_fraction=0.2, val_fraction=0.2,
                            seed=3, dataset="d", source_sha256="x", val_by_class=True)

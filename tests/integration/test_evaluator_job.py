@@ -28,13 +28,15 @@ def test_two_data_parallel_workers_train_every_task(ray_local, tmp_path):
     rng = np.random.default_rng(0)
     easy, test = _blobs(96, rng), _blobs(45, rng)
     wrong = Task("wrong", easy.images, (easy.labels + 1) % 3)
-    config = EvaluatorConfig(arch="tiny", epochs=6, batch_size=16, augment=False, workers=2)
+    config = EvaluatorConfig(arch="tiny", epochs=6, batch_size=16, augment=False, workers=2,
+                             seeds=2)
     out = evaluate("blobs", [Task("easy", easy.images, easy.labels), wrong], test,
                    ["red", "green", "blue"], config, tmp_path, use_gpu=False)
     assert out["workers"] == 2 and out["device"] == "cpu"
     easy_result, wrong_result = out["results"]["easy"], out["results"]["wrong"]
     assert easy_result["accuracy"] > 0.8 > 0.2 > wrong_result["accuracy"]
-    assert sum(map(sum, easy_result["confusion"])) == 45
+    assert sum(map(sum, easy_result["confusion"])) == 2 * 45  # summed over the two seeds
+    assert len(easy_result["accuracies"]) == 2 and easy_result["seeds"] == [0, 1]
     assert set(easy_result["per_class"]) == {"red", "green", "blue"}
 
 

@@ -133,6 +133,10 @@ def test_tiny_farm_grows_image_pairs_spiked_and_conditional_models(tiny_run):
             kept = [f["index"] for f in manifest if f["class"] == name]
             assert len(set(kept)) == 4 and all(0 <= i < 8 for i in kept)
         assert all(f["samples"] == 8 and "judge finds" in f["kept"] for f in manifest)
+    for trial in images:  # kept by usefulness on the val slice, KID beside it
+        assert trial["select_metric"] == "useful"
+        assert {"useful", "useful_accuracy", "diversity" if trial["class"] else
+                "diversity/mean"} <= set(trial["metrics"])
     for family in ("spiked", "conditional"):
         trial = next(t for t in images if t["family"] == family)
         assert {"kid/apples", "kid/bananas", "kid/mean", "judge_accuracy/mean"} <= set(
@@ -143,7 +147,8 @@ def test_tiny_farm_grows_image_pairs_spiked_and_conditional_models(tiny_run):
     assert conditional["params"]["diffaug"] == "color,translation,cutout"
     tags = _tensorboard_tags(
         next((experiment / "tune").glob("fruit-pairs_fids30_apples_*")))
-    assert {"samples", "ray/tune/kid", "ray/tune/judge_accuracy", "ray/tune/loss/g"} <= tags
+    assert {"samples", "ray/tune/kid", "ray/tune/judge_accuracy", "ray/tune/loss/g",
+            "ray/tune/useful"} <= tags
     split = json.loads((experiment / "splits" / "fids30.json").read_text())
     assert not set(split["fit"]) & set(split["test"]) and len(split["test"]) > 0
 
@@ -173,23 +178,29 @@ def test_evaluator_pools_and_scores_images_on_the_held_out_split(tiny_run):
     split = json.loads((experiment / "splits" / "fids30.json").read_text())
     assert fids["classes"] == ["apples", "bananas"] and fids["chance"] == 0.5
     assert fids["test_images"] == len(split["test"])
-    assert fids["ceiling"]["train_images"] == len(split["fit"])
+    train = len(split["fit"]) + len(split["val"])  # the val slice rejoins after selection
+    assert split["val"] and not set(split["val"]) & set(split["fit"])
+    assert fids["ceiling"]["train_images"] == train
     trained = {n: p for n, p in fids["pools"].items() if "same_as" not in p}
     biggest = max(p["images"] for p in trained.values())
-    assert fids["control"]["train_images"] == len(split["fit"]) + biggest
+    assert fids["control"]["train_images"] == train + biggest
     steps = {r["steps"] for p in trained.values() for r in (p["cas"], p["real_plus_synthetic"])}
     assert steps == {fids["ceiling"]["steps"]} == {fids["control"]["steps"]}
     assert {"fruit-pairs", "spiked"} <= set(trained) and fids["best_pool"] in trained
     for name, pool in trained.items():
         for result in (pool["cas"], pool["real_plus_synthetic"]):
             assert 0.0 <= result["accuracy"] <= 1.0
-            assert sum(map(sum, result["confusion"])) == fids["test_images"]
+            seeds = section["config"]["seeds"]
+            assert sum(map(sum, result["confusion"])) == seeds * fids["test_images"]
+            assert len(result["accuracies"]) == seeds
             with Image.open(result["figure"]) as image:
                 image.load()
         assert pool["cas"]["train_images"] == pool["images"] == 8  # 4 per class
-        assert pool["real_plus_synthetic"]["train_images"] == pool["images"] + len(split["fit"])
+        assert pool["real_plus_synthetic"]["train_images"] == pool["images"] + train
         assert pool["augmentation_gain"] == pytest.approx(
             pool["real_plus_synthetic"]["accuracy"] - fids["ceiling"]["accuracy"])
+        assert pool["gain"]["ci"] is not None and pool["verdict"].split(":")[0] in (
+            "helps", "does not help")
         manifest = json.loads(Path(pool["manifest"]).read_text())
         assert len(manifest["files"]) == pool["images"]
         trials = {t["trial"]: t for t in summary["trials"]}
@@ -199,14 +210,16 @@ def test_evaluator_pools_and_scores_images_on_the_held_out_split(tiny_run):
             assert record["checkpoint"] == made_by["checkpoint"]
             assert record["epoch"] == made_by["best_epoch"] and record["seed"] == made_by["seed"]
             assert name in made_by["pools"]
-    # best-per-class takes, for each class, the trial with the lowest KID for it
+    # best-per-class takes, for each class, the trial whose images were most useful for it
     best = fids["pools"]["best-per-class"]["members"]
     for cls, trial in best.items():
         candidates = [t for t in summary["trials"] if t["dataset"] == "fids30"
                       and (t["class"] == cls or t["class"] is None)]
-        kid = {t["trial"]: t["metrics"].get("kid", t["metrics"].get(f"kid/{cls}"))
-               for t in candidates}
-        assert kid[trial] == min(kid.values())
+        useful = {t["trial"]: (t["metrics"].get("useful") if t["class"] is not None
+                               else t["metrics"].get(f"useful/{cls}")) for t in candidates}
+        assert useful[trial] == max(useful.values())
+    assert fids["best_pool"] == max(trained, key=lambda n: trained[n]["usefulness"])
+    assert "extra" in fids["protocol"]
     events = list((experiment / "evaluator").glob("tensorboard-fids30/events.out.tfevents.*"))
     assert events and "evaluator/accuracy/real" in _tensorboard_tags(events[0].parent)
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from farm.models.images import (D34, DISCRIMINATORS, GENERATORS, G1, G2, G2a, DCGANDiscriminator,
+                                SNResNetDiscriminator,
                                 noise_for, spike_plane, spike_vector)
 
 SMALL = {"G1": lambda: G1(width=8), "G2": lambda: G2(width=8), "G2a": lambda: G2a(width=8)}
@@ -156,4 +157,5 @@ def test_channels_last_inputs_work():
 
 def test_registries_name_every_network():
     assert GENERATORS == {"G1": G1, "G2": G2, "G2a": G2a}
-    assert DISCRIMINATORS == {"D34": D34, "DCGAN": DCGANDiscriminator}
+    assert DISCRIMINATORS == {"D34": D34, "DCGAN": DCGANDiscriminator,
+                              "SNResNet": SNResNetDiscriminator}
