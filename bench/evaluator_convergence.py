@@ -25,12 +25,12 @@ import numpy as np
 import torch
 
 from common import emit
+from image_epochs import prepared_dataset, real_and_test
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from farm.evaluator import REAL, Task, evaluator_config, fit_and_test, seed_configs  # noqa: E402
-from farm.image_sets import image_root, prepare_images  # noqa: E402
+from farm.evaluator import evaluator_config, fit_and_test, seed_configs  # noqa: E402
 from farm.metrics.paired import paired_gain  # noqa: E402
 from farm.train.classifier import scores  # noqa: E402
 
@@ -46,20 +46,13 @@ def main() -> None:
     parser.add_argument("--data-dir")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    stored = json.loads((args.experiment / "run.json").read_text())
     summary = json.loads((args.experiment / "summary.json").read_text())
-    settings, config = stored["settings"], stored["config"]
+    prepared, config = prepared_dataset(args.experiment, args.dataset, args.data_dir)
     base = evaluator_config(config.get("evaluator"))
     if args.seeds:
         base = dataclasses.replace(base, seeds=args.seeds)
-    root = image_root(args.dataset, settings.get("data_dir") or args.data_dir,
-                      settings.get("image_data"))
-    prepared = prepare_images(args.dataset, root, config.get("data", {}), args.experiment,
-                              summary["seed"])
-    train, test = prepared.split.train, np.asarray(prepared.split.test)
-    images, labels = prepared.images.images, prepared.images.labels
-    real, held_out = Task(REAL, images[train], labels[train]), Task("test", images[test],
-                                                                   labels[test])
+    real, held_out = real_and_test(prepared)
+    train, test = real.labels, held_out.labels
     classes = len(prepared.images.classes)
     figures = {}
     for epochs in (base.epochs, base.epochs * args.factor):

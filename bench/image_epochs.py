@@ -29,6 +29,7 @@ from common import emit
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from farm.evaluator import REAL, Task
 from farm.families import kind_of, params_from
 from farm.families.images import ImageData, judge_for
 from farm.image_sets import image_root, prepare_images
@@ -51,13 +52,29 @@ def _spec(experiment: Path, trial: dict) -> dict:
     return json.loads((experiment / "tune" / trial["trial"] / "params.json").read_text())["trial"]
 
 
+def prepared_dataset(experiment: Path, dataset: str, data_dir: str | None):
+    """(PreparedImages, the run's config) of an experiment's image dataset: decoded again with
+    its own split and judge (prepare_images reuses both), from the settings in run.json; a
+    `data_dir` given here wins over the stored one (which may be relative to another folder)."""
+    stored = json.loads((experiment / "run.json").read_text())
+    settings, config = stored["settings"], stored["config"]
+    seed = settings.get("seed")
+    seed = int(config["data"].get("split_seed", 0)) if seed is None else seed
+    root = image_root(dataset, data_dir or settings.get("data_dir"), settings.get("image_data"))
+    return prepare_images(dataset, root, config.get("data", {}), experiment, seed), config
+
+
+def real_and_test(prepared) -> tuple[Task, Task]:
+    """The evaluator's real task (the whole train split, val slice included) and its test."""
+    train, test = prepared.split.train, np.asarray(prepared.split.test)
+    images, labels = prepared.images.images, prepared.images.labels
+    return Task(REAL, images[train], labels[train]), Task("test", images[test], labels[test])
+
+
 def reference_sets(experiment: Path, summary: dict, dataset: str, data_dir: str | None):
     """(train view, test view) of an image dataset: the experiment's own split and judge,
     with the judge's features of the train or the held-out test images as KID's reference."""
-    stored = json.loads((experiment / "run.json").read_text())
-    settings, config = stored["settings"], stored["config"]
-    root = image_root(dataset, data_dir or settings.get("data_dir"), settings.get("image_data"))
-    prepared = prepare_images(dataset, root, config.get("data", {}), experiment, summary["seed"])
+    prepared, _ = prepared_dataset(experiment, dataset, data_dir)
     train = prepared.trial_data
     judge = judge_for(train, torch.device("cpu"))  # the payload prepare_images just loaded
     test = np.asarray(prepared.split.test)

@@ -27,15 +27,15 @@ import numpy as np
 import torch
 
 from common import emit
+from image_epochs import prepared_dataset, real_and_test
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from farm.evaluate_pools import noise_control, real_plus  # noqa: E402
-from farm.evaluator import (REAL, Task, evaluator_config, seed_configs,  # noqa: E402
+from farm.evaluator import (REAL, evaluator_config, seed_configs,  # noqa: E402
                             test_classifier, train_classifier)
 from farm.export import draw_images  # noqa: E402
-from farm.image_sets import image_root, prepare_images  # noqa: E402
 from farm.metrics.paired import paired_gain  # noqa: E402
 from farm.train.classifier import scores  # noqa: E402
 from farm.train.trainable import load_state  # noqa: E402
@@ -55,21 +55,13 @@ def main() -> None:
     parser.add_argument("--data-dir")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    stored = json.loads((args.experiment / "run.json").read_text())
-    settings, config = stored["settings"], stored["config"]
+    prepared, config = prepared_dataset(args.experiment, args.dataset, args.data_dir)
     overrides = {"mix": args.mix, "seeds": args.seeds}
     if args.epochs:
         overrides["epochs"] = args.epochs
     base = dataclasses.replace(evaluator_config(config.get("evaluator")), **overrides)
-    seed = int(config["data"].get("split_seed", 0))
-    root = image_root(args.dataset, args.data_dir or settings.get("data_dir"),
-                      settings.get("image_data"))
-    prepared = prepare_images(args.dataset, root, config.get("data", {}), args.experiment, seed)
-    train, test = prepared.split.train, np.asarray(prepared.split.test)
-    images, labels, classes = (prepared.images.images, prepared.images.labels,
-                               prepared.images.classes)
-    real = Task(REAL, images[train], labels[train])
-    held_out = Task("test", images[test], labels[test])
+    real, held_out = real_and_test(prepared)
+    train, test, classes = real.labels, held_out.labels, prepared.images.classes
     folder = args.experiment / args.checkpoint
     spec = json.loads((folder.parent / "params.json").read_text())["trial"]
     per_class = int(config["data"].get("images", {}).get("synthetic_per_class", 32))

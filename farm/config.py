@@ -286,7 +286,6 @@ def classes_wanted(data_cfg: dict, dataset: str) -> list[str]:
 def _check_classes(section: dict, where: Path) -> None:
     """data.images.classes: {dataset: [class folder, ...]} (each subset for the dataset it
     names) or a plain list (every image dataset), as `classes_wanted` reads it."""
-
     classes = section.get("images", {}).get("classes")
     for dataset in (classes if isinstance(classes, dict) else [""]):
         try:

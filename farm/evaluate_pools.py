@@ -12,9 +12,8 @@ from torch.utils.tensorboard import SummaryWriter
 from farm import figures
 from farm.data.images import to_unit_range
 from farm.evaluator import REAL, EvaluatorConfig, Task, evaluate
-from farm.judge import Judge
+from farm.families.images import judge_for, useful_scores
 from farm.metrics.paired import paired_gain
-from farm.metrics.usefulness import usefulness
 from farm.pools import (USEFUL, best_of, candidates, class_kid, class_metric, read_pool, same_as,
                         write_pool)
 
@@ -68,10 +67,9 @@ def pool_usefulness(data, x: np.ndarray, y: np.ndarray) -> float | None:
     not comparable across kinds: a pair is scored beside real images of the other classes)."""
     if data.val_features is None or not len(x):
         return None
-    features = Judge.from_payload(data.judge).features(to_unit_range(x)).cpu()
+    features = judge_for(data, "cpu").features(to_unit_range(x)).cpu()
     generated = {int(label): features[y == label] for label in np.unique(y)}
-    return usefulness(generated, data.real_features, data.val_features, data.val_labels,
-                      data.classes).get(USEFUL)
+    return useful_scores(data, generated).get(USEFUL)
 
 
 def best_pool(section_pools: dict, trained) -> tuple[str, str]:
@@ -194,7 +192,7 @@ def _pictures(prepared, members, trained, classes, dataset, best) -> dict:
              x_best[y_best == label][:GRID_IMAGES]) for label, name in enumerate(classes)]
     out = {"classes": figures.class_grid_figure(
         rows, title=f"{dataset}: real (train split) | synthetic ({best})")}
-    judge = Judge.from_payload(data.judge)
+    judge = judge_for(data, "cpu")
     real_features = np.concatenate([data.real_features[label] for label in range(len(classes))])
     for name, (x, _) in trained.items():
         fake = to_unit_range(x)

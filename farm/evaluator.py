@@ -328,11 +328,13 @@ def train_classifier(task: Task, num_classes: int, config: EvaluatorConfig, devi
             say(f"evaluator {task.name} (seed {config.seed}): step {steps}/{total}, "
                 f"loss {float(loss):.4f}")
 
-    def real_schedule():
-        """The ceiling's exact batches and augmentation draws, for the real part (the order is
-        every rank's, so the ranks shard one permutation; augmentation is each rank's own)."""
-        return (index_batches(real, budget, config.batch_size, stream(config.seed, ORDER),
-                              rank, world),
+    def schedule(n, order=None):
+        """The seed's batches over n images and its augmentation draws: for a plain task (the
+        ceiling, CAS) and the real part of every mix alike, so the real images of `extra`
+        follow the ceiling exactly (the order is every rank's, so the ranks shard one
+        permutation; augmentation is each rank's own)."""
+        return (index_batches(n, budget, config.batch_size, stream(config.seed, ORDER), rank,
+                              world, order),
                 stream(config.seed, AUGMENT, rank, device))
 
     if mix == "distill" and teacher is None:
@@ -341,21 +343,17 @@ def train_classifier(task: Task, num_classes: int, config: EvaluatorConfig, devi
     if mix == "pretrain":  # the pool alone first: exactly the CAS run (same init and streams)
         run = _Run(model, config, budget)
         xe, ye = x[real:], y[real:]
-        aug = stream(config.seed, AUGMENT, rank, device)
-        for idx in index_batches(len(xe), budget, config.batch_size,
-                                 stream(config.seed, ORDER), rank, world):
+        batches, aug = schedule(len(xe))
+        for idx in batches:
             loss = run.step(xe[idx.to(device)], ye[idx.to(device)], aug)
             steps += 1
             progress(loss)
     run = _Run(model, config, budget)
     if mix == "share":
-        batches = index_batches(len(x), budget, config.batch_size, stream(config.seed, ORDER),
-                                rank, world,
-                                order=lambda n, gen: pass_order(n, real, config.synthetic_share,
-                                                                gen))
-        aug = stream(config.seed, AUGMENT, rank, device)
+        batches, aug = schedule(len(x), order=lambda n, gen: pass_order(
+            n, real, config.synthetic_share, gen))
     else:
-        batches, aug = real_schedule()
+        batches, aug = schedule(real)
     extras = None
     if mix in ("extra", "distill"):
         targets = soft_targets(teacher if mix == "distill" else None, x[real:], y[real:],
@@ -384,6 +382,16 @@ def test_classifier(model: nn.Module, test: Task, num_classes: int, device) -> t
     return matrix
 
 
+def tested(model: nn.Module, task: Task, test: Task, num_classes: int, config: EvaluatorConfig,
+           device, steps: int, started: float) -> dict:
+    """One trained classifier's record: its confusion matrix on the test images, its seed, the
+    steps it took and the seconds since `started`."""
+    matrix = test_classifier(model, test, num_classes, device)
+    return {"matrix": matrix.cpu().tolist(), "seed": config.seed, "steps": steps,
+            "train_images": int(len(task.labels)),
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
 def fit_and_test(task: Task, test: Task, num_classes: int, config: EvaluatorConfig, device,
                  rank: int = 0, world: int = 1, wrap=lambda m: m, say=print,
                  reference_images: int | None = None, teacher: nn.Module | None = None) \
@@ -395,13 +403,10 @@ def fit_and_test(task: Task, test: Task, num_classes: int, config: EvaluatorConf
                                     reference_images, teacher)
     if rank != 0:
         return None
-    matrix = test_classifier(model, test, num_classes, device)
-    return {"matrix": matrix.cpu().tolist(), "train_images": int(len(task.labels)),
+    return {**tested(model, task, test, num_classes, config, device, steps, started),
             "mix": config.mix if task.has_extras else None,
             "synthetic_share": (config.synthetic_share
-                                if task.has_extras and config.mix == "share" else None),
-            "steps": steps, "seed": config.seed,
-            "seconds": round(time.perf_counter() - started, 1)}
+                                if task.has_extras and config.mix == "share" else None)}
 
 
 def seed_configs(config: EvaluatorConfig) -> list[EvaluatorConfig]:
@@ -440,12 +445,10 @@ def _train_loop(loop_config: dict) -> None:
                 teacher = model
             if rank != 0:
                 continue
-            matrix = test_classifier(model, test, loop_config["num_classes"], device)
-            results.setdefault(task.name, []).append(
-                {"matrix": matrix.cpu().tolist(), "seed": config.seed, "steps": steps,
-                 "train_images": int(len(task.labels)),
-                 "seconds": round(time.perf_counter() - started, 1)})
-            acc = scores(matrix, range(loop_config["num_classes"]))["accuracy"]
+            record = tested(model, task, test, loop_config["num_classes"], config, device, steps,
+                            started)
+            results.setdefault(task.name, []).append(record)
+            acc = scores(record["matrix"], range(loop_config["num_classes"]))["accuracy"]
             _say(f"evaluator {task.name} (seed {config.seed}): accuracy {acc:.3f} on "
                  f"{len(test.labels)} held-out real images")
     # One report, with the results: Ray Train logs every report as an INFO line, and a report
@@ -495,8 +498,9 @@ def evaluate(name: str, tasks: list[Task], test: Task, classes, config: Evaluato
     run_name = f"evaluator-{name}"
     remove(join(storage, run_name))  # a rerun trains afresh rather than resuming
     print(f"Evaluator for {name}: {len(tasks)} tasks x {config.seeds} seed(s) ({config.arch}, "
-          f"{config.epochs} epochs, mix {config.mix}) on {shape['num_workers']} {'GPU' if use_gpu else 'CPU'} worker(s), "
-          f"each tested on {len(test.labels)} held-out real images", flush=True)
+          f"{config.epochs} epochs, mix {config.mix}) on {shape['num_workers']} "
+          f"{'GPU' if use_gpu else 'CPU'} worker(s), each tested on {len(test.labels)} held-out "
+          "real images", flush=True)
     trainer = TorchTrainer(
         _train_loop,
         train_loop_config={"config": asdict(config), "num_classes": len(classes),

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from farm.config import classes_wanted
 from farm.data.fetch import resolve_dataset
 from farm.data.images import ImageSet, load_image_folder, scan_image_folder
 from farm.data.split import Split, load_or_create, sha256_of
-from farm.config import classes_wanted
 from farm.errors import ConfigError, DataError, settings_from
 from farm.families.images import ImageData
 from farm.judge import Judge, JudgeConfig, train_judge

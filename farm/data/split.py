@@ -66,9 +66,10 @@ def stratified_split(labels, test_fraction: float, val_fraction: float, seed: in
 
 def carve_val_by_class(split: Split, labels, fraction: float, seed: int) -> Split:
     """Move `fraction` of each class's fit rows to val (at least one, always leaving one to
-    train on: a class without a val image could not be scored for usefulness). For images: a few dozen a class is too few for a
-    stratified draw over all classes at once, and the train/test indices stay those of a split
-    without val, so runs with and without a val slice share their test split."""
+    train on: a class without a val image could not be scored for usefulness). For images: a
+    few dozen a class is too few for a stratified draw over all classes at once, and the
+    train/test indices stay those of a split without val, so runs with and without a val slice
+    share their test split."""
     labels = np.asarray(labels)
     fit = np.asarray(split.fit, dtype=np.int64)
     rng = np.random.default_rng(seed + 1)
@@ -76,7 +77,7 @@ def carve_val_by_class(split: Split, labels, fraction: float, seed: int) -> Spli
     for label in np.unique(labels[fit]):
         mine = rng.permutation(fit[labels[fit] == label])
         k = min(max(1, round(fraction * len(mine))), len(mine) - 1) if fraction > 0 else 0
-        val.extend(mine[:max(k, 0)].tolist())
+        val.extend(mine[:k].tolist())
     val = np.sort(np.asarray(val, dtype=np.int64))
     return Split(split.dataset, split.source_sha256, split.seed, split.test_fraction, fraction,
                  tuple(map(int, np.setdiff1d(fit, val))), tuple(map(int, val)), split.test)

@@ -23,8 +23,7 @@ def mean_and_interval(values: Sequence[float], level: float = 0.95) \
     mean = sum(values) / len(values)
     if len(values) < 2:
         return mean, None
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * sd / math.sqrt(len(values))
+    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * spread(values) / math.sqrt(len(values))
     return mean, (mean - half, mean + half)
 
 
