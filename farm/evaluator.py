@@ -67,6 +67,7 @@ class EvaluatorConfig:
 
     arch: str = "resnet34"          # the fruit report's evaluator: its discriminator's ResNet34
     small_input_stem: bool = False
+    width: int = 64                 # the ResNet's first-stage channels (torchvision's 64)
     epochs: int = 30
     batch_size: int = 64
     lr: float = 1e-3                # AdamW, cosine schedule per step
@@ -85,8 +86,8 @@ class EvaluatorConfig:
     def __post_init__(self):
         if self.arch not in ARCHS:
             raise ConfigError(f"evaluator.arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < (2 if name == "batch_size" else 1):
+        for name in ("epochs", "batch_size", "width"):
+            if getattr(self, name) < {"batch_size": 2, "width": 4}.get(name, 1):
                 raise ConfigError(f"evaluator.{name} is too small: {getattr(self, name)}")
         if not self.lr > 0 or self.weight_decay < 0:
             raise ConfigError("evaluator needs lr > 0 and weight_decay >= 0")
@@ -118,7 +119,9 @@ class EvaluatorConfig:
                "share": f"every pass each real image once, {self.synthetic_share:g} of it "
                         "drawn from the pool"}[self.mix]
         bn = ", separate batch-norm statistics for synthetic images" if self.separate_bn else ""
-        return (f"{self.arch}, {self.epochs} passes over the real train split, {self.seeds} "
+        arch = self.arch if self.width == 64 or self.arch == "tiny" else \
+            f"{self.arch} width {self.width}"
+        return (f"{arch}, {self.epochs} passes over the real train split, {self.seeds} "
                 f"classifier seed(s); real + synthetic: {self.mix} ({how}{bn})")
 
 
@@ -313,7 +316,7 @@ def train_classifier(task: Task, num_classes: int, config: EvaluatorConfig, devi
     real + extras task; returns (model, steps). `teacher`: `distill`'s real-only classifier."""
     with torch.random.fork_rng(devices=[]):  # the same initial weights on every rank
         torch.manual_seed(config.seed)
-        model = build_model(config.arch, num_classes, config.small_input_stem)
+        model = build_model(config.arch, num_classes, config.small_input_stem, config.width)
     if config.separate_bn and task.has_extras:
         model = with_dual_batch_norm(model)
     model = wrap(model.to(device))

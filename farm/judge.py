@@ -46,6 +46,7 @@ class JudgeConfig:
     # the last ResNet stage still sees 8x8 maps at 64 px instead of 2x2. About 16x the FLOPs
     # of the ImageNet stem; False keeps torchvision's 7x7 stride-2 conv + maxpool.
     small_input_stem: bool = True
+    width: int = 64  # the ResNet's first-stage channels (torchvision's 64; 32 is 4x cheaper)
     epochs: int = 30
     batch_size: int = 64
     # AdamW with a per-step cosine schedule: works from scratch for the tiny net and the
@@ -59,9 +60,9 @@ class JudgeConfig:
     def __post_init__(self):
         if self.arch not in ARCHS:
             raise ConfigError(f"judge arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
-        if self.epochs < 1 or self.batch_size < 2:
-            raise ConfigError("judge needs epochs >= 1 and batch_size >= 2 "
-                              f"(got {self.epochs} and {self.batch_size})")
+        if self.epochs < 1 or self.batch_size < 2 or self.width < 4:
+            raise ConfigError("judge needs epochs >= 1, batch_size >= 2 and width >= 4 "
+                              f"(got {self.epochs}, {self.batch_size} and {self.width})")
         if not self.lr > 0 or self.weight_decay < 0:
             raise ConfigError(f"judge needs lr > 0 and weight_decay >= 0 "
                               f"(got {self.lr} and {self.weight_decay})")
@@ -134,7 +135,8 @@ class Judge:
     @classmethod
     def from_payload(cls, payload: dict, device: str | torch.device = "cpu") -> Judge:
         config = JudgeConfig(**payload["config"])
-        model = build_model(config.arch, payload["num_classes"], config.small_input_stem)
+        model = build_model(config.arch, payload["num_classes"], config.small_input_stem,
+                            config.width)
         model.load_state_dict(payload["state_dict"])
         return cls(model, config, payload["num_classes"], payload["classes"], device,
                    payload["best_epoch"], payload["val_accuracy"])
@@ -226,7 +228,7 @@ def train_judge(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
 
     with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
         torch.manual_seed(config.seed)
-        model = build_model(config.arch, num_classes, config.small_input_stem)
+        model = build_model(config.arch, num_classes, config.small_input_stem, config.width)
     model.to(device)
     dev_gen = torch.Generator(device=device).manual_seed(config.seed + 1)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)

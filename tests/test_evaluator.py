@@ -70,7 +70,8 @@ def test_confusion_and_scores_per_class():
 
 
 @pytest.mark.parametrize("values,message", [({"arch": "vgg"}, "arch"), ({"epochs": 0}, "epochs"),
-                                            ({"lr": 0.0}, "lr"), ({"workrs": 2}, "workrs")])
+                                            ({"lr": 0.0}, "lr"), ({"workrs": 2}, "workrs"),
+                                            ({"width": 0}, "width")])
 def test_bad_evaluator_settings_are_named(values, message):
     with pytest.raises(ConfigError, match=message):
         evaluator_config(values)

@@ -133,6 +133,28 @@ def test_resnets_build_without_weights(arch, stem, size):
         assert net(torch.zeros(2, 3, size, size)).shape == (2, 5)
 
 
+@pytest.mark.parametrize("arch,blocks", [("resnet18", 8), ("resnet34", 16)])
+def test_a_narrow_resnet_has_the_same_blocks_at_a_quarter_of_the_parameters(arch, blocks):
+    full, narrow = build_model(arch, 5, False), build_model(arch, 5, False, width=32)
+    count = lambda net: sum(p.numel() for p in net.parameters())
+    assert narrow.body.conv1.out_channels == 32 and narrow.head.in_features == 256
+    assert sum(1 for m in narrow.modules() if type(m).__name__ == "BasicBlock") == blocks
+    assert 0.2 < count(narrow) / count(full) < 0.3
+    narrow.eval()
+    with torch.no_grad():
+        assert narrow(torch.zeros(2, 3, 64, 64)).shape == (2, 5)
+
+
+def test_a_judge_of_another_width_loads_as_it_was_saved(tmp_path):
+    images, labels = _colours(per_class=4)
+    config = JudgeConfig(arch="resnet18", width=8, small_input_stem=False, epochs=1, seed=0)
+    judge = train_judge(images, labels, 3, config, progress=None)
+    judge.save(tmp_path / "judge.pt")
+    loaded = Judge.load(tmp_path / "judge.pt", "cpu")
+    assert loaded.config.width == 8 and loaded.features(images[:2]).shape == (2, 64)
+    assert torch.equal(loaded.logits(images), judge.logits(images))
+
+
 def test_augment_keeps_shape_and_content():
     x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
     out = augment(x, torch.Generator().manual_seed(0))
@@ -149,7 +171,7 @@ def test_augment_with_zero_offset_and_no_flip_is_identity(monkeypatch):
 
 
 @pytest.mark.parametrize("kwargs", [{"arch": "vgg"}, {"epochs": 0}, {"val_fraction": 1.0},
-                                    {"lr": 0.0}, {"batch_size": 1}])
+                                    {"lr": 0.0}, {"batch_size": 1}, {"width": 2}])
 def test_bad_config_is_a_config_error(kwargs):
     with pytest.raises(ConfigError):
         JudgeConfig(**kwargs)
