@@ -106,7 +106,8 @@ def prepare_images(name: str, root: Path, data_cfg: dict, experiment_dir: Path,
         print(f"Judge for {name}: reusing {judge_path}")
     else:
         config = judge_config({"seed": seed, **(cfg.get("judge") or {})})
-        print(f"Training the judge for {name} ({config.arch}, {config.epochs} epochs) on "
+        width = "" if config.width == 64 or config.arch == "tiny" else f" width {config.width}"
+        print(f"Training the judge for {name} ({config.arch}{width}, {config.epochs} epochs) on "
               f"{len(fit)} train images ({len(val)} more kept aside to score usefulness), "
               f"{len(images.classes)} classes")
         judge = train_judge(x_fit.to(device), y_fit, len(images.classes), config, device,

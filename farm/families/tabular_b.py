@@ -151,6 +151,18 @@ class ConfidenceGame:
 
     def __post_init__(self):
         self._feature_index = torch.as_tensor(self.data.features, device=self.device)
+        if self.D.surrogate is not None and self.params.surrogate_steps > 1:
+            self._surrogate_opt = torch.optim.Adam(self.D.surrogate.parameters(),
+                                                   self.params.surrogate_lr)
+
+    def state_dict(self) -> dict:
+        """What the game keeps beside G and D: the surrogate's own optimizer, so a resumed trial
+        distils on from the moments it had (the trainable checkpoints it)."""
+        return {"surrogate_opt": self._surrogate_opt.state_dict()} if self._surrogate_opt else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self._surrogate_opt is not None and "surrogate_opt" in state:
+            self._surrogate_opt.load_state_dict(state["surrogate_opt"])
 
     def _features(self, fake: torch.Tensor) -> torch.Tensor:
         """The columns of G's rows that the forest, the slot judge and the stand-in read: G's
@@ -200,9 +212,7 @@ class ConfidenceGame:
     def _distil(self, rows, target):
         """Extra steps on this batch first (their own optimizer), then the loss for D's step."""
         surrogate = self.D.surrogate
-        if self.params.surrogate_steps > 1:
-            if self._surrogate_opt is None:
-                self._surrogate_opt = torch.optim.Adam(surrogate.parameters(), self.params.surrogate_lr)
+        if self._surrogate_opt is not None:  # surrogate_steps > 1
             for _ in range(self.params.surrogate_steps - 1):
                 extra = F.mse_loss(torch.sigmoid(surrogate(rows).squeeze(1)), target)
                 self._surrogate_opt.zero_grad(set_to_none=True)

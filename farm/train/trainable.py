@@ -32,15 +32,56 @@ def trial_device() -> torch.device:
     return torch.device("cpu")
 
 
-def save_state(directory: Path, pair, epoch: int, history=()) -> None:
-    """Everything a resumed trial needs, `history` being the selection metric at each evaluation
-    so far (a scheduler's smoothing window survives a restart)."""
-    torch.save({"epoch": epoch,
-                "history": [float(h) for h in history],
-                "generator": pair.generator.state_dict(),
-                "discriminator": pair.discriminator.state_dict(),
-                "g_opt": pair.g_opt.state_dict(),
-                "d_opt": pair.d_opt.state_dict()}, directory / STATE_FILE)
+def save_state(directory: Path, pair, epoch: int, history=(), game=None, order=None,
+               seed: int | None = None) -> None:
+    """Everything a resumed trial needs to go on as if it had never stopped: `history` is the
+    selection metric at each evaluation so far (a scheduler's smoothing window survives a
+    restart), `game` whatever state the family's game keeps beside the pair (tabular-b's
+    surrogate optimizer), and the random streams (torch's global one, the batch `order`) with
+    the `seed` of the trial they belong to."""
+    state = {"epoch": epoch,
+             "history": [float(h) for h in history],
+             "generator": pair.generator.state_dict(),
+             "discriminator": pair.discriminator.state_dict(),
+             "g_opt": pair.g_opt.state_dict(),
+             "d_opt": pair.d_opt.state_dict(),
+             "game": game.state_dict() if hasattr(game, "state_dict") else {},
+             "rng": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda_rng"] = torch.cuda.get_rng_state()
+    if order is not None:
+        state["order"] = order.get_state()
+    if seed is not None:
+        state["seed"] = int(seed)
+    torch.save(state, directory / STATE_FILE)
+
+
+def restore(state: dict, pair, game) -> None:
+    """A checkpoint's weights, optimizer moments and game state into a freshly built trial (the
+    optimizers keep this trial's learning rates: after a PBT exploit they are the perturbed
+    ones)."""
+    for name in ("generator", "discriminator"):
+        getattr(pair, name).load_state_dict(state[name])
+    for name in ("g_opt", "d_opt"):
+        load_keeping_rates(getattr(pair, name), state[name])
+    if state.get("game") and hasattr(game, "load_state_dict"):
+        game.load_state_dict(state["game"])
+
+
+def random_streams(state: dict | None, seed: int, start: int) -> torch.Generator:
+    """The batch order generator for epochs from `start` on. A trial resuming its own checkpoint
+    continues the streams it saved, so its next epoch is the one it would have trained; a fresh
+    trial, a checkpoint from before the streams were saved, or a PBT donor's (another seed:
+    the exploiting trial keeps drawing its own noise) starts them from the seed."""
+    order = torch.Generator()
+    if state is not None and state.get("seed") == seed and "rng" in state:
+        torch.set_rng_state(state["rng"])
+        if "cuda_rng" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state(state["cuda_rng"])
+        if "order" in state:
+            order.set_state(state["order"])
+            return order
+    return order.manual_seed(seed + start)
 
 
 def load_state(directory: Path, map_location="cpu") -> dict:
@@ -83,22 +124,19 @@ def train_gan(config: dict, datasets: dict) -> None:
     torch.manual_seed(seed)
     device = trial_device()
     pair = kind.build(params, data, device)
-    start = 1
+    game = kind.game(params, data, pair, device)  # before a checkpoint loads: it may warm D up
+    start, state = 1, None
     history: list[float] = []  # the selection metric at each evaluation, for a scheduler
     checkpoint = tune.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as directory:
             state = load_state(directory, device)
-        for name in ("generator", "discriminator"):
-            getattr(pair, name).load_state_dict(state[name])
-        for name in ("g_opt", "d_opt"):
-            load_keeping_rates(getattr(pair, name), state[name])
+        restore(state, pair, game)
         start = state["epoch"] + 1
         history = list(state.get("history", []))
+    order = random_streams(state, seed, start)
 
     real = kind.real_rows(data, device)
-    order = torch.Generator().manual_seed(seed + start)
-    game = kind.game(params, data, pair, device)
     window: list[dict] = []
     select, mode = spec["select"]["metric"], spec["select"]["mode"]
     scheduler = spec.get("scheduler") or {}
@@ -121,7 +159,7 @@ def train_gan(config: dict, datasets: dict) -> None:
                 metrics[SMOOTHED] = smoothed(history, smoothing)
         writer = log_pictures(writer, kind.pictures(pair.generator, params, data, seed), epoch)
         with tempfile.TemporaryDirectory() as directory:
-            save_state(Path(directory), pair, epoch, history)
+            save_state(Path(directory), pair, epoch, history, game, order, seed)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
         window = []
         tick = time.perf_counter()
