@@ -1,4 +1,5 @@
-# Two commands on a fresh machine: `make farm` grows the smoke farm, `make test` runs the tests.
+# Two commands on a fresh machine: `make farm` grows the smoke farm, `make test` lints (ruff)
+# and runs the tests.
 # Each creates the virtual environment (.venv) on first use and reinstalls when
 # requirements.txt changes. Pass extra flags with ARGS="--data-dir ... --only tabular-a".
 PYTHON ?= python3
@@ -25,6 +26,7 @@ dry-run: $(STAMP)
 	$(PY) run_farm.py --preset $(PRESET) --dry-run $(ARGS)
 
 test: $(STAMP)
+	$(PY) -m ruff check .
 	$(PY) -m pytest tests $(ARGS)
 
 clean:

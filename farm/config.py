@@ -241,8 +241,8 @@ def _check_data(section: Any, where: Path) -> None:
     for part in ("tables", "images"):
         fraction = section.get(part, {}).get("test_fraction", 0.3)
         if not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
-            raise ConfigError(f"data.{part}.test_fraction must be between 0 and 1, got {fraction!r}",
-                              where=where)
+            raise ConfigError(f"data.{part}.test_fraction must be between 0 and 1, "
+                              f"got {fraction!r}", where=where)
     for key in ("synthetic_per_class", "judge_filter"):
         count = section.get("images", {}).get(key, 1)
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:

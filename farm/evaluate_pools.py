@@ -153,7 +153,8 @@ def evaluate_image_dataset(dataset: str, prepared, trials: list[dict], config: E
         fig = figures.confusion_figure(result["confusion"], classes,
                                        title=f"{task}: accuracy {result['accuracy']:.3f}")
         writer.add_figure(f"evaluator/confusion/{task}", fig, close=False)
-        result["figure"] = str(figures.save(fig, folder / f"confusion-{task.replace('/', '-')}.png"))
+        name = f"confusion-{task.replace('/', '-')}.png"
+        result["figure"] = str(figures.save(fig, folder / name))
         writer.add_scalar(f"evaluator/accuracy/{task}", result["accuracy"])
     ceiling = results[REAL]
     control = results.get(CONTROL)

@@ -85,7 +85,8 @@ class EvaluatorConfig:
 
     def __post_init__(self):
         if self.arch not in ARCHS:
-            raise ConfigError(f"evaluator.arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
+            raise ConfigError(f"evaluator.arch must be one of {', '.join(ARCHS)}, "
+                              f"got {self.arch!r}")
         for name in ("epochs", "batch_size", "width"):
             if getattr(self, name) < {"batch_size": 2, "width": 4}.get(name, 1):
                 raise ConfigError(f"evaluator.{name} is too small: {getattr(self, name)}")
@@ -300,7 +301,8 @@ class _Run:
                 both = model(torch.cat([xb, xe]))
                 logits, extra_logits = both[:len(xb)], both[len(xb):]
             n, m = len(xb), len(xe)
-            loss = (F.cross_entropy(logits, yb) * n + F.cross_entropy(extra_logits, te) * m) / (n + m)
+            loss = (F.cross_entropy(logits, yb) * n
+                    + F.cross_entropy(extra_logits, te) * m) / (n + m)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()

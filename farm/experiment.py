@@ -1,4 +1,5 @@
-"""One farm run: plan -> prepare data -> grow every family with Tune -> export best epochs -> summary.
+"""One farm run: plan -> prepare data -> grow every family with Tune -> export best epochs ->
+summary.
 
 Layout of an experiment (`<storage>/<name>/`, a folder or a URI: see farm/storage.py):
   splits/<dataset>.json                  the split manifest (indices + source sha256)
@@ -80,7 +81,8 @@ def _image_classes(families, settings, data_cfg) -> dict[str, tuple[str, ...]]:
     for section in families.values():
         if KINDS[section["kind"]].modality != "image":
             continue
-        names = [dataset_name_for(settings.image_data)] if settings.image_data else section["datasets"]
+        names = ([dataset_name_for(settings.image_data)] if settings.image_data
+                 else section["datasets"])
         for name in names:
             if name not in found:
                 root = image_root(name, settings.data_dir, settings.image_data)
@@ -445,10 +447,11 @@ def format_summary(summary: dict, store: Store) -> str:
     for dataset, info in summary["datasets"].items():
         if info["kind"] == "image":
             lines.append(f"  {dataset}: judge accuracy on held-out real images "
-                         f"{info['judge']['test_accuracy']:.3f} (chance {info['judge']['chance']:.3f})")
+                         f"{info['judge']['test_accuracy']:.3f} "
+                         f"(chance {info['judge']['chance']:.3f})")
             continue
-        lines.append(f"  {dataset}: real train -> test (TRTR) accuracy {info['trtr']['accuracy']:.3f}"
-                     f", AUC {info['trtr']['auc']:.3f}")
+        lines.append(f"  {dataset}: real train -> test (TRTR) accuracy "
+                     f"{info['trtr']['accuracy']:.3f}, AUC {info['trtr']['auc']:.3f}")
     lines += _format_evaluator(summary.get("evaluator"))
     for kind, header in (("table", f"{'detect':>7} {'TSTR acc':>8} {'TSTR AUC':>8} "
                                    f"{'real+syn acc':>12}"),

@@ -140,7 +140,8 @@ def write_black_box_figures(report: dict, folder: Path) -> dict[str, str]:
     positive = report["positive_class"]
     labels = [f"truly {positive}"] * len(report["confidence_positive_rows"]) + \
         [f"truly not {positive}"] * len(report["confidence_negative_rows"])
-    hist = figures.confidence_histograms(confidences, labels, title=f"black box: P({positive}) on test rows")
+    hist = figures.confidence_histograms(confidences, labels,
+                                         title=f"black box: P({positive}) on test rows")
     return {"roc": str(figures.save(roc, folder / "black_box_roc.png")),
             "confidences": str(figures.save(hist, folder / "black_box_confidences.png"))}
 
@@ -158,7 +159,8 @@ def trtr(prepared: PreparedTable, seed: int) -> dict[str, float]:
     return forest_scores(*prepared.train_xy, *prepared.test_xy, seed)
 
 
-def real_plus_synthetic(synthetic: pd.DataFrame, prepared: PreparedTable, seed: int) -> dict[str, float]:
+def real_plus_synthetic(synthetic: pd.DataFrame, prepared: PreparedTable,
+                        seed: int) -> dict[str, float]:
     """The forest on the real train rows plus the synthetic ones: does the output help as
     augmentation? (Compare with TRTR.)"""
     import numpy as np

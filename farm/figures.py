@@ -30,7 +30,8 @@ def confidence_histograms(confidences, labels, title: str = "") -> plt.Figure:
     fig, ax = plt.subplots(figsize=(5, 3.4), dpi=100)
     bins = np.linspace(0, 1, 21)
     for name in sorted(set(labels)):
-        ax.hist(confidences[labels == name], bins=bins, alpha=0.6, label=f"{name} (n={np.sum(labels == name)})")
+        ax.hist(confidences[labels == name], bins=bins, alpha=0.6,
+                label=f"{name} (n={np.sum(labels == name)})")
     ax.set(xlabel="confidence for the positive class", ylabel="rows", title=title or "confidences")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -56,7 +57,8 @@ def tsne_figure(real, synthetic, seed: int = 0, title: str = "", max_rows: int =
     synthetic = np.asarray(synthetic)[rng.permutation(len(synthetic))[:max_rows]]
     both = np.vstack([real, synthetic]).astype(np.float64)
     perplexity = float(min(30, max(5, (len(both) - 1) // 3)))
-    xy = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(both)
+    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed)
+    xy = tsne.fit_transform(both)
     fig, ax = plt.subplots(figsize=(4.6, 4.2), dpi=100)
     ax.scatter(*xy[:len(real)].T, s=6, alpha=0.5, label="real", color="tab:green")
     ax.scatter(*xy[len(real):].T, s=6, alpha=0.5, label="synthetic", color="tab:purple")

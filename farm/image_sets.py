@@ -115,11 +115,13 @@ def prepare_images(name: str, root: Path, data_cfg: dict, experiment_dir: Path,
                             classes=images.classes)
         judge.save(judge_path)
     x_test = images.to_tensor(test)
-    test_accuracy = judge.accuracy(x_test.to(device), torch.as_tensor(images.labels[test]).to(device))
+    test_accuracy = judge.accuracy(x_test.to(device),
+                                   torch.as_tensor(images.labels[test]).to(device))
     print(f"Judge for {name}: accuracy {test_accuracy:.3f} on {len(test)} held-out test images "
           f"(chance {1 / len(images.classes):.3f})")
     features = judge.features(x_fit.to(device)).cpu().numpy()
-    real_features = {label: features[y_fit.numpy() == label] for label in range(len(images.classes))}
+    real_features = {label: features[y_fit.numpy() == label]
+                     for label in range(len(images.classes))}
     val_features = (judge.features(images.to_tensor(val).to(device)).cpu().numpy()
                     if len(val) else None)
     data = ImageData(name, images.images[fit], images.labels[fit], images.classes,

@@ -142,7 +142,8 @@ class Judge:
                    payload["best_epoch"], payload["val_accuracy"])
 
     def save(self, path: str | os.PathLike) -> None:
-        """A plain dict of tensors and primitives (loadable with weights_only), written atomically."""
+        """A plain dict of tensors and primitives (loadable with weights_only), written
+        atomically."""
         path = Path(path)
         payload = self.payload()
         with replacing(path) as tmp:

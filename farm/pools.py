@@ -4,9 +4,10 @@ A pool takes, for every class, the images of one trial's chosen checkpoint: the 
 images were most useful for that class (`useful`: a linear probe in the judge's feature space,
 trained on the generated images, recognising the class's val-slice images, which no GAN and no
 judge trained on), so choosing never looks at the test split. Runs made before the val slice
-existed have no usefulness score and fall back to the lowest KID to the class's train images. There is one pool per image family
-(per family and variant when a family grew several variants, so that one setting can be
-compared with another on the same split) and one, `best-per-class`, over all of them. Each is an ImageFolder (`<class>/<n>.png`) with a
+existed have no usefulness score and fall back to the lowest KID to the class's train images.
+There is one pool per image family (per family and variant when a family grew several
+variants, so that one setting can be compared with another on the same split) and one,
+`best-per-class`, over all of them. Each is an ImageFolder (`<class>/<n>.png`) with a
 `manifest.json` naming, for every file, the trial, checkpoint, epoch and seeds that made it.
 A pool is written beside its final place and renamed into it whole.
 """

@@ -40,7 +40,8 @@ class PreparedTable:
     def encode_xy(self, frame):
         """Features (encoded) and labels, for the random forests that score a dataset."""
         t = self.trial_data.transformer
-        return t.transform(frame)[:, self.trial_data.features], frame[self.table.target].to_numpy(dtype=object)
+        return (t.transform(frame)[:, self.trial_data.features],
+                frame[self.table.target].to_numpy(dtype=object))
 
     @cached_property
     def train_xy(self):

@@ -816,9 +816,11 @@ def test_a_trial_keeps_its_seed_whatever_else_is_planned():
     """`--only`, another family or another dataset beside it must not change the seed a trial
     grows from: the same trial alone starts from the seed it had in the whole farm."""
     families = load_config(TRIALS, "smoke")["families"]
-    seeds = lambda planned: {(t["family"], t["dataset"], t["class"], t["tag"]): t["seed"]
-                             for t in planned}
-    plan = lambda chosen, base=3, **kw: seeds(plan_trials(chosen, base, classes=CLASSES, **kw))
+
+    def plan(chosen, base=3, **kw):
+        return {(t["family"], t["dataset"], t["class"], t["tag"]): t["seed"]
+                for t in plan_trials(chosen, base, classes=CLASSES, **kw)}
+
     whole = plan(families)
     alone = plan({"fruit-pairs": families["fruit-pairs"]})
     reordered = plan(dict(reversed(list(families.items()))))

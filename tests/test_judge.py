@@ -1,4 +1,5 @@
-"""Tests for farm.judge: a tiny judge learns easy classes, saves safely, and separates them in KID."""
+"""Tests for farm.judge: a tiny judge learns easy classes, saves safely, and separates them in
+KID."""
 
 from __future__ import annotations
 
@@ -136,7 +137,9 @@ def test_resnets_build_without_weights(arch, stem, size):
 @pytest.mark.parametrize("arch,blocks", [("resnet18", 8), ("resnet34", 16)])
 def test_a_narrow_resnet_has_the_same_blocks_at_a_quarter_of_the_parameters(arch, blocks):
     full, narrow = build_model(arch, 5, False), build_model(arch, 5, False, width=32)
-    count = lambda net: sum(p.numel() for p in net.parameters())
+
+    def count(net):
+        return sum(p.numel() for p in net.parameters())
     assert narrow.body.conv1.out_channels == 32 and narrow.head.in_features == 256
     assert sum(1 for m in narrow.modules() if type(m).__name__ == "BasicBlock") == blocks
     assert 0.2 < count(narrow) / count(full) < 0.3

@@ -114,7 +114,8 @@ def load_or_create(path: Path, labels, *, test_fraction: float, val_fraction: fl
         if kept.source_sha256 != source_sha256:
             raise DataError(f"dataset {dataset!r} changed since this experiment was split "
                             "(sha256 differs); use a new --name", where=path)
-        if (kept.seed, kept.test_fraction, kept.val_fraction) != (seed, test_fraction, val_fraction):
+        wanted = (seed, test_fraction, val_fraction)
+        if (kept.seed, kept.test_fraction, kept.val_fraction) != wanted:
             raise DataError(f"experiment was split with seed {kept.seed}, test fraction "
                             f"{kept.test_fraction}, val fraction {kept.val_fraction}; rerun "
                             "with those or a new --name", where=path)

@@ -24,6 +24,7 @@ MISSING_POLICIES = {
     "rows with a missing target are still dropped",
     "error": "any missing cell is an error naming the column and row",
 }
+MISSING_MARKS = ("", "?", "NA", "NaN", "nan")  # a CSV cell reading as one of these is missing
 # A column where at least this share of cells parse as numbers is numeric: the rest is a typo.
 NUMERIC_SHARE = 0.9
 MAX_DECIMALS = 6
@@ -129,11 +130,13 @@ def _read_csv(path: Path, sep: str) -> tuple[pd.DataFrame, dict[str, object]]:
     except pd.errors.EmptyDataError:
         raise DataError("empty file", where=path) from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"CSV syntax error: {str(exc).strip().splitlines()[-1]}", where=path) from None
+        last = str(exc).strip().splitlines()[-1]
+        raise DataError(f"CSV syntax error: {last}", where=path) from None
     if len(set(frame.columns)) != len(frame.columns) or any(
             str(c).startswith("Unnamed:") for c in frame.columns):
         raise DataError("header row has empty or repeated column names", where=path)
-    frame = frame.astype(object).map(lambda v: None if v is None or str(v).strip() in ("", "?", "NA", "NaN", "nan") else str(v).strip())
+    frame = frame.astype(object).map(
+        lambda v: None if v is None or str(v).strip() in MISSING_MARKS else str(v).strip())
     return frame, {}
 
 

@@ -116,7 +116,8 @@ class TableTransformer:
                 x = np.clip(x, b.low, b.high)
                 x = _snap(x, b)
                 if col.integer:
-                    data[col.name] = np.clip(np.round(x), np.ceil(b.low), np.floor(b.high)).astype(np.int64)
+                    data[col.name] = np.clip(np.round(x), np.ceil(b.low),
+                                             np.floor(b.high)).astype(np.int64)
                 else:
                     data[col.name] = np.clip(np.round(x, col.decimals), b.low, b.high)
         return pd.DataFrame(data, columns=[c.name for c in self.columns])
@@ -124,7 +125,8 @@ class TableTransformer:
     def labels(self, encoded: np.ndarray, target: str) -> np.ndarray:
         """The target column decoded from encoded rows (argmax of its one-hot block)."""
         b = self.block(target)
-        return np.asarray(b.column.categories, dtype=object)[encoded[:, b.start:b.stop].argmax(axis=1)]
+        chosen = encoded[:, b.start:b.stop].argmax(axis=1)
+        return np.asarray(b.column.categories, dtype=object)[chosen]
 
 
 def _snap_targets(values: np.ndarray):

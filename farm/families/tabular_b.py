@@ -55,7 +55,7 @@ class ConfidenceParams(TabularParams):
     surrogate_steps: int = 1         # distillation steps per D step (G exploits a lagging one)
     realness: bool = False           # a part-A critic on real vs generated rows as well
     realness_weight: float = 1.0
-    emit_label: bool = False         # G writes the class label too; the critic sees it (why: README)
+    emit_label: bool = False         # G writes the class label too; the critic sees it (README)
     pick_best_of: int = 1            # rows drawn per request at sampling; the closest is kept
     error_tolerance: float = 0.0     # below this confidence error, realism ranks epochs
     eval_requests: int = 40          # rows per requested value in the confidence metrics
@@ -105,7 +105,8 @@ def build(params: ConfidenceParams, data: TabularData, device: torch.device) -> 
     G = ConfidenceGenerator(body, conf_net)
     slot = MLPDiscriminator(width + 2, params.d_hidden, params.leaky_slope,
                             params.minibatch_features, params.minibatch_kernel, params.d_dropout)
-    realness = MLPDiscriminator(out, params.d_hidden, params.leaky_slope) if params.realness else None
+    realness = (MLPDiscriminator(out, params.d_hidden, params.leaky_slope) if params.realness
+                else None)
     surrogate = mlp([width, *params.surrogate_hidden, 1], params.leaky_slope) \
         if params.conf_weight else None
     D = Critics(slot, realness, surrogate)

@@ -64,7 +64,8 @@ def usefulness(generated: Mapping[int, torch.Tensor], real_fit: Mapping[int, np.
     for label in range(len(names)):
         features = generated.get(label)
         if features is None:
-            features = torch.as_tensor(np.array(real_fit[label]))  # a copy: Ray hands read-only arrays
+            # a copy: Ray hands read-only arrays
+            features = torch.as_tensor(np.array(real_fit[label]))
         xs.append(features.detach().cpu().double())
         ys.append(torch.full((len(features),), label, dtype=torch.long))
     probe = fit_probe(torch.cat(xs), torch.cat(ys), len(names))

@@ -21,9 +21,10 @@ Two terms a game adds to D's loss (each off at weight 0) and one schedule:
   GAN starts unconditional and the class is blended in, its weight rising linearly from 0 to 1
   between two G steps. The paper scales G's class embedding and D's conditional loss by it;
   our models scale their conditional batch norms' class gain and bias (from gain 1, bias 0)
-  and the projection term of D's output (farm.models.conditional). The weight is a `condition_weight` buffer of each model (in its
-  state_dict, so a checkpoint and the EMA generator carry it), set after every G step from a
-  step count that is itself a buffer: no host sync, and a resumed trial continues exactly.
+  and the projection term of D's output (farm.models.conditional). The weight is a
+  `condition_weight` buffer of each model (in its state_dict, so a checkpoint and the EMA
+  generator carry it), set after every G step from a step count that is itself a buffer: no
+  host sync, and a resumed trial continues exactly.
 """
 
 from __future__ import annotations

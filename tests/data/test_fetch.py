@@ -220,7 +220,8 @@ def test_all_mirrors_fail_one_line(server, cache):
                         progress=False)
     msg = str(info.value)
     assert "\n" not in msg
-    assert bad1 in msg and bad2 in msg and msg.count("HTTP 404") == 2  # not "404": the port may hold it
+    # "HTTP 404", not "404": the port may hold it
+    assert bad1 in msg and bad2 in msg and msg.count("HTTP 404") == 2
     assert _leftovers(cache) == [] and not (cache / "german_credit").exists()
 
 

@@ -55,7 +55,8 @@ def _node_of(pid: int, raylets: dict[int, str]) -> str | None:
 
 def _last_pid(trial_dir: Path) -> int | None:
     """The worker pid in the trial's latest Tune result row."""
-    lines = (trial_dir / "result.json").read_text().splitlines() if (trial_dir / "result.json").exists() else []
+    results = trial_dir / "result.json"
+    lines = results.read_text().splitlines() if results.exists() else []
     for line in reversed(lines):
         try:
             return int(json.loads(line)["pid"])
@@ -92,7 +93,8 @@ def test_farm_spreads_over_nodes_and_survives_losing_one(cluster, slow_trials, t
 
     watcher = threading.Thread(target=watch_and_remove_the_node_running_part_b, daemon=True)
     watcher.start()
-    code = main(["--trials-dir", str(slow_trials), "--preset", "slow", "--only", "tabular-a,tabular-b",
+    code = main(["--trials-dir", str(slow_trials), "--preset", "slow",
+                 "--only", "tabular-a,tabular-b",
                  "--tabular-data", str(shared_data / "diabetes" / "diabetes.arff"),
                  "--address", cluster.address, "--gpus-per-trial", "0.5",
                  "--storage-path", str(out), "--name", "e"])

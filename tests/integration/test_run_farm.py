@@ -64,7 +64,8 @@ def test_tiny_farm_writes_summary_checkpoints_and_csvs(tiny_run, shared_data):
         assert state["epoch"] == trial["best_epoch"]
         real = load_table(shared_data / trial["dataset"] / f"{trial['dataset']}.arff")
         synthetic = pd.read_csv(trial["synthetic_csv"])
-        extra = ["requested_confidence", "achieved_confidence"] if trial["family"] == "tabular-b" else []
+        extra = (["requested_confidence", "achieved_confidence"]
+                 if trial["family"] == "tabular-b" else [])
         assert list(synthetic.columns) == list(real.frame.columns) + extra
         for column in extra:
             assert synthetic[column].between(0, 1).all()
@@ -231,7 +232,8 @@ def test_tables_get_real_plus_synthetic_a_chosen_trial_and_a_manifest(tiny_run):
     for trial in tables:
         assert 0.0 <= trial["real_plus_synthetic"]["auc"] <= 1.0
         assert trial["chosen"] is True  # one trial per family and dataset in the tiny preset
-    manifest = json.loads((experiment / "synthetic" / "german_credit" / "manifest.json").read_text())
+    manifest = json.loads(
+        (experiment / "synthetic" / "german_credit" / "manifest.json").read_text())
     assert sorted(f["file"] for f in manifest["files"]) == sorted(
         Path(t["synthetic_csv"]).name for t in tables if t["dataset"] == "german_credit")
     assert all(f["checkpoint"] and f["epoch"] for f in manifest["files"])
@@ -389,9 +391,11 @@ def test_bad_input_is_one_line_nonzero_and_writes_nothing(case, tmp_path, shared
     csv = tmp_path / "table.csv"
     load_table(shared_data / "diabetes" / "diabetes.arff").frame.to_csv(csv, index=False)
     if case == "missing_file":
-        args, expect = [*tables_only, "--tabular-data", str(tmp_path / "nope.csv")], "nope.csv: no such file"
+        args = [*tables_only, "--tabular-data", str(tmp_path / "nope.csv")]
+        expect = "nope.csv: no such file"
     elif case == "unknown_target":
-        args, expect = [*tables_only, "--tabular-data", str(csv), "--target", "klass"], "no column named 'klass'"
+        args = [*tables_only, "--tabular-data", str(csv), "--target", "klass"]
+        expect = "no column named 'klass'"
     elif case == "unknown_family":
         args, expect = ["--only", "tabular-z"], "unknown family 'tabular-z'"
     elif case == "bad_yaml_key":
@@ -415,12 +419,14 @@ def test_bad_input_is_one_line_nonzero_and_writes_nothing(case, tmp_path, shared
             expect = "bananas: class has 2 image(s)"
         args = ["--image-data", str(folder), "--only", "fruit-pairs"]
     elif case == "bad_address":
-        args, expect = [*tables_only, "--address", "127.0.0.1:1"], "--address 127.0.0.1:1: no Ray head answers"
+        args = [*tables_only, "--address", "127.0.0.1:1"]
+        expect = "--address 127.0.0.1:1: no Ray head answers"
     elif case == "text_in_numeric":
         lines = csv.read_text().splitlines()
         lines[5] = "abc," + lines[5].split(",", 1)[1]
         csv.write_text("\n".join(lines) + "\n")
-        args, expect = [*tables_only, "--tabular-data", str(csv)], "column 'preg' is numeric but data row 5"
+        args = [*tables_only, "--tabular-data", str(csv)]
+        expect = "column 'preg' is numeric but data row 5"
     else:
         arff = tmp_path / "broken.arff"
         text = (shared_data / "diabetes" / "diabetes.arff").read_text()
