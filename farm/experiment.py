@@ -32,6 +32,7 @@ from farm.export import (draw_images, provenance, real_plus_synthetic, sample_fr
 from farm.curves import write_family_curves
 from farm.evaluate_pools import evaluate_image_dataset
 from farm.evaluator import evaluator_config
+from farm.phases import PhaseClock, format_phases
 from farm.plan import format_plan, plan_trials, select_families
 from farm.report import write_report
 from farm.storage import Store
@@ -158,6 +159,7 @@ def run(settings: Settings) -> dict | None:
         return None
 
     started = time.time()
+    clock = PhaseClock()
     from farm import tuning
 
     tuning.check_address(settings.address)  # seconds, before anything is written
@@ -173,8 +175,12 @@ def run(settings: Settings) -> dict | None:
         if not settings.resume:
             _write_json({"settings": {k: getattr(settings, k) for k in RESUMABLE},
                          "config": config}, experiment_dir / RUN_FILE)
-        tables, images, black_boxes = _prepare(trials, settings, data_cfg, experiment_dir, seed)
-        tuning.connect(settings.address)
+        with clock.phase("prepare"):
+            tables, images, black_boxes = _prepare(trials, settings, data_cfg, experiment_dir,
+                                                   seed)
+        clock.carve("prepare", "judge", sum(p.judge_seconds for p in images.values()))
+        with clock.phase("ray start"):
+            tuning.connect(settings.address)
         tuning.check_storage_shared(store)
         if forced_gpu and not settings.address and not tuning.gpus_available():
             raise ConfigError(f"--gpus-per-trial {settings.gpus_per_trial}: this machine has no "
@@ -190,13 +196,19 @@ def run(settings: Settings) -> dict | None:
     print(f"Growing {len(trials)} trials in {store.home} "
           f"({'GPU' if use_gpu else 'CPU'}); watch with: tensorboard --logdir {_logdir(store)}")
     trial_data = {n: p.trial_data for n, p in {**tables, **images}.items()}
-    outcomes = tuning.run_trials(trials, trial_data, store, use_gpu, settings.resume)
+    with clock.phase("trials"):
+        outcomes = tuning.run_trials(trials, trial_data, store, use_gpu, settings.resume)
 
     print("Exporting each trial's best epoch and scoring it on the held-out test split")
-    summary = _summarise(name, settings, seed, tables, images, outcomes, store,
-                         data_cfg, black_boxes)
-    summary["figures"] = _curves(summary["trials"], experiment_dir)
-    summary["evaluator"] = _evaluate(config, images, summary, store, use_gpu)
+    with clock.phase("export"):
+        summary = _summarise(name, settings, seed, tables, images, outcomes, store,
+                             data_cfg, black_boxes)
+    with clock.phase("curves"):
+        summary["figures"] = _curves(summary["trials"], experiment_dir)
+    with clock.phase("evaluator"):
+        summary["evaluator"] = _evaluate(config, images, summary, store, use_gpu)
+    # The report is written from the summary, so its own seconds (a few) are not in it.
+    summary["phases"] = clock.as_dict()
     summary["seconds"] = round(time.time() - started, 1)
     summary["disk_bytes"] = store.disk_bytes()  # best-K checkpoints keep this bounded
     _write_json(summary, experiment_dir / "summary.json")
@@ -444,6 +456,8 @@ def format_summary(summary: dict, store: Store) -> str:
     lines = ["", f"Experiment {summary['name']}: {len(summary['trials'])} trials in "
              f"{summary.get('seconds', 0):.0f} s, {summary.get('disk_bytes', 0) / 2**20:.1f} MB "
              "on disk"]
+    if summary.get("phases"):
+        lines.append(f"  where the time went: {format_phases(summary['phases'])}")
     for dataset, info in summary["datasets"].items():
         if info["kind"] == "image":
             lines.append(f"  {dataset}: judge accuracy on held-out real images "

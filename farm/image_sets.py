@@ -8,6 +8,7 @@ test split is the ceiling every generated pool is compared with later.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,7 @@ class PreparedImages:
     judge_test_accuracy: float
     judge_path: Path
     source_sha256: str
+    judge_seconds: float = 0.0  # 0 when the experiment's judge was reused
 
 
 def image_root(name: str, data_dir: str | None, user_dir: str | None) -> Path:
@@ -101,6 +103,7 @@ def prepare_images(name: str, root: Path, data_cfg: dict, experiment_dir: Path,
     y_fit = torch.as_tensor(images.labels[fit])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     judge_path = experiment_dir / "judge" / f"{name}.pt"
+    judge_started = time.perf_counter()
     if judge_path.exists():
         judge = Judge.load(judge_path, device)
         print(f"Judge for {name}: reusing {judge_path}")
@@ -114,6 +117,7 @@ def prepare_images(name: str, root: Path, data_cfg: dict, experiment_dir: Path,
                             progress=lambda line: print(f"  judge: {line}", flush=True),
                             classes=images.classes)
         judge.save(judge_path)
+    judge_seconds = time.perf_counter() - judge_started
     x_test = images.to_tensor(test)
     test_accuracy = judge.accuracy(x_test.to(device),
                                    torch.as_tensor(images.labels[test]).to(device))
@@ -127,4 +131,5 @@ def prepare_images(name: str, root: Path, data_cfg: dict, experiment_dir: Path,
     data = ImageData(name, images.images[fit], images.labels[fit], images.classes,
                      judge.payload(), real_features, val_features,
                      images.labels[val] if len(val) else None)
-    return PreparedImages(images, split, data, float(test_accuracy), judge_path, sha)
+    return PreparedImages(images, split, data, float(test_accuracy), judge_path, sha,
+                          round(judge_seconds, 1))

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from farm.atomic import replacing
 from farm.errors import DataError
+from farm.phases import format_phases
 from farm.storage import is_uri, join, parent
 
 CSS = """
@@ -235,8 +236,10 @@ def _title(summary: dict) -> str:
         meta.append(f"{seconds:.0f} s")
     if summary.get("disk_bytes"):
         meta.append(f"{_size(summary['disk_bytes'])} on disk")
+    phases = format_phases(summary.get("phases"))
     return (f"<h1>GAN Farm: {_e(summary.get('name', 'experiment'))}</h1>"
-            f'<p class="meta">{" · ".join(meta)}</p>')
+            f'<p class="meta">{" · ".join(meta)}</p>'
+            + (f'<p class="meta">where the time went: {_e(phases)}</p>' if phases else ""))
 
 
 def _headline(summary: dict) -> str:
@@ -546,6 +549,8 @@ def _render_markdown(summary: dict, summary_path: Path, figures: _Figures) -> st
              + (f", {_size(summary['disk_bytes'])} on disk" if summary.get("disk_bytes") else "")
              + ". "
              "The full report with every figure is `report.html`.", ""]
+    if summary.get("phases"):
+        lines += [f"Where the time went: {format_phases(summary['phases'])}.", ""]
     lines += _md_headline(summary)
     lines += _md_trials(summary)
     lines += _md_figures(summary, figures)

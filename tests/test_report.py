@@ -161,6 +161,7 @@ def _experiment(tmp_path, pngs) -> tuple[Path, list[Path]]:
     summary = {
         "version": 2, "name": "demo", "preset": "smoke", "created": "2024-05-01T10:00:00+00:00",
         "seed": 0, "experiment_dir": str(exp), "seconds": 321.5,
+        "phases": {"prepare": 20.0, "judge": 30.5, "trials": 240.0, "evaluator": 31.0},
         "datasets": {
             "credit": {"kind": "table", "source": "/data/credit.arff", "target": "class",
                        "rows": 1000, "classes": {"good": 700, "bad": 300},
@@ -234,6 +235,8 @@ def test_report_headline_numbers_and_tables(tmp_path, pngs):
                "pass as the pools are, scores 0.871 (-0.041 over real alone)")
     assert control in text and control in md
     assert "](figures/classes.png)" in md and "](figures/curves_ctgan.png)" in md
+    phases = "prepare 20 s (6%) · judge 30 s (9%) · trials 240 s (75%) · evaluator 31 s (10%)"
+    assert phases in text and phases in md
     assert str(exp) + "/figures" not in md.split("Regenerate")[0]  # relative picture paths
 
 

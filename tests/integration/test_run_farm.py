@@ -173,6 +173,10 @@ def test_evaluator_pools_and_scores_images_on_the_held_out_split(tiny_run):
     _, experiment = tiny_run
     summary = json.loads((experiment / "summary.json").read_text())
     assert summary["version"] == 2
+    phases = summary["phases"]  # where the run's time went, in the order it went there
+    assert list(phases)[:4] == ["prepare", "judge", "ray start", "trials"]
+    assert {"export", "curves", "evaluator"} <= set(phases) and phases["evaluator"] > 0
+    assert sum(phases.values()) <= summary["seconds"] + 1
     section = summary["evaluator"]
     assert section["config"]["arch"] == "tiny" and section["workers"] >= 1
     fids = section["datasets"]["fids30"]
