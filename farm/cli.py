@@ -19,7 +19,7 @@ def parser() -> argparse.ArgumentParser:
                     "export synthetic data and score it on held-out real data.")
     p.add_argument("--preset", default="smoke",
                    help="trials/presets/<name>.yaml: smoke (minutes on a laptop), laptop (all 30 "
-                        "image classes in about an hour on a CPU), full, tiny")
+                        "image classes on a CPU, minutes in bench/RESULTS.md), full, tiny")
     p.add_argument("--only", help="comma-separated families to grow, e.g. tabular-a")
     p.add_argument("--data-dir", default=os.environ.get("FARM_DATA_DIR"),
                    help="folder with <dataset>/<file> copies (default $FARM_DATA_DIR, then the "
