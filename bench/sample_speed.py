@@ -230,7 +230,7 @@ def main() -> None:
     lines = ["# Sampling speed", "", f"- Command: `{command_line()}`",
              f"- Date: {result['date']} UTC; repository at {result['commit']}",
              f"- Machine: {os.cpu_count()} CPUs, torch {torch.__version__} with "
-             f"{torch.get_num_threads()} threads, python {platform.python_version()}; load "
+             f"{torch.get_num_threads()} thread(s), python {platform.python_version()}; load "
              f"average {load:.2f} when it started (other work on the machine slows every "
              "figure)",
              f"- Generators: {source}", ""]
