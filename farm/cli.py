@@ -16,7 +16,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="run_farm.py",
         description="Grow many small GANs with Ray Tune, keep each trial's best epoch, "
-                    "export synthetic data and score it on held-out real data.")
+                    "export synthetic data and score it on held-out real data.",
+        epilog="Draw more from what an experiment grew: run_farm.py sample --help")
     p.add_argument("--preset", default="smoke",
                    help="trials/presets/<name>.yaml: smoke (minutes on a laptop), laptop (all 30 "
                         "image classes on a CPU, minutes in bench/RESULTS.md), full, tiny")
@@ -54,6 +55,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["sample"]:  # a subcommand beside the flags, which stay as they were
+        from farm.sample_cli import main as sample
+
+        return sample(argv[1:])
     args = parser().parse_args(argv)
     if args.report_only:
         return _report_only(args)

@@ -40,6 +40,10 @@ class StorageError(FarmError):
     """The experiment's storage (a folder or a bucket) cannot be reached, read or written."""
 
 
+class GeneratorFileError(FarmError):
+    """A file given as a generator file is missing, foreign, damaged or of another version."""
+
+
 def settings_from(cls, values: dict | None, section: str):
     """Build a settings dataclass from a YAML mapping, naming an unknown key and the section
     it sits in (`data.images.judge`, `evaluator`) rather than failing with a TypeError."""

@@ -28,10 +28,12 @@ from farm.errors import ConfigError, FarmError
 from farm.families import KINDS
 from farm.export import (draw_images, provenance, real_plus_synthetic, sample_from_checkpoint,
                          trtr, tstr, write_black_box_figures, write_csv_atomic,
-                         write_image_folder, write_trial_figures)
+                         write_trial_figures)
 from farm.curves import write_family_curves
+from farm.data.images import write_image_folder
 from farm.evaluate_pools import evaluate_image_dataset
 from farm.evaluator import evaluator_config
+from farm.finished import selection_value
 from farm.phases import PhaseClock, format_phases
 from farm.plan import format_plan, plan_trials, select_families
 from farm.report import write_report
@@ -363,15 +365,7 @@ def _mark_chosen_tables(trials: list[dict], tables) -> None:
         if t["dataset"] in tables:
             t["chosen"] = False
     for group in groups.values():
-        max(group, key=_selection_value)["chosen"] = True
-
-
-def _selection_value(trial: dict) -> float:
-    """The trial's selection metric, oriented so that larger is better; NaN/missing last."""
-    value = trial["metrics"].get(trial["select_metric"])
-    if value is None or value != value:
-        return float("-inf")
-    return -value if trial["select_mode"] == "min" else value
+        max(group, key=selection_value)["chosen"] = True
 
 
 def _export_table(spec, outcome, p, trial, experiment_dir, data_cfg, seed) -> dict:

@@ -7,14 +7,13 @@ place in the farm where the test split is used.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 from torch.utils.tensorboard import SummaryWriter
 
 from farm import figures
-from farm.atomic import replacing, replacing_folder
+from farm.atomic import replacing
 
 from farm.families import kind_of, params_from
 from farm.metrics.tabular import utility
@@ -92,25 +91,6 @@ def draw_images(spec: dict, checkpoint_dir: str | Path, trial_data, per_class: i
     by_class, kept = keep_most_like_their_class(by_class, Judge.from_payload(trial_data.judge),
                                                 trial_data.classes, per_class)
     return by_class, kept, draws
-
-
-def write_image_folder(by_class: dict, folder: Path, about: dict | None = None,
-                       indices: dict | None = None) -> None:
-    """ImageFolder layout (<class>/<n>.png) plus a manifest.json naming, for every file, what
-    made it (`about`) and its index in the sample (`indices[class][n]` when only some draws
-    were kept); written beside and renamed into place whole."""
-    from PIL import Image
-
-    with replacing_folder(folder) as staging:
-        files = []
-        for name, images in by_class.items():
-            (staging / name).mkdir()
-            for i, image in enumerate(images):
-                Image.fromarray(image).save(staging / name / f"{i:04d}.png")
-                index = indices[name][i] if indices else i
-                files.append({"file": f"{name}/{i:04d}.png", "class": name, "index": index,
-                              **(about or {})})
-        (staging / "manifest.json").write_text(json.dumps({"files": files}, indent=1))
 
 
 def write_trial_figures(spec: dict, generator, prepared: PreparedTable, synthetic: pd.DataFrame,

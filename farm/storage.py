@@ -220,6 +220,27 @@ class Store:
             raise StorageError(f"cannot read the experiment's files ({exc})",
                                where=self.public) from None
 
+    def pull_files(self, relatives: list[str]) -> None:
+        """Copy a few files of a remote experiment into the driver's folder, at the same
+        relative places (a reader such as `sample` needs a summary and one checkpoint, not
+        every pool and report); a file that is not there is one line naming it."""
+        if not self.remote:
+            return
+        import pyarrow.fs
+
+        fs, root = self._fs()
+        local = pyarrow.fs.LocalFileSystem()
+        for relative in relatives:
+            try:
+                if fs.get_file_info(f"{root}/{relative}").type != pyarrow.fs.FileType.File:
+                    raise StorageError(f"no {relative} there", where=self.public)
+                (self.folder / relative).parent.mkdir(parents=True, exist_ok=True)
+                pyarrow.fs.copy_files(f"{root}/{relative}", str(self.folder / relative),
+                                      source_filesystem=fs, destination_filesystem=local)
+            except OSError as exc:
+                raise StorageError(f"cannot read {relative} ({exc})", where=self.public) \
+                    from None
+
     def clear(self) -> None:
         """Empty the driver's folder of a remote experiment (it is only a copy)."""
         if self.remote:

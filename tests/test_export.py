@@ -7,7 +7,8 @@ import json
 import numpy as np
 import torch
 
-from farm.export import keep_most_like_their_class, write_image_folder
+from farm.data.images import write_image_folder
+from farm.export import keep_most_like_their_class
 
 CLASSES = ("apples", "bananas", "cherries")
 

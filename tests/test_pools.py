@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from farm.export import write_image_folder
+from farm.data.images import write_image_folder
 from farm.pools import (BEST_PER_CLASS, choose_pools, class_kid, read_pool, same_as,
                         write_pool)
 

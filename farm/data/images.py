@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from farm.atomic import replacing_folder
 from farm.errors import DataError
 
 # Bump whenever the preprocessing changes, so that old caches are not reused.
@@ -239,3 +240,22 @@ def _write_cache(path: Path, result: ImageSet) -> None:
 def _say(progress: bool, message: str) -> None:
     if progress:
         print(message, file=sys.stderr, flush=True)
+
+
+def write_image_folder(by_class: dict, folder: Path, about: dict | None = None,
+                       indices: dict | None = None, header: dict | None = None) -> None:
+    """ImageFolder layout (<class>/<n>.png) plus a manifest.json naming, for every file, what
+    made it (`about`) and its index in the sample (`indices[class][n]` when only some draws
+    were kept), after `header` (what the whole folder is); written beside and renamed into
+    place whole."""
+    with replacing_folder(folder) as staging:
+        files = []
+        for name, images in by_class.items():
+            (staging / name).mkdir()
+            for i, image in enumerate(images):
+                Image.fromarray(image).save(staging / name / f"{i:04d}.png")
+                index = indices[name][i] if indices else i
+                files.append({"file": f"{name}/{i:04d}.png", "class": name, "index": index,
+                              **(about or {})})
+        (staging / "manifest.json").write_text(json.dumps({**(header or {}), "files": files},
+                                                          indent=1))

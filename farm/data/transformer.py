@@ -63,6 +63,32 @@ class TableTransformer:
         self.blocks = tuple(blocks)
         return self
 
+    def state(self) -> dict:
+        """Everything decoding needs, as JSON types: the schema (column order, kinds,
+        categories, integer columns, decimals) and each column's fitted range and snap
+        targets. A generator file carries it so that rows decode with no data at hand."""
+        return {"snap": self.snap,
+                "blocks": [{"name": b.column.name, "kind": b.column.kind,
+                            "categories": list(b.column.categories),
+                            "integer": b.column.integer, "decimals": b.column.decimals,
+                            "start": b.start, "stop": b.stop, "low": b.low, "high": b.high,
+                            "support": list(b.support), "masses": [list(m) for m in b.masses]}
+                           for b in self.blocks]}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "TableTransformer":
+        """The fitted transformer `state()` described (JSON keeps floats exactly)."""
+        blocks = []
+        for b in state["blocks"]:
+            column = Column(b["name"], b["kind"], tuple(b["categories"]), bool(b["integer"]),
+                            int(b["decimals"]))
+            blocks.append(Block(column, int(b["start"]), int(b["stop"]), float(b["low"]),
+                                float(b["high"]), tuple(map(float, b["support"])),
+                                tuple((float(v), float(r)) for v, r in b["masses"])))
+        transformer = cls(tuple(b.column for b in blocks), snap=bool(state["snap"]))
+        transformer.blocks = tuple(blocks)
+        return transformer
+
     @property
     def width(self) -> int:
         return self.blocks[-1].stop if self.blocks else 0

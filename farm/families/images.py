@@ -185,11 +185,13 @@ def spiked_game(params, data, pair, device) -> SpikedGame:
 
 
 @torch.no_grad()
-def generate(G, n: int, seed: int, label: int | None = None) -> torch.Tensor:
-    """A fixed-noise batch (same seed -> same images at every evaluation)."""
+def generate(G, n: int, seed: int, label: int | None = None,
+             rng: torch.Generator | None = None) -> torch.Tensor:
+    """A fixed-noise batch (same seed -> same images at every evaluation), or the next draws
+    of `rng` (a long sample made in blocks)."""
     G.eval()
     device = next(G.parameters()).device
-    rng = torch.Generator(device=device).manual_seed(seed)
+    rng = rng if rng is not None else torch.Generator(device=device).manual_seed(seed)
     z = noise_for(G, n, device, generator_rng=rng)
     if label is None:
         return G(z)

@@ -106,11 +106,12 @@ def sample_inputs(params: TabularParams, n: int, device: torch.device,
 
 @torch.no_grad()
 def sample_frame(G: torch.nn.Module, params: TabularParams, data: TabularData, n: int,
-                 seed: int) -> pd.DataFrame:
-    """Decoded synthetic rows in the original schema, from a seeded noise batch."""
+                 seed: int, rng: torch.Generator | None = None) -> pd.DataFrame:
+    """Decoded synthetic rows in the original schema, from a seeded noise batch (or the next
+    draws of `rng`, so that a long sample made in blocks is one noise stream)."""
     G.eval()
     device = next(G.parameters()).device
-    gen = torch.Generator(device=device).manual_seed(seed)
+    gen = rng if rng is not None else torch.Generator(device=device).manual_seed(seed)
     encoded = G(*sample_inputs(params, n, device, gen)).float().cpu().numpy()
     return data.transformer.inverse_transform(encoded)
 

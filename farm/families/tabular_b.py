@@ -275,18 +275,20 @@ def distil_surrogate(surrogate: nn.Module, data: TabularData, params: Confidence
 
 @torch.no_grad()
 def generate(G: nn.Module, params: ConfidenceParams, data: TabularData, requested: np.ndarray,
-             seed: int, best_of: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+             seed: int, best_of: int | None = None,
+             rng: torch.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Encoded full rows (target = the black box's answer) and the achieved confidences.
 
     With `best_of` K > 1 (default: params.pick_best_of), K rows are drawn for every request and
     the one whose black-box answer is closest to it is kept. The black box can be asked but not
     differentiated, so asking it at sampling time is the one exact signal there is; G still has
-    to land near c (K draws around a wrong place stay wrong), and K = 1 is the bare generator."""
+    to land near c (K draws around a wrong place stay wrong), and K = 1 is the bare generator.
+    The noise is `seed`'s, or the next draws of `rng` (a long sample made in blocks)."""
     G.eval()
     k = params.pick_best_of if best_of is None else best_of
     device = next(G.parameters()).device
     n = len(requested)
-    gen = torch.Generator(device=device).manual_seed(seed)
+    gen = rng if rng is not None else torch.Generator(device=device).manual_seed(seed)
     z = torch.randn(k * n, params.noise_dim, device=device, generator=gen)
     c = torch.as_tensor(np.tile(requested, k), dtype=torch.float32, device=device)
     drawn = G(z, c).float().cpu().numpy()
@@ -347,10 +349,13 @@ def selection_score(metrics: dict, tolerance: float) -> float:
     return float(tolerance * metrics["detection_auc"])  # in [tolerance / 2, tolerance]
 
 
-def sample_frame(G, params: ConfidenceParams, data: TabularData, n: int, seed: int) -> pd.DataFrame:
-    """Rows in the original schema plus the requested and achieved confidence of each."""
-    requested = np.linspace(0, 1, n)
-    full, achieved = generate(G, params, data, requested, seed)
+def sample_frame(G, params: ConfidenceParams, data: TabularData, n: int, seed: int,
+                 requested: np.ndarray | None = None,
+                 rng: torch.Generator | None = None) -> pd.DataFrame:
+    """Rows in the original schema plus the requested and achieved confidence of each: n
+    requests evenly over [0, 1] (the export's), or the `requested` ones; noise as `generate`'s."""
+    requested = np.linspace(0, 1, n) if requested is None else np.asarray(requested, dtype=float)
+    full, achieved = generate(G, params, data, requested, seed, rng=rng)
     frame = data.transformer.inverse_transform(full)
     frame["requested_confidence"] = np.round(requested, 4)
     frame["achieved_confidence"] = np.round(achieved, 4)

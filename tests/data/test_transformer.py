@@ -277,3 +277,17 @@ def test_snap_decodes_to_where_real_values_sit(shared_data):
     # insu is 0 in half the rows: values near 0 snap onto that mass, which plain decoding misses.
     assert (tight["insu"] == 0).mean() > 0.3 > (loose["insu"] == 0).mean()
     assert tight["insu"].between(table.frame["insu"].min(), table.frame["insu"].max()).all()
+
+
+def test_state_survives_json_and_decodes_the_same(real):
+    """A generator file carries the fitted transformer as JSON: the same schema, ranges and
+    snap targets come back, and any array decodes to the same frame."""
+    import json
+
+    table, _ = real
+    transformer = TableTransformer(table.columns, snap=True).fit(table.frame)
+    back = TableTransformer.from_state(json.loads(json.dumps(transformer.state())))
+    assert back.blocks == transformer.blocks and back.columns == transformer.columns
+    assert back.snap is True and any(b.support or b.masses for b in back.blocks)
+    encoded = np.random.default_rng(3).uniform(0, 1, (300, transformer.width))
+    assert_exact(back.inverse_transform(encoded), transformer.inverse_transform(encoded))

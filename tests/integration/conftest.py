@@ -56,6 +56,16 @@ families:
 SLOW_PBT_PRESET = pbt_preset(epochs=40, interval=4)
 
 
+@pytest.fixture(scope="module")
+def ray_local():
+    """An embedded two-CPU Ray for a module's farm runs."""
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
 @pytest.fixture
 def slow_trials(tmp_path) -> Path:
     trials = Path(shutil.copytree(REPO / "trials", tmp_path / "trials"))

@@ -3,18 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from farm.evaluator import EvaluatorConfig, Task, evaluate, scaling
-
-
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def _blobs(n, rng):

@@ -32,15 +32,6 @@ def _tensorboard_tags(trial_dir: Path) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def tiny_run(ray_local, shared_data, tmp_path_factory):
     storage = tmp_path_factory.mktemp("storage")
     code = main(["--preset", "tiny", "--data-dir", str(shared_data), "--storage-path",
