@@ -35,7 +35,7 @@ import torch
 from scipy import stats
 
 from common import emit
-from image_epochs import reference_sets
+from image_epochs import prepared_dataset, reference_sets
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -94,25 +94,49 @@ def checkpoint_cas(experiment: Path, trial: dict, folder: Path, train, test: Tas
     return scores(out["matrix"], range(len(train.classes)))["accuracy"]
 
 
-def rank_checkpoints(experiment: Path, summary: dict, dataset: str, data_dir: str | None,
-                     say=print) -> list[dict]:
-    """Per all-class trial: each kept checkpoint's logged usefulness and KID, and its CAS."""
+def grown_trials(experiment: Path, dataset: str) -> list[dict]:
+    """The all-class trials of a run that has not finished (no summary yet), from Tune's
+    folders: what `rank_checkpoints` needs of each (kept and last epochs are read from the
+    summary later, when `--rows-from` merges the rows)."""
+    trials = []
+    for folder in sorted((experiment / "tune").glob("*/params.json")):
+        spec = json.loads(folder.read_text())["trial"]
+        if spec["dataset"] == dataset and spec.get("class") is None:
+            trials.append({"trial": folder.parent.name, "dataset": dataset, "class": None,
+                           "status": "ok", "setting": spec["tag"], "best_epoch": None,
+                           "last_epoch": None})
+    return trials
+
+
+def rank_checkpoints(experiment: Path, trials: list[dict], dataset: str, data_dir: str | None,
+                     say=print, passes: int | None = None, done: list[dict] | None = None,
+                     keep=lambda rows: None) -> list[dict]:
+    """Per all-class trial: each kept checkpoint's logged usefulness and KID, and its CAS
+    (one classifier seed, the evaluator's passes unless `passes` says otherwise). Rows in
+    `done` are kept and their checkpoints not trained again; `keep(rows)` is called after each
+    checkpoint, so a stopped ranking goes on where it stopped."""
     stored = json.loads((experiment / "run.json").read_text())
     config = dataclasses.replace(evaluator_config(stored["config"].get("evaluator")), seeds=1)
+    if passes:
+        config = dataclasses.replace(config, epochs=passes)
     images_cfg = stored["config"]["data"].get("images", {})
     per_class = int(images_cfg.get("synthetic_per_class", 32))
     judge_filter = int(images_cfg.get("judge_filter", 1))
-    train, test_view = reference_sets(experiment, summary, dataset, data_dir)
+    prepared, _ = prepared_dataset(experiment, dataset, data_dir)
+    reference = len(prepared.split.train)  # the ceiling's train images: the step budget
+    train, test_view = reference_sets(experiment, None, dataset, data_dir)
     test = Task("test", test_view.images, test_view.labels)
-    reference = summary["evaluator"]["datasets"][dataset]["ceiling"]["train_images"]
-    rows = []
-    for trial in summary["trials"]:
+    rows = list(done or [])
+    finished = {(r["trial"], r["epoch"]) for r in rows}
+    for trial in trials:
         if trial["dataset"] != dataset or trial.get("class") is not None \
                 or trial["status"] != "ok":
             continue
         useful = logged(experiment, trial, "useful")
         kid = logged(experiment, trial, "kid/mean")
         for epoch, folder in checkpoints(experiment, trial):
+            if (trial["trial"], epoch) in finished:
+                continue
             started = time.perf_counter()
             cas = checkpoint_cas(experiment, trial, folder, train, test, config, per_class,
                                  reference, judge_filter)
@@ -122,6 +146,7 @@ def rank_checkpoints(experiment: Path, summary: dict, dataset: str, data_dir: st
                          "kid": kid.get(epoch), "cas": cas})
             say(f"  {trial['trial']} epoch {epoch}: useful {useful.get(epoch)}, CAS {cas:.3f} "
                 f"({time.perf_counter() - started:.0f} s)")
+            keep(rows)
     return rows
 
 
@@ -196,17 +221,42 @@ def main() -> None:
     parser.add_argument("--data-dir", help="where the dataset is, if not where the run found it")
     parser.add_argument("--skip-checkpoints", action="store_true",
                         help="only the summary's figures (no per-checkpoint CAS)")
+    parser.add_argument("--passes", type=int,
+                        help="passes of each checkpoint's CAS classifier (default: the "
+                             "evaluator's)")
+    parser.add_argument("--checkpoints-only", type=Path, metavar="ROWS_JSON",
+                        help="rank the checkpoints of a run still in its evaluator (no summary "
+                             "yet) and write the rows here, one checkpoint at a time (rows "
+                             "already there are kept); nothing else")
+    parser.add_argument("--rows-from", type=Path, metavar="ROWS_JSON",
+                        help="the rows --checkpoints-only wrote, instead of ranking again")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     torch.manual_seed(0)
+    if args.checkpoints_only:
+        out = args.checkpoints_only
+        done = json.loads(out.read_text()) if out.exists() else []
+
+        def keep(rows):
+            out.write_text(json.dumps(rows, indent=1, default=float) + "\n")
+
+        keep(rank_checkpoints(args.experiment, grown_trials(args.experiment, args.dataset),
+                              args.dataset, args.data_dir, passes=args.passes, done=done,
+                              keep=keep))
+        return
     summary = json.loads((args.experiment / "summary.json").read_text())
     train, _ = reference_sets(args.experiment, summary, args.dataset, args.data_dir)
     result = {"commit": _commit(), **headline(summary, args.dataset, train),
               "collapsed_pair_classes": collapsed_pairs(summary, args.dataset)}
     rows = pd.DataFrame()
-    if not args.skip_checkpoints:
-        rows = pd.DataFrame(rank_checkpoints(args.experiment, summary, args.dataset,
-                                             args.data_dir))
+    if args.rows_from:
+        rows = pd.DataFrame(json.loads(args.rows_from.read_text()))
+        ends = {t["trial"]: (t["best_epoch"], t["last_epoch"]) for t in summary["trials"]}
+        rows["kept"] = [ends[t][0] == e for t, e in zip(rows["trial"], rows["epoch"])]
+        rows["last"] = [ends[t][1] == e for t, e in zip(rows["trial"], rows["epoch"])]
+    elif not args.skip_checkpoints:
+        rows = pd.DataFrame(rank_checkpoints(args.experiment, summary["trials"], args.dataset,
+                                             args.data_dir, passes=args.passes))
     by_use = spearman_per_trial(rows, "useful") if len(rows) else {}
     by_kid = spearman_per_trial(rows, "kid", -1.0) if len(rows) else {}
     beats = kept_vs_last(rows) if len(rows) else {}
