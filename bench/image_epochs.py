@@ -71,10 +71,13 @@ def real_and_test(prepared) -> tuple[Task, Task]:
     return Task(REAL, images[train], labels[train]), Task("test", images[test], labels[test])
 
 
-def reference_sets(experiment: Path, summary: dict, dataset: str, data_dir: str | None):
+def reference_sets(experiment: Path, summary: dict, dataset: str, data_dir: str | None,
+                   prepared=None):
     """(train view, test view) of an image dataset: the experiment's own split and judge,
-    with the judge's features of the train or the held-out test images as KID's reference."""
-    prepared, _ = prepared_dataset(experiment, dataset, data_dir)
+    with the judge's features of the train or the held-out test images as KID's reference.
+    `prepared`: the dataset as `prepared_dataset` already returned it (not decoded again)."""
+    if prepared is None:
+        prepared, _ = prepared_dataset(experiment, dataset, data_dir)
     train = prepared.trial_data
     judge = judge_for(train, torch.device("cpu"))  # the payload prepare_images just loaded
     test = np.asarray(prepared.split.test)

@@ -124,7 +124,7 @@ def rank_checkpoints(experiment: Path, trials: list[dict], dataset: str, data_di
     judge_filter = int(images_cfg.get("judge_filter", 1))
     prepared, _ = prepared_dataset(experiment, dataset, data_dir)
     reference = len(prepared.split.train)  # the ceiling's train images: the step budget
-    train, test_view = reference_sets(experiment, None, dataset, data_dir)
+    train, test_view = reference_sets(experiment, None, dataset, data_dir, prepared)
     test = Task("test", test_view.images, test_view.labels)
     rows = list(done or [])
     finished = {(r["trial"], r["epoch"]) for r in rows}

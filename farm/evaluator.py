@@ -54,7 +54,8 @@ from torch import nn
 from farm.data.images import label_tensor, to_unit_range
 from farm.errors import ConfigError, FarmError, settings_from
 from farm.metrics.paired import spread
-from farm.train.classifier import ARCHS, augment, build_model, confusion, scores, steps_per_epoch
+from farm.train.classifier import (ARCHS, augment, build_model, confusion, describe_arch, scores,
+                                   steps_per_epoch)
 
 RESULTS_FILE = "evaluation.json"
 MIXES = ("extra", "pretrain", "distill", "share")
@@ -120,10 +121,9 @@ class EvaluatorConfig:
                "share": f"every pass each real image once, {self.synthetic_share:g} of it "
                         "drawn from the pool"}[self.mix]
         bn = ", separate batch-norm statistics for synthetic images" if self.separate_bn else ""
-        arch = self.arch if self.width == 64 or self.arch == "tiny" else \
-            f"{self.arch} width {self.width}"
-        return (f"{arch}, {self.epochs} passes over the real train split, {self.seeds} "
-                f"classifier seed(s); real + synthetic: {self.mix} ({how}{bn})")
+        return (f"{describe_arch(self.arch, self.width)}, {self.epochs} passes over the real "
+                f"train split, {self.seeds} classifier seed(s); real + synthetic: {self.mix} "
+                f"({how}{bn})")
 
 
 def evaluator_config(values: dict | None) -> EvaluatorConfig:

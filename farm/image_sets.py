@@ -22,6 +22,7 @@ from farm.data.split import Split, load_or_create, sha256_of
 from farm.errors import ConfigError, DataError, settings_from
 from farm.families.images import ImageData
 from farm.judge import Judge, JudgeConfig, train_judge
+from farm.train.classifier import describe_arch
 
 MIN_PER_CLASS = 3  # at least one test image and two to train on
 
@@ -109,8 +110,8 @@ def prepare_images(name: str, root: Path, data_cfg: dict, experiment_dir: Path,
         print(f"Judge for {name}: reusing {judge_path}")
     else:
         config = judge_config({"seed": seed, **(cfg.get("judge") or {})})
-        width = "" if config.width == 64 or config.arch == "tiny" else f" width {config.width}"
-        print(f"Training the judge for {name} ({config.arch}{width}, {config.epochs} epochs) on "
+        print(f"Training the judge for {name} ({describe_arch(config.arch, config.width)}, "
+              f"{config.epochs} epochs) on "
               f"{len(fit)} train images ({len(val)} more kept aside to score usefulness), "
               f"{len(images.classes)} classes")
         judge = train_judge(x_fit.to(device), y_fit, len(images.classes), config, device,
