@@ -6,6 +6,7 @@ uninterrupted two-epoch trial against one stopped after epoch 1 and resumed from
 """
 
 import shutil
+from contextlib import nullcontext
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -30,23 +31,12 @@ class FakeTune:
         if self.resume_from is None:
             return None
         folder = self.resume_from
-        return SimpleNamespace(as_directory=lambda: _Entered(folder))
+        return SimpleNamespace(as_directory=lambda: nullcontext(folder))
 
     def report(self, metrics, checkpoint):
         epoch = metrics["epoch"]
         shutil.copytree(checkpoint, self.keep / f"epoch{epoch}")
         self.reported.append(metrics)
-
-
-class _Entered:
-    def __init__(self, folder):
-        self.folder = folder
-
-    def __enter__(self):
-        return self.folder
-
-    def __exit__(self, *exc):
-        return False
 
 
 @pytest.fixture(scope="module")
