@@ -191,7 +191,7 @@ def headline(summary: dict, dataset: str, train=None) -> dict:
     control = ev.get("control_gain") or {}
     pools = []
     for name, pool in ev["pools"].items():
-        if "same_as" in pool:
+        if "same_as" in pool or "not_trained" in pool:
             continue
         gain = pool.get("gain") or {}
         useful = pool.get("usefulness")

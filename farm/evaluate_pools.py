@@ -81,6 +81,19 @@ def best_pool(section_pools: dict, trained) -> tuple[str, str]:
     return min(trained, key=lambda n: section_pools[n]["mean_kid"]), KID_POOL_RULE
 
 
+def pools_to_train(section_pools: dict, trained: dict, which: str) -> tuple[str, str, dict]:
+    """(best pool, its rule, the pools the classifiers train on): every pool, or with `which`
+    "chosen" the best alone; the others keep their usefulness, KID and members in the summary
+    and are marked `not_trained`."""
+    best, rule = best_pool(section_pools, trained)
+    if which != "chosen":
+        return best, rule, trained
+    for name in trained:
+        if name != best:
+            section_pools[name]["not_trained"] = "evaluator.pools is chosen"
+    return best, rule, {best: trained[best]}
+
+
 def _mean_kid(members: dict[str, dict]) -> float:
     return float(np.mean([class_kid(t, c) for c, t in members.items()]))
 
@@ -131,6 +144,10 @@ def evaluate_image_dataset(dataset: str, prepared, trials: list[dict], config: E
         trained[name] = read_pool(folder, classes)
         section_pools[name]["usefulness"] = pool_usefulness(prepared.trial_data, *trained[name])
 
+    # Chosen before looking at the test split: the pool whose own images teach a probe the val
+    # slice best (KID where a run has no val slice).
+    best, rule, trained = pools_to_train(section_pools, trained, config.pools)
+
     # After selection the val slice rejoins the train split: the ceiling and real + synthetic
     # learn from every real train image; the test split is still unseen.
     train, test = split.train, np.asarray(split.test)
@@ -169,9 +186,6 @@ def evaluate_image_dataset(dataset: str, prepared, trials: list[dict], config: E
             over_control=gain_over(both, control) if control else None)
         section_pools[name]["verdict"] = verdict(gain, section_pools[name]["over_control"],
                                                  control_gain)
-    # Chosen before looking at the test split: the pool whose own images teach a probe the val
-    # slice best (KID where a run has no val slice).
-    best, rule = best_pool(section_pools, trained)
     pictures = _pictures(prepared, pools[best], trained, classes, dataset, best)
     paths = {}
     for key, fig in pictures.items():

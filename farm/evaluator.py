@@ -59,6 +59,7 @@ from farm.train.classifier import (ARCHS, augment, build_model, confusion, descr
 
 RESULTS_FILE = "evaluation.json"
 MIXES = ("extra", "pretrain", "distill", "share")
+POOLS = ("all", "chosen")  # which pools the classifiers train on: every one, or the farm's pick
 REAL = "real"  # the ceiling's task name; in `distill` it is every seed's teacher
 
 
@@ -80,6 +81,8 @@ class EvaluatorConfig:
     separate_bn: bool = False       # synthetic batches through their own batch-norm statistics
     synthetic_share: float = 0.25   # share: the synthetic part of every real + synthetic pass
     seeds: int = 3                  # classifier seeds per figure (seed, seed + 1, ...)
+    pools: str = "all"              # all: CAS and real + synthetic for every pool; chosen: for
+                                    # the pool the farm chose only (about half the classifiers)
     workers: int = 0                # 0: one per GPU (up to 8) on a GPU cluster, else one CPU worker
     cpus_per_worker: int = 0        # 0: a whole node's CPUs for a lone CPU worker, else 1
     seed: int = 0
@@ -95,6 +98,9 @@ class EvaluatorConfig:
             raise ConfigError("evaluator needs lr > 0 and weight_decay >= 0")
         if self.mix not in MIXES:
             raise ConfigError(f"evaluator.mix must be one of {', '.join(MIXES)}, got {self.mix!r}")
+        if self.pools not in POOLS:
+            raise ConfigError(f"evaluator.pools must be one of {', '.join(POOLS)}, "
+                              f"got {self.pools!r}")
         if self.synthetic_batch < 1 or self.seeds < 1:
             raise ConfigError("evaluator.synthetic_batch and evaluator.seeds must be at least 1, "
                               f"got {self.synthetic_batch} and {self.seeds}")

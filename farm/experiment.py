@@ -416,6 +416,12 @@ def _format_evaluator(section: dict | None) -> list[str]:
             if "same_as" in pool:
                 lines.append(f"    pool {name}{mark}: the same images as pool {pool['same_as']}")
                 continue
+            if "not_trained" in pool:
+                useful = pool.get("usefulness")
+                lines.append(f"    pool {name}{mark}: usefulness "
+                             f"{'-' if useful is None else f'{useful:.3f}'}, no classifier "
+                             f"trained on it ({pool['not_trained']})")
+                continue
             cas, both = pool["cas"]["accuracy"], pool["real_plus_synthetic"]["accuracy"]
             ratio = f"{pool['cas_ratio']:.2f}" if pool["cas_ratio"] is not None else "-"
             label = f"synthetic: {name} ({pool['images']} images){mark}"

@@ -200,8 +200,10 @@ def _pool_rows(ev: dict) -> list[tuple[str, dict]]:
 
 
 def _trained_pools(ev: dict) -> list[tuple[str, dict]]:
-    """Pools that were trained and scored (not `same_as` another pool)."""
-    return [(p, info) for p, info in _pool_rows(ev) if "same_as" not in info]
+    """Pools that were trained and scored (not `same_as` another pool, nor left out by
+    `evaluator.pools: chosen`)."""
+    return [(p, info) for p, info in _pool_rows(ev)
+            if "same_as" not in info and "not_trained" not in info]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -127,3 +127,26 @@ def test_a_pool_helps_only_when_its_whole_interval_is_above_zero_and_the_noise_c
     assert verdict({"mean": 0.03, "ci": [-0.01, 0.07]}, above, control).startswith("does not")
     assert verdict({"mean": 0.03, "ci": [0.02, 0.04]}, not_above, control).startswith("does not")
     assert "no interval" in verdict({"mean": 0.05, "ci": None}, None, None)
+
+
+def test_evaluator_pools_chosen_trains_the_farms_pick_alone_and_keeps_the_others_scores():
+    from farm.evaluate_pools import pools_to_train
+    from farm.evaluator import evaluator_config
+    from farm.errors import ConfigError
+
+    def section():
+        return {"fruit-pairs": {"usefulness": 0.2, "mean_kid": 1.0},
+                "conditional": {"usefulness": 0.4, "mean_kid": 3.0}}
+
+    trained = {"fruit-pairs": "pair images", "conditional": "conditional images"}
+    pools = section()
+    best, _, kept = pools_to_train(pools, dict(trained), "all")
+    assert best == "conditional" and kept == trained and not any(
+        "not_trained" in p for p in pools.values())
+    best, _, kept = pools_to_train(pools, dict(trained), "chosen")
+    assert best == "conditional" and kept == {"conditional": "conditional images"}
+    assert pools["fruit-pairs"] == {"usefulness": 0.2, "mean_kid": 1.0,
+                                    "not_trained": "evaluator.pools is chosen"}
+    assert "not_trained" not in pools["conditional"]
+    with pytest.raises(ConfigError, match="evaluator.pools must be one of all, chosen"):
+        evaluator_config({"pools": "best"})

@@ -299,6 +299,9 @@ def test_report_says_whether_each_pool_helps_with_its_interval_and_the_protocol(
         gain={"mean": 0.021, "ci": [0.005, 0.037], "per_seed": [0.01, 0.02, 0.033]},
         usefulness=0.4321,
         verdict="helps: +0.021 [+0.005, +0.037] over real alone, noise control -0.004")
+    # `evaluator.pools: chosen`: a pool the classifiers skipped keeps its usefulness row
+    ev["pools"]["spare"] = {"dir": "/q", "images": 96, "usefulness": 0.1234, "mean_kid": 2.5,
+                            "not_trained": "evaluator.pools is chosen"}
     (exp / "summary.json").write_text(json.dumps(summary))
     html_path, md_path = write_report(exp)
     text, md = " ".join(_parse(html_path).text), md_path.read_text(encoding="utf-8")
@@ -306,5 +309,6 @@ def test_report_says_whether_each_pool_helps_with_its_interval_and_the_protocol(
         assert "best: helps: +0.021 [+0.005, +0.037] over real alone, noise control -0.004" in page
         assert "Protocol: resnet18, 10 passes" in page and "one is" not in page
         assert "One of the 30 test images is 0.0333 of accuracy." in page
-        assert "+0.021 [+0.005, +0.037]" in page and "0.432" in page
+        assert "+0.021 [+0.005, +0.037]" in page and "0.432" in page and "0.123" in page
+        assert "spare: " not in page  # no verdict for a pool nothing trained on
         assert "mixed in as the pools are, scores 0.871 (-0.041 [-0.020, +0.012]" in page

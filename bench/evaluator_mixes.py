@@ -1,0 +1,180 @@
+"""Which way of adding synthetic images makes them help? One pool under several `mix` settings.
+
+The evaluator's answer depends on the protocol as much as on the images (issue 18). This bench
+takes one pool of a run, either the pool the farm chose (its summary's `best_pool`) or the
+images of one all-class checkpoint (`--checkpoint TRIAL/checkpoint_N`, drawn as the export
+draws them), and trains, per classifier seed:
+
+* the ceiling (the real train split alone; in `distill` it is the teacher, as in the farm's job);
+* for each mix: real + the pool, and real + as many noise images (the control), both under it.
+
+It prints each mix's gain over real alone and over its own noise control, paired by seed with a
+95% interval, and the farm's verdict line. The evaluator's settings are the run's unless
+`--preset` names a preset whose `evaluator:` section is used instead. A mix is a name
+(`extra`, `pretrain`, `share`, `distill`), optionally with `:WEIGHT` (distill's teacher share)
+and `+bn` (separate batch-norm statistics for synthetic batches): `distill:1.0+bn`.
+
+    .venv/bin/python bench/evaluator_mixes.py /work/runs/laptop-3 --mixes extra,distill:1.0
+
+Writes bench/results/evaluator-mixes.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common import emit
+from image_epochs import prepared_dataset, real_and_test
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from farm.config import load_config  # noqa: E402
+from farm.evaluate_pools import noise_control, real_plus, verdict  # noqa: E402
+from farm.evaluator import (EvaluatorConfig, evaluator_config, seed_configs,  # noqa: E402
+                            tested, train_classifier)
+from farm.export import draw_images  # noqa: E402
+from farm.metrics.paired import paired_gain  # noqa: E402
+from farm.pools import read_pool  # noqa: E402
+from farm.train.classifier import scores  # noqa: E402
+
+RESULTS = REPO / "bench" / "results" / "evaluator-mixes.json"
+
+
+def parse_mix(text: str, base: EvaluatorConfig) -> EvaluatorConfig:
+    """`distill:1.0+bn` -> the base config with mix distill, distill_weight 1.0, separate_bn."""
+    name, bn = (text[:-3], True) if text.endswith("+bn") else (text, False)
+    mix, _, weight = name.partition(":")
+    config = dataclasses.replace(base, mix=mix, separate_bn=bn)
+    if weight:
+        config = dataclasses.replace(config, distill_weight=float(weight))
+    return config
+
+
+def pool_images(experiment: Path, summary: dict | None, dataset: str, checkpoint: str | None,
+                prepared, config: dict) -> tuple[str, np.ndarray, np.ndarray]:
+    """(what the pool is, images, labels): one checkpoint's draw, or the farm's chosen pool."""
+    classes = list(prepared.images.classes)
+    if checkpoint:
+        folder = experiment / "tune" / checkpoint
+        spec = json.loads((folder.parent / "params.json").read_text())["trial"]
+        images_cfg = config["data"].get("images", {})
+        by_class, _, _ = draw_images(spec, folder, prepared.trial_data,
+                                     int(images_cfg.get("synthetic_per_class", 32)),
+                                     int(images_cfg.get("judge_filter", 1)))
+        x = np.concatenate([by_class[name] for name in classes])
+        y = np.concatenate([np.full(len(by_class[name]), label, dtype=np.int64)
+                            for label, name in enumerate(classes)])
+        return checkpoint, x, y
+    section = summary["evaluator"]["datasets"][dataset]
+    best = section["best_pool"]
+    folder = experiment / "synthetic" / dataset / "pools" / best
+    x, y = read_pool(folder, classes)
+    return f"pool {best} (the farm's choice)", x, y
+
+
+def accuracy(model, task, test, classes: int, config, steps: int, started: float) -> float:
+    record = tested(model, task, test, classes, config, torch.device("cpu"), steps, started)
+    return scores(record["matrix"], range(classes))["accuracy"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("experiment", type=Path)
+    parser.add_argument("--dataset", default="fids30")
+    parser.add_argument("--checkpoint", help="TRIAL/checkpoint_N under the run's tune folder "
+                        "(default: the farm's chosen pool)")
+    parser.add_argument("--mixes", default="extra,distill:1.0")
+    parser.add_argument("--seeds", type=int, help="classifier seeds (default: the config's)")
+    parser.add_argument("--passes", type=int, help="passes over the real train split")
+    parser.add_argument("--preset", help="take the evaluator settings from this preset")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    summary_file = args.experiment / "summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.exists() else None
+    prepared, config = prepared_dataset(args.experiment, args.dataset, args.data_dir)
+    section = (load_config(REPO / "trials", args.preset) if args.preset else config)
+    base = evaluator_config(section.get("evaluator"))
+    if args.seeds:
+        base = dataclasses.replace(base, seeds=args.seeds)
+    if args.passes:
+        base = dataclasses.replace(base, epochs=args.passes)
+    real, test = real_and_test(prepared)
+    classes = len(prepared.images.classes)
+    what, x, y = pool_images(args.experiment, summary, args.dataset, args.checkpoint, prepared,
+                             config)
+    mixes = args.mixes.split(",")
+    tasks = {"pool": real_plus("real+synthetic", real, x, y),
+             "noise": noise_control(real, len(y), classes, base.seed)}
+    acc: dict[str, list[float]] = {"ceiling": []}
+    seconds: dict[str, float] = {}
+    for seed_config in seed_configs(base):
+        started = time.perf_counter()
+        teacher, steps = train_classifier(real, classes, seed_config, torch.device("cpu"),
+                                          say=lambda _l: None, reference_images=len(real.labels))
+        acc["ceiling"].append(accuracy(teacher, real, test, classes, seed_config, steps,
+                                       started))
+        print(f"seed {seed_config.seed}: ceiling {acc['ceiling'][-1]:.3f} "
+              f"({time.perf_counter() - started:.0f} s)", flush=True)
+        for mix in mixes:
+            config_mix = parse_mix(mix, seed_config)
+            for kind, task in tasks.items():
+                started = time.perf_counter()
+                model, steps = train_classifier(task, classes, config_mix, torch.device("cpu"),
+                                                say=lambda _l: None,
+                                                reference_images=len(real.labels),
+                                                teacher=teacher)
+                key = f"{mix}/{kind}"
+                acc.setdefault(key, []).append(
+                    accuracy(model, task, test, classes, config_mix, steps, started))
+                seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - started
+                print(f"seed {seed_config.seed}: {key} {acc[key][-1]:.3f} "
+                      f"({time.perf_counter() - started:.0f} s)", flush=True)
+    figures = {}
+    for mix in mixes:
+        pool, noise = acc[f"{mix}/pool"], acc[f"{mix}/noise"]
+        gain, noise_gain = paired_gain(pool, acc["ceiling"]), paired_gain(noise, acc["ceiling"])
+        over = paired_gain(pool, noise)
+        figures[mix] = {"pool": pool, "noise": noise, "gain": gain, "noise_gain": noise_gain,
+                        "over_noise": over,
+                        "verdict": verdict(gain, over, noise_gain),
+                        "seconds": round(seconds[f"{mix}/pool"] + seconds[f"{mix}/noise"], 1)}
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
+                            capture_output=True, text=True).stdout.strip()
+    result = {"commit": commit, "experiment": args.experiment.name, "pool": what,
+              "pool_images": int(len(y)), "protocol": base.describe(),
+              "test_images": int(len(test.labels)), "ceiling": acc["ceiling"], "mixes": figures}
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+
+    def ci(g):
+        return f" [{g['ci'][0]:+.3f}, {g['ci'][1]:+.3f}]" if g.get("ci") else ""
+
+    lines = [f"# Evaluator mixes: {args.experiment.name}, {what} ({len(y)} images)", "",
+             f"- protocol: {base.describe()}; {len(test.labels)} test images (one is "
+             f"{1 / len(test.labels):.4f})",
+             f"- ceiling: {np.mean(acc['ceiling']):.3f} "
+             f"({' / '.join(f'{a:.3f}' for a in acc['ceiling'])})", "",
+             "| mix | real + pool | gain | real + noise | noise gain | pool over noise | s |",
+             "|---|---|---|---|---|---|---|"]
+    for mix, f in figures.items():
+        lines.append(f"| {mix} | {np.mean(f['pool']):.3f} | {f['gain']['mean']:+.3f}"
+                     f"{ci(f['gain'])} | {np.mean(f['noise']):.3f} | "
+                     f"{f['noise_gain']['mean']:+.3f}{ci(f['noise_gain'])} | "
+                     f"{f['over_noise']['mean']:+.3f}{ci(f['over_noise'])} | {f['seconds']} |")
+    lines += [""] + [f"- {mix}: {f['verdict']}" for mix, f in figures.items()]
+    emit(lines, args.out)
+
+
+if __name__ == "__main__":
+    main()
