@@ -24,7 +24,9 @@ import re
 import warnings
 from pathlib import Path
 
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+from farm.ray_internals import PBTHooks, forget_listed, listed_checkpoints, restart_from
 
 SMOOTHED = "select/smoothed"  # what the trainable reports when a family has a scheduler
 # The selection metric turned lower-is-better, so that one CheckpointConfig keeps every family's
@@ -52,7 +54,7 @@ def _domain(values):
     return list(values)
 
 
-class FarmPBT(PopulationBasedTraining):
+class FarmPBT(PBTHooks):
     """Ray's PBT with four changes the farm needs.
 
     - The exploit waits until the trial's own report is saved. Ray's PBT pauses a trial in the
@@ -74,18 +76,18 @@ class FarmPBT(PopulationBasedTraining):
         decision = super().on_trial_result(tune_controller, trial, result)
         return self.PAUSE if PENDING in trial.config["trial"] else decision
 
-    def _get_new_config(self, trial, trial_to_clone):
-        explored, operations = super()._get_new_config(trial, trial_to_clone)
+    def explore_config(self, trial, donor):
+        explored, operations = super().explore_config(trial, donor)
         spec = copy.deepcopy(trial.config["trial"])
         spec["params"] = explored["trial"]["params"]
         return {**trial.config, "trial": spec}, operations
 
-    def _checkpoint_or_exploit(self, trial, tune_controller, upper_quantile, lower_quantile):
+    def decide_exploit(self, trial, tune_controller, upper_quantile, lower_quantile):
         """Decide on an exploit only where epochs are left to train after it: a trial that has
         reported its last epoch is done, and a donor's last-epoch weights would leave nothing to
         train (nor a report to carry the trial's new settings)."""
         epochs = trial.config["trial"]["epochs"]
-        if trial not in lower_quantile or self._trial_state[trial].last_result["epoch"] >= epochs:
+        if trial not in lower_quantile or self.last_result(trial)["epoch"] >= epochs:
             return
         donors = [t for t in upper_quantile if t.latest_checkpoint_result is not None
                   and t.latest_checkpoint_result.metrics.get("epoch", epochs) < epochs]
@@ -94,7 +96,7 @@ class FarmPBT(PopulationBasedTraining):
         donor = random.choice(donors)
         latest = donor.latest_checkpoint_result  # weights and the metrics reported with them
         copied = _own_copy(trial, latest.checkpoint)
-        explored, _ = self._get_new_config(trial, donor)
+        explored, _ = self.explore_config(trial, donor)
         spec = copy.deepcopy(trial.config["trial"])
         spec[PENDING] = {"epoch": int(latest.metrics.get("epoch", 0)),
                          "donor": donor.config["trial"]["index"],
@@ -106,22 +108,18 @@ class FarmPBT(PopulationBasedTraining):
         pending = trial.config["trial"].get(PENDING)
         if pending is None:
             return
-        from ray.train._internal.session import _TrainingResult
         from ray.tune import Checkpoint
 
         spec = copy.deepcopy(trial.config["trial"])
         del spec[PENDING]
         spec["params"] = pending["params"]
-        mutated = {k: spec["params"][k] for k in self._hyperparam_mutations["trial"]["params"]}
+        mutated = {k: spec["params"][k] for k in self.mutations()["trial"]["params"]}
         spec["exploits"] = [*spec.get("exploits", []), {
             "epoch": pending["epoch"], "donor": pending["donor"], "params": mutated}]
         trial.set_config({**trial.config, "trial": spec})
         checkpoint = Checkpoint(pending["checkpoint"], filesystem=trial.storage.storage_filesystem)
-        trial.run_metadata.checkpoint_manager._latest_checkpoint_result = _TrainingResult(
-            checkpoint=checkpoint, metrics={"epoch": pending["epoch"]})
-        state = self._trial_state[trial]
-        state.last_perturbation_time = state.last_train_time = pending["epoch"]
-        self._num_perturbations += 1
+        restart_from(trial, checkpoint, {"epoch": pending["epoch"]})
+        self.record_exploit(trial, pending["epoch"])
         logger.info("PBT: trial %s takes trial #%s's weights at epoch %s, then %s", trial,
                     pending["donor"], pending["epoch"], mutated)
 
@@ -260,16 +258,14 @@ def forget_what_is_gone(trial) -> None:
     and deleting a listed one again raises inside Tune's bookkeeping, which then skips
     advancing the trial's checkpoint number: its next checkpoints overwrite live ones, and a
     better epoch's weights are deleted with a worse one's entry."""
-    from ray.train._internal.session import _TrainingResult
     from ray.tune import Checkpoint
 
-    manager = trial.run_metadata.checkpoint_manager
-    listed = getattr(manager, "_checkpoint_results", [])
+    listed = listed_checkpoints(trial)
     kept = [r for r in listed if checkpoint_exists(r.checkpoint)]
     if len(kept) < len(listed):
         logger.warning("%s: %d listed checkpoint(s) are gone (deleted after the experiment's "
                        "last saved state); forgetting them", trial, len(listed) - len(kept))
-        manager._checkpoint_results = kept
+        forget_listed(trial, kept)
     latest = trial.latest_checkpoint_result
     if latest is None or latest.checkpoint is None or checkpoint_exists(latest.checkpoint):
         return
@@ -279,8 +275,7 @@ def forget_what_is_gone(trial) -> None:
         return  # nothing to go on from: Tune says so
     logger.warning("%s: %s is gone (deleted after the experiment's last saved state); going on "
                    "from %s", trial, checkpoint.path, newest)
-    manager._latest_checkpoint_result = _TrainingResult(
-        checkpoint=Checkpoint(newest, filesystem=checkpoint.filesystem), metrics=latest.metrics)
+    restart_from(trial, Checkpoint(newest, filesystem=checkpoint.filesystem), latest.metrics)
 
 
 def checkpoint_exists(checkpoint) -> bool:

@@ -3,7 +3,6 @@ each trial's best epoch."""
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 from dataclasses import dataclass
@@ -11,24 +10,12 @@ from pathlib import Path
 
 import ray
 from ray import tune
-from ray.tune.logger import JsonLoggerCallback
 
 from farm.errors import ConfigError
+from farm.ray_internals import JsonResults, quiet_placement_group_cleaner
 from farm.schedulers import RANK, SMOOTHED, GroupedScheduler, checkpoint_exists
 from farm.storage import Store, remove, write_problem
 from farm.train.trainable import train_gan
-
-
-# Ray Train's placement-group cleaner asks the State API every second whether the evaluator's
-# controller still lives. An embedded Ray runs without the dashboard that serves that API, so
-# every ask logged a warning: hundreds of lines on the driver during one evaluator job.
-PLACEMENT_GROUP_CLEANER = "ray.train.v2._internal.execution.controller.placement_group_cleaner"
-
-
-# The setup hook of an embedded Ray's worker processes (a cluster has the State API). A lambda,
-# so that it travels by value: a worker runs its hook before it can import the farm.
-quiet_placement_group_cleaner = (  # noqa: E731
-    lambda: logging.getLogger(PLACEMENT_GROUP_CLEANER).setLevel(logging.ERROR))
 
 
 def connect(address: str | None) -> None:
@@ -152,22 +139,6 @@ def _trial_name(trial) -> str:
     spec = trial.config["trial"]
     part = f"_{spec['class']}" if spec.get("class") else ""
     return f"{spec['family']}_{spec['dataset']}{part}_{spec['index']:03d}"
-
-
-class JsonResults(JsonLoggerCallback):
-    """Tune's result.json writer, without its loss of lines.
-
-    At every start of a trial that has a checkpoint (a retry, a PBT exploit, a resumed trial)
-    Tune copies the trial's result.json down from storage over the driver's copy. Within one
-    driver session storage lags the driver, so every line logged since the last sync was lost:
-    a PBT run resumed after a killed driver ended with a trial whose result.json was empty.
-    Once this session's copy has lines it is never older than storage's, so keep it."""
-
-    def _restore_from_remote(self, file_name: str, trial) -> None:
-        local = Path(trial.local_path, file_name)
-        if local.exists() and local.stat().st_size > 0:
-            return
-        super()._restore_from_remote(file_name, trial)
 
 
 def run_trials(trials: list[dict], datasets: dict, store: Store, use_gpu: bool,
