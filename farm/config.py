@@ -23,7 +23,7 @@ FAMILY_KEYS = {"kind", "description", "datasets", "epochs", "eval_every", "resou
                "per_class", "samples", "scheduler"}
 VARIANT_AXIS = "variant"  # a search axis over the family's named bundles of settings
 RESOURCE_KEYS = {"cpu", "gpu"}
-SELECT_KEYS = {"metric", "mode"}
+SELECT_KEYS = {"metric", "mode", "tie", "tie_mode", "tolerance"}
 SCHEDULER_KEYS = {"asha": {"kind", "grace_period", "reduction_factor", "smoothing"},
                   "pbt": {"kind", "grace_period", "smoothing", "perturbation_interval",
                           "quantile_fraction", "mutations"}}
@@ -212,8 +212,19 @@ def _check_family(name: str, section: Any, kind: str | None, where: Path) -> str
         _check_keys(section["resources"], RESOURCE_KEYS, where, f"{path}.resources")
     if "select" in section:
         _check_keys(section["select"], SELECT_KEYS, where, f"{path}.select")
-        if section["select"].get("mode", "max") not in ("max", "min"):
-            raise ConfigError(f"{path}.select.mode must be 'max' or 'min'", where=where)
+        select = section["select"]
+        for key in ("mode", "tie_mode"):
+            if select.get(key, "max") not in ("max", "min"):
+                raise ConfigError(f"{path}.select.{key} must be 'max' or 'min'", where=where)
+        if ("tie" in select) != ("tolerance" in select):
+            raise ConfigError(f"{path}.select needs tie and tolerance together (a second metric "
+                              "decides among values of the first within tolerance)", where=where)
+        tolerance = select.get("tolerance", 1.0)
+        if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) \
+                or not tolerance > 0 or not isinstance(select.get("tie", ""), str):
+            raise ConfigError(f"{path}.select.tolerance must be a number above 0 and "
+                              f"select.tie a metric name, got {select.get('tolerance')!r} and "
+                              f"{select.get('tie')!r}", where=where)
     for key in ("epochs", "eval_every", "keep_checkpoints", "seeds", "samples"):
         value = section.get(key, 1)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

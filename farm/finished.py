@@ -78,7 +78,7 @@ class Experiment:
 
     @property
     def trials(self):
-        """Every trial of the summary, one row each (see README, `summary.json`)."""
+        """Every trial of the summary, one row each (see docs/summary.md)."""
         import pandas as pd
 
         return pd.DataFrame(self.summary["trials"])

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import posixpath
 import random
 import re
@@ -42,6 +43,27 @@ warnings.filterwarnings("ignore", message=r"Using `CheckpointConfig.num_to_keep 
 
 def rank(value: float, mode: str) -> float:
     return float(value) if mode == "min" else -float(value)
+
+
+def select_rank(metrics: dict, select: dict) -> float | None:
+    """The checkpoint's place in the trial's ranking, lower is better; None without the metric.
+
+    Plain: the selection metric, sign-flipped for `max`. With `tie` (a second metric, `tie_mode`
+    min by default) and `tolerance`, values of the first within the same `tolerance` step count
+    as equal and the second decides among them: a pair whose usefulness is 0.000 at every
+    evaluation (its images never pass for its class yet) then keeps its best-KID epoch instead of
+    its first one, before it has learned anything."""
+    metric, mode = select["metric"], select.get("mode", "max")
+    if metric not in metrics:
+        return None
+    first = rank(metrics[metric], mode)
+    tie, tolerance = select.get("tie"), select.get("tolerance")
+    if not tie or not tolerance or tie not in metrics:
+        return first
+    second = rank(metrics[tie], select.get("tie_mode", "min"))
+    # the step of the first metric (rounded, so that a flat 0.000 to 0.004 is one step), then
+    # the second squashed into (0, 1) within it
+    return round(first / float(tolerance)) + 0.5 + math.atan(second) / math.pi
 
 
 def _domain(values):

@@ -13,7 +13,7 @@ from ray import tune
 
 from farm.errors import ConfigError
 from farm.ray_internals import JsonResults, quiet_placement_group_cleaner
-from farm.schedulers import RANK, SMOOTHED, GroupedScheduler, checkpoint_exists
+from farm.schedulers import RANK, SMOOTHED, GroupedScheduler, checkpoint_exists, rank
 from farm.storage import Store, remove, write_problem
 from farm.train.trainable import train_gan
 
@@ -189,8 +189,10 @@ def run_trials(trials: list[dict], datasets: dict, store: Store, use_gpu: bool,
 
 def best_kept(checkpoints: list, metric: str, mode: str) -> tuple:
     """(checkpoint, its metrics) with the best `metric` among Tune's kept checkpoints that still
-    exist, or (None, {}). After a resume Tune's list can name one its retention deleted after
-    the state it was restored from was saved (see farm.schedulers.forget_what_is_gone)."""
+    exist, or (None, {}): the lowest `select/rank` the trial reported with it (the metric and its
+    tie-break, farm.schedulers.select_rank), else the metric itself. After a resume Tune's list
+    can name one its retention deleted after the state it was restored from was saved (see
+    farm.schedulers.forget_what_is_gone)."""
     def usable(checkpoint, metrics) -> bool:
         value = metrics.get(metric)
         return isinstance(value, (int, float)) and value == value and \
@@ -199,7 +201,7 @@ def best_kept(checkpoints: list, metric: str, mode: str) -> tuple:
     kept = [(c, m) for c, m in checkpoints if usable(c, m)]
     if not kept:
         return None, {}
-    return (min if mode == "min" else max)(kept, key=lambda pair: pair[1][metric])
+    return min(kept, key=lambda pair: pair[1].get(RANK, rank(pair[1][metric], mode)))
 
 
 def _outcome(result, store: Store) -> TrialOutcome:

@@ -1057,3 +1057,23 @@ def test_impossible_pbt_intervals_are_named(trials, extra, fragment):
     body = "{kind: pbt, grace_period: 50, %s, mutations: {lr_g: [1.0e-4]}}" % extra
     error = config_error(_scheduled(_population(trials), body), "full")
     assert fragment in error.problem
+
+
+@pytest.mark.parametrize("select, problem", [
+    ("{metric: select/score, mode: max, tie: kid}", "needs tie and tolerance together"),
+    ("{metric: select/score, mode: max, tie: kid, tolerance: 0}", "tolerance must be a number"),
+    ("{metric: select/score, mode: max, tie: kid, tolerance: 0.01, tie_mode: low}",
+     "select.tie_mode must be 'max' or 'min'")])
+def test_a_select_tie_break_needs_a_metric_a_positive_tolerance_and_a_mode(trials, select,
+                                                                            problem):
+    path = edit(trials / "tabular.yaml", "{metric: select/score, mode: max}", select)
+    error = config_error(trials)
+    assert error.where == str(path) and problem in str(error)
+
+
+def test_a_select_tie_break_loads(trials):
+    edit(trials / "tabular.yaml", "{metric: select/score, mode: max}",
+         "{metric: select/score, mode: max, tie: detection_auc, tolerance: 0.01}")
+    select = load_config(trials, "smoke")["families"][FAMILY]["select"]
+    assert select == {"metric": "select/score", "mode": "max", "tie": "detection_auc",
+                      "tolerance": 0.01}

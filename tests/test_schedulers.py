@@ -280,3 +280,25 @@ def test_a_pending_exploit_is_applied_when_the_paused_trial_is_chosen_to_run(tmp
         is weak
     assert weak.config["trial"]["exploits"][0]["donor"] == 1
     assert "pending_exploit" not in weak.config["trial"]
+
+
+def test_select_rank_breaks_ties_within_tolerance_by_the_second_metric():
+    from farm.schedulers import select_rank
+
+    plain = {"metric": "useful", "mode": "max"}
+    assert select_rank({"useful": 0.3}, plain) == -0.3
+    assert select_rank({"kid": 1.0}, plain) is None
+    tie = {**plain, "tie": "kid", "tolerance": 0.01}
+    ranked = sorted([("useful .30 kid 9", {"useful": 0.30, "kid": 9.0}),
+                     ("useful .301 kid 2", {"useful": 0.301, "kid": 2.0}),
+                     ("useful .10 kid 0.1", {"useful": 0.10, "kid": 0.1}),
+                     ("useful .32 kid 50", {"useful": 0.32, "kid": 50.0})],
+                    key=lambda item: select_rank(item[1], tie))
+    assert [name for name, _ in ranked] == ["useful .32 kid 50", "useful .301 kid 2",
+                                            "useful .30 kid 9", "useful .10 kid 0.1"]
+    within = [select_rank({"useful": u, "kid": k}, tie) for u, k in ((0.301, 1.0), (0.304, 5.0))]
+    assert within[0] < within[1]  # one tolerance step apart at most: the lower KID wins
+    assert select_rank({"useful": 0.3}, tie) == -0.3  # no KID reported: the metric alone
+    higher = {**tie, "tie": "diversity", "tie_mode": "max"}
+    assert select_rank({"useful": 0.0, "diversity": 0.5}, higher) < \
+        select_rank({"useful": 0.0, "diversity": 0.1}, higher)

@@ -17,7 +17,7 @@ import torch
 from ray import tune
 
 from farm.families import kind_of, params_from
-from farm.schedulers import RANK, SMOOTHED, rank, smoothed
+from farm.schedulers import RANK, SMOOTHED, select_rank, smoothed
 from farm.train.gan_loop import gan_epoch, read_back, shuffled_batches
 
 STATE_FILE = "state.pt"
@@ -138,7 +138,7 @@ def train_gan(config: dict, datasets: dict) -> None:
 
     real = kind.real_rows(data, device)
     window: list[dict] = []
-    select, mode = spec["select"]["metric"], spec["select"]["mode"]
+    select = spec["select"]["metric"]
     scheduler = spec.get("scheduler") or {}
     smoothing = int(scheduler.get("smoothing", 1)) if scheduler else 0
     writer = None
@@ -153,7 +153,7 @@ def train_gan(config: dict, datasets: dict) -> None:
         metrics.update(kind.evaluate(pair.generator, params, data, seed))
         metrics.update(epoch=epoch, epoch_seconds=train_seconds / len(window))
         if select in metrics:
-            metrics[RANK] = rank(metrics[select], mode)
+            metrics[RANK] = select_rank(metrics, spec["select"])
             if smoothing:
                 history.append(float(metrics[select]))
                 metrics[SMOOTHED] = smoothed(history, smoothing)

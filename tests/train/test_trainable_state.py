@@ -59,3 +59,23 @@ def test_the_kept_epoch_is_the_best_checkpoint_that_still_exists(tmp_path):
     assert best is made["b"] and metrics == {"kid": 0.2}
     assert best_kept(listed, "kid", "max")[0] is made["a"]
     assert best_kept([(deleted, {"kid": 0.1})], "kid", "min") == (None, {})
+
+
+def test_the_kept_epoch_follows_the_reported_rank_where_a_tie_break_made_one(tmp_path):
+    from ray import tune
+
+    from farm.schedulers import RANK, select_rank
+    from farm.tuning import best_kept
+
+    select = {"metric": "useful", "mode": "max", "tie": "kid", "tolerance": 0.01}
+    reports = {"first": {"useful": 0.001, "kid": 40.0}, "later": {"useful": 0.000, "kid": 6.0},
+               "worse": {"useful": 0.000, "kid": 9.0}}
+    listed = []
+    for name, metrics in reports.items():
+        (tmp_path / name).mkdir()
+        listed.append((tune.Checkpoint(str(tmp_path / name)),
+                       {**metrics, RANK: select_rank(metrics, select)}))
+    best, _ = best_kept(listed, "useful", "max")
+    assert best.path == str(tmp_path / "later")  # a tie on usefulness: the lower KID decides
+    plain = [(c, {k: v for k, v in m.items() if k != RANK}) for c, m in listed]
+    assert best_kept(plain, "useful", "max")[0].path == str(tmp_path / "first")
