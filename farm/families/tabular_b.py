@@ -55,7 +55,7 @@ class ConfidenceParams(TabularParams):
     surrogate_steps: int = 1         # distillation steps per D step (G exploits a lagging one)
     realness: bool = False           # a part-A critic on real vs generated rows as well
     realness_weight: float = 1.0
-    emit_label: bool = False         # G writes the class label too; the critic sees it (docs/families.md)
+    emit_label: bool = False         # G writes the class label too; the critic sees it
     pick_best_of: int = 1            # rows drawn per request at sampling; the closest is kept
     error_tolerance: float = 0.0     # below this confidence error, realism ranks epochs
     eval_requests: int = 40          # rows per requested value in the confidence metrics
