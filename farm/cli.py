@@ -30,7 +30,11 @@ def parser() -> argparse.ArgumentParser:
                         "bucket URI such as s3://bucket/prefix (default ./results)")
     p.add_argument("--name", help="experiment name (default <preset>-<date>-<time>)")
     p.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
-                   help="Ray cluster to join (default $RAY_ADDRESS, else an embedded local Ray)")
+                   help="Ray cluster to join (default $RAY_ADDRESS, else the cluster `ray start` "
+                        "runs on this machine, e.g. the head of `ray up cluster.yaml`, else an "
+                        "embedded local Ray)")
+    p.add_argument("--local", action="store_true",
+                   help="start an embedded Ray on this machine even where a cluster runs")
     p.add_argument("--seed", type=int, help="split and trial seed (default: data.split_seed)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the planned trials and their resources; train nothing")
@@ -68,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(
         trials_dir=Path(args.trials_dir), preset=args.preset,
         only=args.only.split(",") if args.only else None, data_dir=args.data_dir,
-        storage_path=args.storage_path, name=args.name, address=args.address, seed=args.seed,
+        storage_path=args.storage_path, name=args.name, address=args.address,
+        local=args.local, seed=args.seed,
         dry_run=args.dry_run, tabular_data=args.tabular_data, target=args.target,
         image_data=args.image_data, gpus_per_trial=args.gpus_per_trial, resume=args.resume)
     if args.resume and not args.name:

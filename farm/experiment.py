@@ -58,6 +58,7 @@ class Settings:
     storage_path: str = "results"
     name: str | None = None
     address: str | None = None
+    local: bool = False             # --local: an embedded Ray even where a cluster runs
     seed: int | None = None
     dry_run: bool = False
     tabular_data: str | None = None
@@ -164,7 +165,8 @@ def run(settings: Settings) -> dict | None:
     clock = PhaseClock()
     from farm import tuning
 
-    tuning.check_address(settings.address)  # seconds, before anything is written
+    ray_choice = tuning.choose_ray(settings.address, settings.local)  # seconds, before any write
+    print(ray_choice.line, flush=True)
     fresh = not settings.resume if store.remote else not experiment_dir.exists()
     if fresh:
         store.clear()  # a remote experiment's local copy left by an earlier attempt
@@ -182,9 +184,9 @@ def run(settings: Settings) -> dict | None:
                                                    seed)
         clock.carve("prepare", "judge", sum(p.judge_seconds for p in images.values()))
         with clock.phase("ray start"):
-            tuning.connect(settings.address)
+            tuning.connect(ray_choice)
         tuning.check_storage_shared(store)
-        if forced_gpu and not settings.address and not tuning.gpus_available():
+        if forced_gpu and not ray_choice.address and not tuning.gpus_available():
             raise ConfigError(f"--gpus-per-trial {settings.gpus_per_trial}: this machine has no "
                               "GPU, so the trials would wait forever; leave the flag out to "
                               "train on CPU")

@@ -26,6 +26,17 @@ quiet_placement_group_cleaner = (  # noqa: E731
     lambda: logging.getLogger(PLACEMENT_GROUP_CLEANER).setLevel(logging.ERROR))
 
 
+def started_cluster_address() -> str | None:
+    """The address `ray start` last recorded on this machine (`<RAY_TMPDIR or /tmp>/ray/
+    ray_current_cluster`), or None. A plain `ray.init()` joins exactly this; the farm reads it
+    first so that it can say which Ray it uses, and probe it (a stale file outlives a cluster
+    that died without `ray stop`). An embedded Ray started by another process's `ray.init()`
+    never writes it, so another farm's Ray is never joined."""
+    from ray._private.utils import read_ray_address
+
+    return read_ray_address() or None
+
+
 # ------------------------------------------------------------------ a trial's checkpoint record
 
 def training_result(checkpoint, metrics: dict):

@@ -12,39 +12,86 @@ import ray
 from ray import tune
 
 from farm.errors import ConfigError
-from farm.ray_internals import JsonResults, quiet_placement_group_cleaner
+from farm.ray_internals import JsonResults, quiet_placement_group_cleaner, started_cluster_address
 from farm.schedulers import RANK, SMOOTHED, GroupedScheduler, checkpoint_exists, rank
 from farm.storage import Store, remove, write_problem
 from farm.train.trainable import train_gan
 
 
-def connect(address: str | None) -> None:
-    """Join a cluster (`--address` / RAY_ADDRESS), else start an embedded local Ray."""
+@dataclass(frozen=True)
+class RayChoice:
+    """Which Ray a run uses: `address` None starts an embedded one."""
+
+    address: str | None
+    line: str  # what the run prints first
+    # found as a plain `ray.init()` finds it: joined the same way, so that Ray turns on the token
+    # authentication a `ray start` cluster uses by default (an explicit address never does)
+    found_here: bool = False
+
+
+def choose_ray(address: str | None, local: bool = False) -> RayChoice:
+    """As a plain `ray.init()` would choose, but said aloud: `--local` forces an embedded Ray;
+    else `--address` / RAY_ADDRESS; else a cluster `ray start` runs on this machine (the head
+    of `ray up cluster.yaml`), if it answers; else an embedded Ray. Seconds at most."""
+    if local:
+        return RayChoice(None, "Ray: an embedded Ray on this machine (--local)")
+    if address:
+        check_address(address)
+        return RayChoice(address, f"Ray: joining the cluster at {address} (--address or "
+                                  "RAY_ADDRESS; --local starts an embedded Ray instead)")
+    found = started_cluster_address()
+    if found and _answers(found):
+        return RayChoice(found, f"Ray: joining the cluster `ray start` runs on this machine, at "
+                                f"{found} (--local starts an embedded Ray instead)",
+                         found_here=True)
+    stale = f" (`ray start` recorded {found}, which does not answer)" if found else ""
+    return RayChoice(None, f"Ray: an embedded Ray on this machine: no RAY_ADDRESS and no "
+                           f"cluster started here{stale}")
+
+
+def connect(choice: RayChoice) -> None:
+    """Join the chosen cluster, else start an embedded local Ray."""
     # Tune warns when best-K checkpointing snapshots state often; with small trials it always does.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if ray.is_initialized():
         return
-    if address:
+    if choice.address:
         try:
-            ray.init(address=address, log_to_driver=True)
+            ray.init(address=None if choice.found_here else choice.address, log_to_driver=True)
         except (ConnectionError, ValueError, RuntimeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ConfigError(f"--address {address}: cannot join a Ray cluster there ({first})") \
-                from None
+            raise ConfigError(f"--address {choice.address}: cannot join a Ray cluster there "
+                              f"({first})") from None
     else:
         ray.init(address="local", include_dashboard=False, log_to_driver=True,
                  runtime_env={"worker_process_setup_hook": quiet_placement_group_cleaner})
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    return (host, int(port)) if host and port.isdigit() else None
+
+
+def _answers(address: str) -> bool:
+    where = _host_port(address)
+    if where is None:
+        return True  # a form Ray resolves itself
+    try:
+        socket.create_connection(where, timeout=5).close()
+    except OSError:
+        return False
+    return True
 
 
 def check_address(address: str | None) -> None:
     """Ray retries an unreachable head for minutes; a plain TCP probe says so in seconds."""
     if not address:
         return
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
+    where = _host_port(address)
+    if where is None:
         return  # "auto" and other forms Ray resolves itself
     try:
-        socket.create_connection((host, int(port)), timeout=5).close()
+        socket.create_connection(where, timeout=5).close()
     except OSError as exc:
         raise ConfigError(f"--address {address}: no Ray head answers there "
                           f"({exc.strerror or exc})") from None

@@ -185,3 +185,17 @@ def test_no_other_farm_module_touches_rays_private_apis():
              for number, line in enumerate(path.read_text().splitlines(), 1)
              if private.search(line)]
     assert found == []
+
+
+def test_started_cluster_address_reads_what_ray_start_records(tmp_path, monkeypatch):
+    """`ray start` writes the head's address to <RAY_TMPDIR>/ray/ray_current_cluster, and a
+    plain `ray.init()` joins it; the farm reads the same record."""
+    from ray._private.utils import write_ray_address
+
+    from farm.ray_internals import started_cluster_address
+
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
+    assert started_cluster_address() is None
+    (tmp_path / "ray").mkdir()
+    write_ray_address("10.0.0.7:6379", str(tmp_path / "ray"))
+    assert started_cluster_address() == "10.0.0.7:6379"
