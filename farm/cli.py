@@ -54,7 +54,8 @@ def parser() -> argparse.ArgumentParser:
                    help="rewrite report.html and report.md of the finished experiment --name "
                         "(under --storage-path) from its summary.json; trains nothing")
     p.add_argument("--trials-dir", default=str(REPO / "trials"), help=argparse.SUPPRESS)
-    p.add_argument("--debug", action="store_true", help="show full tracebacks")
+    p.add_argument("--debug", action="store_true",
+                   help="show full tracebacks and Ray's and Tune's whole output")
     return p
 
 
@@ -75,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         storage_path=args.storage_path, name=args.name, address=args.address,
         local=args.local, seed=args.seed,
         dry_run=args.dry_run, tabular_data=args.tabular_data, target=args.target,
-        image_data=args.image_data, gpus_per_trial=args.gpus_per_trial, resume=args.resume)
+        image_data=args.image_data, gpus_per_trial=args.gpus_per_trial, resume=args.resume,
+        debug=args.debug)
     if args.resume and not args.name:
         print("error: --resume needs --name NAME (the experiment to continue)", file=sys.stderr)
         return 2

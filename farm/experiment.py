@@ -66,6 +66,7 @@ class Settings:
     image_data: str | None = None
     gpus_per_trial: float | None = None
     resume: bool = False
+    debug: bool = False             # --debug: Ray's and Tune's whole output, full tracebacks
 
 
 def experiment_store(storage_path: str, name: str) -> Store:
@@ -184,7 +185,7 @@ def run(settings: Settings) -> dict | None:
                                                    seed)
         clock.carve("prepare", "judge", sum(p.judge_seconds for p in images.values()))
         with clock.phase("ray start"):
-            tuning.connect(ray_choice)
+            tuning.connect(ray_choice, quiet=not settings.debug)
         tuning.check_storage_shared(store)
         if forced_gpu and not ray_choice.address and not tuning.gpus_available():
             raise ConfigError(f"--gpus-per-trial {settings.gpus_per_trial}: this machine has no "
@@ -201,7 +202,8 @@ def run(settings: Settings) -> dict | None:
           f"({'GPU' if use_gpu else 'CPU'}); watch with: tensorboard --logdir {_logdir(store)}")
     trial_data = {n: p.trial_data for n, p in {**tables, **images}.items()}
     with clock.phase("trials"):
-        outcomes = tuning.run_trials(trials, trial_data, store, use_gpu, settings.resume)
+        outcomes = tuning.run_trials(trials, trial_data, store, use_gpu, settings.resume,
+                                     quiet=not settings.debug)
 
     print("Exporting each trial's best epoch and scoring it on the held-out test split")
     with clock.phase("export"):

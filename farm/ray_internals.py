@@ -20,10 +20,17 @@ from ray.tune.schedulers import PopulationBasedTraining
 # module's logger is named after the module, which is private.
 PLACEMENT_GROUP_CLEANER = "ray.train.v2._internal.execution.controller.placement_group_cleaner"
 
-# The setup hook of an embedded Ray's worker processes (a cluster has the State API). A lambda,
-# so that it travels by value: a worker runs its hook before it can import the farm.
-quiet_placement_group_cleaner = (  # noqa: E731
-    lambda: logging.getLogger(PLACEMENT_GROUP_CLEANER).setLevel(logging.ERROR))
+# Ray Train logs "Checkpoint successfully created at: ..." at INFO for every checkpoint of every
+# trial (26 lines of a smoke run's terminal). Its storage modules' loggers, v1 and v2, are named
+# after those private modules; their warnings still show.
+CHECKPOINT_LOGGERS = ("ray.train._internal.storage", "ray.train.v2._internal.execution.storage")
+QUIET_LOGGERS = ((PLACEMENT_GROUP_CLEANER, logging.ERROR),
+                 *((name, logging.WARNING) for name in CHECKPOINT_LOGGERS))
+
+# The setup hook of the farm's Ray worker processes (`--debug` leaves it out). A lambda, so that
+# it travels by value: a worker runs its hook before it can import the farm.
+quiet_ray_noise = (  # noqa: E731
+    lambda: [logging.getLogger(name).setLevel(level) for name, level in QUIET_LOGGERS])
 
 
 def started_cluster_address() -> str | None:

@@ -3,6 +3,7 @@ each trial's best epoch."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from dataclasses import dataclass
@@ -12,7 +13,8 @@ import ray
 from ray import tune
 
 from farm.errors import ConfigError
-from farm.ray_internals import JsonResults, quiet_placement_group_cleaner, started_cluster_address
+from farm.progress_table import BestSoFar, FarmReporter
+from farm.ray_internals import JsonResults, quiet_ray_noise, started_cluster_address
 from farm.schedulers import RANK, SMOOTHED, GroupedScheduler, checkpoint_exists, rank
 from farm.storage import Store, remove, write_problem
 from farm.train.trainable import train_gan
@@ -49,22 +51,25 @@ def choose_ray(address: str | None, local: bool = False) -> RayChoice:
                            f"cluster started here{stale}")
 
 
-def connect(choice: RayChoice) -> None:
-    """Join the chosen cluster, else start an embedded local Ray."""
+def connect(choice: RayChoice, quiet: bool = True) -> None:
+    """Join the chosen cluster, else start an embedded local Ray. `quiet` (not `--debug`): the
+    workers' known noise is silenced at its source (farm.ray_internals.quiet_ray_noise)."""
     # Tune warns when best-K checkpointing snapshots state often; with small trials it always does.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if ray.is_initialized():
         return
+    runtime_env = {"worker_process_setup_hook": quiet_ray_noise} if quiet else None
     if choice.address:
         try:
-            ray.init(address=None if choice.found_here else choice.address, log_to_driver=True)
+            ray.init(address=None if choice.found_here else choice.address, log_to_driver=True,
+                     runtime_env=runtime_env)
         except (ConnectionError, ValueError, RuntimeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ConfigError(f"--address {choice.address}: cannot join a Ray cluster there "
                               f"({first})") from None
     else:
         ray.init(address="local", include_dashboard=False, log_to_driver=True,
-                 runtime_env={"worker_process_setup_hook": quiet_placement_group_cleaner})
+                 runtime_env=runtime_env)
 
 
 def _host_port(address: str) -> tuple[str, int] | None:
@@ -189,12 +194,20 @@ def _trial_name(trial) -> str:
 
 
 def run_trials(trials: list[dict], datasets: dict, store: Store, use_gpu: bool,
-               resume: bool = False) -> list[TrialOutcome]:
+               resume: bool = False, quiet: bool = True) -> list[TrialOutcome]:
     """One Tuner for every planned trial, whatever its family, so that a free CPU or GPU share
     goes to the next waiting trial instead of idling until a family's last trial ends.
 
     With `resume`, the experiment Tune already started is restored: finished trials are read
-    back, unfinished and errored ones continue from their latest checkpoint."""
+    back, unfinished and errored ones continue from their latest checkpoint. `quiet` (not
+    `--debug`): the farm's progress table (farm.progress_table) instead of Tune's output."""
+    if quiet:  # Tune's new output engine takes no reporter: the classic one does
+        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+        logging.getLogger("ray.tune").setLevel(logging.WARNING)  # its INFO lines: state written
+    best = BestSoFar()
+    shown = {"callbacks": [JsonResults(), best],  # JsonResults instead of Tune's JsonLogger
+             "progress_reporter": FarmReporter(best)} if quiet else \
+        {"callbacks": [JsonResults()]}
     trainable = tune.with_resources(tune.with_parameters(train_gan, datasets=datasets),
                                     _resources_of(use_gpu))
     path = store.location(TUNE_DIR)
@@ -223,11 +236,11 @@ def run_trials(trials: list[dict], datasets: dict, store: Store, use_gpu: bool,
                 checkpoint_score_attribute=RANK,
                 checkpoint_score_order="min"),
             failure_config=tune.FailureConfig(max_failures=2),
-            callbacks=[JsonResults()],  # instead of Tune's own JsonLoggerCallback
             # the pictures a trial writes into its trial dir reach storage at each checkpoint,
             # from any node and from a reused process (whose trial dir is a working copy)
             sync_config=tune.SyncConfig(sync_artifacts=True),
             verbose=1,
+            **shown,
         ),
     )
     grid = tuner.fit()

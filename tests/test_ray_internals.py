@@ -12,12 +12,13 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 import ray.cloudpickle
 from ray.tune.logger import JsonLoggerCallback
 
-from farm.ray_internals import (PLACEMENT_GROUP_CLEANER, JsonResults, PBTHooks, forget_listed,
-                                listed_checkpoints, quiet_placement_group_cleaner, restart_from,
-                                training_result)
+from farm.ray_internals import (CHECKPOINT_LOGGERS, PLACEMENT_GROUP_CLEANER, JsonResults,
+                                PBTHooks, forget_listed, listed_checkpoints, quiet_ray_noise,
+                                restart_from, training_result)
 
 UNPICKLE_AND_RUN = (
     "import logging, sys, ray.cloudpickle\n"
@@ -26,11 +27,22 @@ UNPICKLE_AND_RUN = (
     "print(logging.getLogger(sys.argv[1]).level)\n")
 
 
-def test_the_placement_group_cleaner_still_logs_under_its_module_name():
+@pytest.mark.parametrize("name", [PLACEMENT_GROUP_CLEANER, *CHECKPOINT_LOGGERS])
+def test_the_quieted_modules_still_log_under_their_module_names(name):
     import importlib
 
-    module = importlib.import_module(PLACEMENT_GROUP_CLEANER)
-    assert module.logger.name == PLACEMENT_GROUP_CLEANER
+    module = importlib.import_module(name)
+    assert module.logger.name == name
+
+
+def test_ray_train_still_announces_each_checkpoint_at_info():
+    """What the checkpoint loggers are quieted for: one INFO line per persisted checkpoint."""
+    import importlib
+    import inspect
+
+    for name in CHECKPOINT_LOGGERS:
+        source = inspect.getsource(importlib.import_module(name))
+        assert 'logger.info(f"Checkpoint successfully created at:' in source, name
 
 
 def _real_trial(epochs: int = 100):
@@ -119,17 +131,19 @@ def test_pbt_calls_the_farm_named_hooks_and_keeps_the_state_they_read(tmp_path):
     assert pbt._trial_state[weak].last_perturbation_time == 30
 
 
-def test_the_cleaner_hook_travels_by_value_and_silences_only_the_cleaner(tmp_path):
+def test_the_quieting_hook_travels_by_value_and_quiets_only_its_loggers(tmp_path):
     """A hook Ray sends by reference killed every worker ('No module named farm') in the first
     version; by value it runs anywhere and leaves other loggers as they were."""
-    payload = ray.cloudpickle.dumps(quiet_placement_group_cleaner)
+    payload = ray.cloudpickle.dumps(quiet_ray_noise)
     out = subprocess.run([sys.executable, "-I", "-c", UNPICKLE_AND_RUN, PLACEMENT_GROUP_CLEANER],
                          input=payload, capture_output=True, cwd=tmp_path, check=True)
     assert int(out.stdout) == logging.ERROR
     before = logging.getLogger("ray.train").level
-    quiet_placement_group_cleaner()
+    quiet_ray_noise()
     assert logging.getLogger("ray.train").level == before
     assert logging.getLogger(PLACEMENT_GROUP_CLEANER).getEffectiveLevel() == logging.ERROR
+    for name in CHECKPOINT_LOGGERS:
+        assert logging.getLogger(name).getEffectiveLevel() == logging.WARNING
 
 
 class _Trial:

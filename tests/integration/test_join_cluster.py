@@ -85,4 +85,11 @@ def test_a_plain_run_on_a_head_joins_the_cluster_ray_start_runs(started_head, sh
     logged = "".join(p.read_text(errors="replace")
                      for p in (sessions[0] / "logs").glob("worker-*"))
     assert "tabular-a_diabetes_" in logged and "tabular-a_german_credit_" in logged
+    # The terminal shows progress, not a log (issue 19): the farm's table, none of the noise
+    shown = out.stdout + out.stderr
+    assert "trials: 2 of 2 done" in shown and "tabular-a diabetes #1" in shown
+    for noise in ("Checkpoint successfully created", "To visualize your results with TensorBoard",
+                  "'index':", "RuntimeWarning", "Trial status:", "started with configuration"):
+        assert noise not in shown, noise
+    assert len(shown.splitlines()) <= 60, shown
 

@@ -38,8 +38,8 @@ def _read(uri: str, name: str, relative: str) -> bytes:
 
 def _farm(env: dict, mirror: Path, *args: str, timeout: int = 280):
     env = {**env, "FARM_MIRROR": str(mirror)}
-    return subprocess.run([sys.executable, str(REPO / "run_farm.py"), *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, str(REPO / "run_farm.py"), "--local", *args], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def test_a_farm_on_s3_writes_everything_to_the_bucket_and_resumes_from_another_machine(
@@ -103,7 +103,7 @@ def test_a_driver_killed_mid_run_resumes_on_another_machine_from_the_bucket(
     import pyarrow.fs
 
     uri, env = s3
-    first = [sys.executable, str(REPO / "run_farm.py"), "--trials-dir", str(slow_trials),
+    first = [sys.executable, str(REPO / "run_farm.py"), "--local", "--trials-dir", str(slow_trials),
              "--preset", "slow", "--only", "tabular-a,tabular-b", "--tabular-data",
              str(shared_data / "diabetes" / "diabetes.arff"), "--storage-path", uri,
              "--name", "k"]

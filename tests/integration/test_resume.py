@@ -18,7 +18,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _cli(*args):
-    return [sys.executable, str(REPO / "run_farm.py"), *args]
+    # --local: an embedded Ray of its own, whatever cluster `ray start` may run on this machine
+    return [sys.executable, str(REPO / "run_farm.py"), "--local", *args]
 
 
 def _epochs(progress: Path) -> list[int]:
