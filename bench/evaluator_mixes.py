@@ -87,6 +87,25 @@ def accuracy(model, task, test, classes: int, config, steps: int, started: float
     return scores(record["matrix"], range(classes))["accuracy"]
 
 
+def summarise(acc: dict, seconds: dict, mixes: list[str], meta: dict) -> dict:
+    """Each mix's gains, paired by seed, from the seeds trained so far; written to RESULTS after
+    every seed, so a stopped run keeps what it measured (`seeds_done` says how much)."""
+    figures = {}
+    for mix in mixes:
+        pool, noise = acc[f"{mix}/pool"], acc[f"{mix}/noise"]
+        gain, noise_gain = paired_gain(pool, acc["ceiling"]), paired_gain(noise, acc["ceiling"])
+        over = paired_gain(pool, noise)
+        figures[mix] = {"pool": pool, "noise": noise, "gain": gain, "noise_gain": noise_gain,
+                        "over_noise": over,
+                        "verdict": verdict(gain, over, noise_gain),
+                        "seconds": round(seconds[f"{mix}/pool"] + seconds[f"{mix}/noise"], 1)}
+    result = {**meta, "seeds_done": len(acc["ceiling"]), "ceiling": acc["ceiling"],
+              "mixes": figures}
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("experiment", type=Path)
@@ -116,6 +135,11 @@ def main() -> None:
     mixes = args.mixes.split(",")
     tasks = {"pool": real_plus("real+synthetic", real, x, y),
              "noise": noise_control(real, len(y), classes, base.seed)}
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
+                            capture_output=True, text=True).stdout.strip()
+    meta = {"commit": commit, "experiment": args.experiment.name, "pool": what,
+            "pool_images": int(len(y)), "protocol": base.describe(),
+            "test_images": int(len(test.labels)), "seeds": base.seeds}
     acc: dict[str, list[float]] = {"ceiling": []}
     seconds: dict[str, float] = {}
     for seed_config in seed_configs(base):
@@ -140,22 +164,8 @@ def main() -> None:
                 seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - started
                 print(f"seed {seed_config.seed}: {key} {acc[key][-1]:.3f} "
                       f"({time.perf_counter() - started:.0f} s)", flush=True)
-    figures = {}
-    for mix in mixes:
-        pool, noise = acc[f"{mix}/pool"], acc[f"{mix}/noise"]
-        gain, noise_gain = paired_gain(pool, acc["ceiling"]), paired_gain(noise, acc["ceiling"])
-        over = paired_gain(pool, noise)
-        figures[mix] = {"pool": pool, "noise": noise, "gain": gain, "noise_gain": noise_gain,
-                        "over_noise": over,
-                        "verdict": verdict(gain, over, noise_gain),
-                        "seconds": round(seconds[f"{mix}/pool"] + seconds[f"{mix}/noise"], 1)}
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                            capture_output=True, text=True).stdout.strip()
-    result = {"commit": commit, "experiment": args.experiment.name, "pool": what,
-              "pool_images": int(len(y)), "protocol": base.describe(),
-              "test_images": int(len(test.labels)), "ceiling": acc["ceiling"], "mixes": figures}
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+        result = summarise(acc, seconds, mixes, meta)
+    figures = result["mixes"]
 
     def ci(g):
         return f" [{g['ci'][0]:+.3f}, {g['ci'][1]:+.3f}]" if g.get("ci") else ""
