@@ -296,7 +296,8 @@ def _summarise(name, settings, seed, tables, images, outcomes, store, data_cfg,
         if dataset in black_boxes:
             report = black_boxes[dataset]
             datasets[dataset]["black_box"] = {
-                "model": "random forest, 100 trees, trained on the train split",
+                "model": f"random forest, 100 trees, trained on the {report['fitted_on']} rows",
+                "fitted_on": report["fitted_on"],
                 "positive_class": report["positive_class"], "test_accuracy": report["accuracy"],
                 "test_auc": report["auc"],
                 "figures": write_black_box_figures(report, experiment_dir / "figures" / dataset)}

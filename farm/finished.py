@@ -169,7 +169,7 @@ class Experiment:
     def _table(self, dataset: str, steered: bool):
         """The table's decoding (and for tabular-b its black box) as the run had them: the
         data split again by the experiment's own manifest, the forest trained again on the
-        train split with the run's seed, exactly as the driver does."""
+        rows the run's was (summary.json says which) with the run's seed, as the driver did."""
         from farm.generators import table_data
         from farm.tables import attach_black_box, prepare_tables
 
@@ -188,8 +188,9 @@ class Experiment:
             )[dataset]
         prepared = self._tables[dataset]
         data = prepared.trial_data
-        if steered and data.black_box is None:
-            attach_black_box(prepared, seed)
+        if steered and data.black_box is None:  # on the rows the run's forest learned from
+            box_report = (self.summary.get("datasets", {}).get(dataset) or {}).get("black_box")
+            attach_black_box(prepared, seed, (box_report or {}).get("fitted_on", "train"))
         box = data.black_box if steered else None
         return (table_data(dataset, data.transformer, data.target, box),
                 box.forest if box else None)

@@ -44,6 +44,12 @@ class PreparedTable:
                 frame[self.table.target].to_numpy(dtype=object))
 
     @cached_property
+    def fit_xy(self):
+        """The fit rows alone (the train split less its val slice), encoded once."""
+        return self.encode_xy(self.table.frame.iloc[list(self.split.fit)]
+                              .reset_index(drop=True))
+
+    @cached_property
     def train_xy(self):
         """The real train split, encoded once for every forest that trains on it."""
         return self.encode_xy(self.train_frame())
@@ -104,16 +110,21 @@ def prepare_tables(datasets: list[str], *, data_cfg: dict, experiment_dir: Path,
     return prepared
 
 
-def attach_black_box(prepared: PreparedTable, seed: int) -> dict:
-    """Train part B's forest on the train split; report it on the test split (it selects
-    nothing, so the test split may judge it) as the report's figures 8-13 do."""
+BLACK_BOX_ROWS = "fit"  # what part B's forest learns from; summary.json records it
+
+
+def attach_black_box(prepared: PreparedTable, seed: int, rows: str = BLACK_BOX_ROWS) -> dict:
+    """Train part B's forest on the fit rows (`rows` "train": the whole train split, as runs
+    before the val slice was kept from it did), so that tabular-b's val metrics are scored on
+    rows the forest that steers the generator has not seen; report it on the test split (it
+    selects nothing, so the test split may judge it) as the report's figures 8-13 do."""
     from farm.blackbox import black_box_report, fit_black_box
 
     data = prepared.trial_data
-    X, y = prepared.train_xy
+    X, y = {"fit": prepared.fit_xy, "train": prepared.train_xy}[rows]
     categories = data.transformer.block(data.target).column.categories
     data.black_box = fit_black_box(X, y, categories, data.features, seed, where=prepared.table.path)
-    return black_box_report(data.black_box, *prepared.test_xy)
+    return {**black_box_report(data.black_box, *prepared.test_xy), "fitted_on": rows}
 
 
 def class_counts(labels) -> dict[str, int]:

@@ -165,3 +165,26 @@ def test_a_generator_that_writes_the_label_shows_it_to_the_realness_critic_only(
     assert full.shape == (30, whole)
     assert list(data.transformer.labels(full, data.target)) == list(data.black_box.labels(achieved))
     np.testing.assert_allclose(achieved, data.black_box.confidence_np(full[:, data.features]))
+
+
+def test_the_black_box_learns_from_the_fit_rows_only_so_val_scores_are_clean(german,
+                                                                             monkeypatch):
+    """tabular-b's val metrics score the generator against the forest that steers it: that
+    forest must not have seen the val rows (the fit rows alone), as summary.json records."""
+    import farm.blackbox
+
+    prepared, report = german
+    assert report["fitted_on"] == "fit"
+    seen = {}
+    real_fit = farm.blackbox.fit_black_box
+
+    def spy(X, y, *args, **kwargs):
+        seen["rows"] = len(X)
+        return real_fit(X, y, *args, **kwargs)
+
+    monkeypatch.setattr(farm.blackbox, "fit_black_box", spy)
+    attach_black_box(prepared, 0)
+    assert seen["rows"] == len(prepared.split.fit) < len(prepared.split.train)
+    attach_black_box(prepared, 0, "train")  # an older run's forest, rebuilt for `sample`
+    assert seen["rows"] == len(prepared.split.train)
+    attach_black_box(prepared, 0)  # the module's fixture keeps its own forest
