@@ -12,7 +12,7 @@ from pathlib import Path
 import ray
 from ray import tune
 
-from farm.errors import ConfigError
+from farm.errors import ConfigError, FarmError
 from farm.progress_table import BestSoFar, FarmReporter
 from farm.ray_internals import JsonResults, quiet_ray_noise, started_cluster_address
 from farm.schedulers import RANK, SMOOTHED, GroupedScheduler, checkpoint_exists, rank
@@ -215,7 +215,7 @@ def run_trials(trials: list[dict], datasets: dict, store: Store, use_gpu: bool,
         print(f"Resuming the trials in {path}")
         grid = tune.Tuner.restore(path, trainable, resume_unfinished=True,
                                   resume_errored=True).fit()
-        return [_outcome(result, store) for result in grid]
+        return [_outcome(result, store) for result in finished(grid)]
     remove(path)  # started but never saved its state: start afresh
     tuner = tune.Tuner(
         trainable,
@@ -244,7 +244,18 @@ def run_trials(trials: list[dict], datasets: dict, store: Store, use_gpu: bool,
         ),
     )
     grid = tuner.fit()
-    return [_outcome(result, store) for result in grid]
+    return [_outcome(result, store) for result in finished(grid)]
+
+
+def finished(grid):
+    """The grid, once every trial has ended (done, stopped early or failed). Tune returns from
+    an interrupted run (Ctrl-C) as from a finished one; the farm would then export and score
+    half-grown trials as if they were done."""
+    unfinished = len(grid) - grid.num_terminated - grid.num_errors
+    if unfinished:
+        raise FarmError(f"interrupted with {unfinished} of {len(grid)} trials unfinished; Tune "
+                        "saved their state: go on with --resume --name <this experiment>")
+    return grid
 
 
 def best_kept(checkpoints: list, metric: str, mode: str) -> tuple:

@@ -66,3 +66,18 @@ def test_the_command_line_reaches_the_choice():
 
     assert parser().parse_args(["--local"]).local is True
     assert parser().parse_args([]).local is False
+
+
+class _Grid(list):
+    def __init__(self, size, terminated, errors):
+        super().__init__(range(size))
+        self.num_terminated, self.num_errors = terminated, errors
+
+
+def test_an_interrupted_run_stops_instead_of_exporting_half_grown_trials():
+    from farm.errors import FarmError
+
+    done = _Grid(5, 4, 1)
+    assert tuning.finished(done) is done
+    with pytest.raises(FarmError, match="interrupted with 2 of 5 trials unfinished.*--resume"):
+        tuning.finished(_Grid(5, 3, 0))
