@@ -70,11 +70,17 @@ class FarmReporter(ProgressReporter):
     """Tune's progress reporter for the farm (Tune's new output engine off: RAY_AIR_NEW_OUTPUT=0,
     set by farm.tuning before the run)."""
 
-    def __init__(self, best: BestSoFar, every: float = 30.0, say=print):
-        self.best, self.every, self.say = best, every, say
+    def __init__(self, best: BestSoFar, every: float = 30.0, say=None):
+        # None: `print` as it is when a report is made. Tune pickles the reporter with the
+        # tuner's state, and once Ray has swapped the driver's `print` (ray.experimental.
+        # tqdm_ray's safe_print) the original builtin no longer pickles.
+        self.best, self.every, self._say = best, every, say
         self.started = time.monotonic()
         self.last = -float("inf")
         self.shown_done: set[str] = set()
+
+    def say(self, text: str) -> None:
+        (self._say or print)(text)
 
     def should_report(self, trials, done: bool = False) -> bool:
         return done or time.monotonic() - self.last >= self.every

@@ -51,3 +51,14 @@ def test_a_finished_trial_is_shown_once_then_everything_at_the_end():
     reporter.report([done, waiting], True)
     table = lines[-1].splitlines()
     assert len(table) == 3 and "#0" in table[1] and "#1" in table[2] and "pending" in table[2]
+
+
+def test_the_reporter_pickles_with_the_tuner_state_whatever_print_is_now(monkeypatch):
+    """Tune pickles the reporter into tuner.pkl; Ray swaps the driver's print for its own."""
+    import builtins
+
+    import ray.cloudpickle
+
+    reporter = FarmReporter(BestSoFar())
+    monkeypatch.setattr(builtins, "print", lambda *a, **k: None)
+    assert isinstance(ray.cloudpickle.loads(ray.cloudpickle.dumps(reporter)), FarmReporter)
