@@ -3,7 +3,7 @@
 
 import sys
 
-from farm.cli import main
+from farm.pipeline.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

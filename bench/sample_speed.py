@@ -8,7 +8,7 @@
   bare generator (one draw a row) beside them.
 
 Without `--experiment` every generator has untrained weights at a preset's shapes (`--preset`,
-default laptop; `--variant` picks each family's variant as `farm.plan` builds it), which costs
+default laptop; `--variant` picks each family's variant as `farm.config.plan` builds it), which costs
 the same arithmetic as trained ones; the tables' decoding is fitted on the real table and
 tabular-b's forest trained as the farm trains it. With `--experiment results/<name>` the
 experiment's chosen trials are timed instead. Each figure is the best of `--repeats` calls
@@ -42,10 +42,10 @@ from speed import SHARED_DATA, command_line, git_commit, planned
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from farm.config import load_config  # noqa: E402
+from farm.config.load import load_config  # noqa: E402
 from farm.data.images import write_image_folder  # noqa: E402
 from farm.families.tabular_b import generate  # noqa: E402
-from farm.generators import Generator, image_data, load_generator, table_data  # noqa: E402
+from farm.sampling.generators import Generator, image_data, load_generator, table_data  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "sample-speed.json"
 TARGETS = {"tabular_a_rows_per_second": 100_000, "conditional_images_per_second": 200}
@@ -68,7 +68,7 @@ def best_of(repeats: int, fn) -> tuple[float, float]:
 
 
 def preset_trial(config: dict, family: str, dataset: str, classes=()) -> dict:
-    """The family's `VARIANTS` trial on `dataset` as `farm.plan` builds it from the preset."""
+    """The family's `VARIANTS` trial on `dataset` as `farm.config.plan` builds it from the preset."""
     section = {**config["families"][family], "search": {"variant": [VARIANTS[family]]},
                "samples": None}
     return planned({**config, "families": {**config["families"], family: section}}, family,
@@ -95,7 +95,7 @@ def table_generators(args, config) -> dict[str, dict[str, Generator]]:
                 found.setdefault(trial["dataset"], {})[trial["family"]] = exp.generator(
                     trial=trial["trial"])
         return found
-    from farm.tables import attach_black_box, prepare_table
+    from farm.data.prepare_tables import attach_black_box, prepare_table
 
     found = {}
     with tempfile.TemporaryDirectory(prefix="bench-sample-") as tmp:

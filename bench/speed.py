@@ -45,15 +45,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from common import emit  # noqa: E402
-from farm.config import load_config  # noqa: E402
+from farm.config.load import load_config  # noqa: E402
+from farm.config.plan import plan_trials  # noqa: E402
 from farm.data.images import to_unit_range  # noqa: E402
 from farm.families import kind_of, params_from  # noqa: E402
-from farm.families.images import ImageData  # noqa: E402
-from farm.judge import Judge  # noqa: E402
-from farm.plan import plan_trials  # noqa: E402
-from farm.train.classifier import build_model  # noqa: E402
-from farm.train.diffaugment import augmented  # noqa: E402
-from farm.train.gan_loop import gan_epoch, shuffled_batches  # noqa: E402
+from farm.families.image_common import ImageData  # noqa: E402
+from farm.gan.diffaugment import augmented  # noqa: E402
+from farm.gan.gan_loop import gan_epoch, shuffled_batches  # noqa: E402
+from farm.metrics.judge import Judge  # noqa: E402
+from farm.models.classifier import build_model  # noqa: E402
 
 IMAGE_FAMILIES = ("fruit-pairs", "spiked", "conditional")
 TABLE_FAMILIES = ("tabular-a", "tabular-b")
@@ -121,7 +121,7 @@ def command_line() -> str:
 
 
 def planned(config: dict, family: str, dataset: str, classes=()) -> list[dict]:
-    """The family's trials as `farm.plan` builds them (params < per_dataset < variant < searched),
+    """The family's trials as `farm.config.plan` builds them (params < per_dataset < variant < searched),
     the first one of each variant, on `dataset`."""
     section = config["families"][family]
     modality = kind_of(section["kind"]).modality
@@ -151,7 +151,7 @@ def synthetic_images(classes: int, per_class: int, seed: int) -> tuple[np.ndarra
 
 
 def judge_words(judge_cfg: dict) -> str:
-    from farm.image_sets import judge_config
+    from farm.data.prepare_images import judge_config
 
     config = judge_config(judge_cfg)
     return f"{config.arch}, small_input_stem={config.small_input_stem}"
@@ -160,7 +160,7 @@ def judge_words(judge_cfg: dict) -> str:
 def untrained_judge(images, labels, names, judge_cfg: dict, device) -> tuple[dict, dict]:
     """A judge of the experiment's architecture, randomly initialised (timing only: scoring an
     image costs the same trained or not), its payload and each class's real features."""
-    from farm.image_sets import judge_config
+    from farm.data.prepare_images import judge_config
 
     config = judge_config(judge_cfg)
     torch.manual_seed(0)
@@ -400,7 +400,7 @@ def image_section(args, config, device, lines: list[str]) -> None:
 
 
 def tabular_section(args, config, device, lines: list[str]) -> None:
-    from farm.tables import attach_black_box, prepare_table
+    from farm.data.prepare_tables import attach_black_box, prepare_table
 
     path = args.data_dir / "german_credit" / "german_credit.arff"
     if not path.is_file():
@@ -460,7 +460,7 @@ def tabular_section(args, config, device, lines: list[str]) -> None:
 def evaluator_section(args, config, device, lines: list[str]) -> None:
     import ray
 
-    from farm.evaluator import Task, evaluate, evaluator_config
+    from farm.evaluation.evaluator import Task, evaluate, evaluator_config
 
     use_gpu = device.type == "cuda"
     workers = args.workers or ([1, torch.cuda.device_count()] if use_gpu else [1, 2])
@@ -496,7 +496,7 @@ def evaluator_section(args, config, device, lines: list[str]) -> None:
     finally:
         ray.shutdown()
     lines += ["## Evaluator: one classifier as a Ray Train job", "",
-              f"`farm.evaluator.evaluate` on {len(labels)} random {SIZE}x{SIZE} images of "
+              f"`farm.evaluation.evaluator.evaluate` on {len(labels)} random {SIZE}x{SIZE} images of "
               f"{args.classes} classes (one task), the preset's evaluator settings but "
               f"epochs {args.evaluator_epochs}. Images/s = training images x epochs / rank 0's "
               "task seconds (model build, training and the test pass); the job's wall time "

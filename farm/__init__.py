@@ -14,14 +14,14 @@ __version__ = "0.1.0"
 
 
 def open_experiment(location, data_dir=None):
-    """A finished experiment (farm.finished.Experiment) at a folder or a bucket URI."""
-    from farm.finished import open_experiment as _open
+    """A finished experiment (farm.sampling.finished.Experiment) at a folder or a bucket URI."""
+    from farm.sampling.finished import open_experiment as _open
 
     return _open(location, data_dir)
 
 
 def load_generator(path):
-    """A generator file written by `Generator.save` (farm.generators.Generator)."""
-    from farm.generators import load_generator as _load
+    """A generator file written by `Generator.save` (farm.sampling.generators.Generator)."""
+    from farm.sampling.generators import load_generator as _load
 
     return _load(path)

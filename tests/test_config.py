@@ -23,10 +23,10 @@ import yaml
 
 import farm.metrics.tabular
 import farm.metrics.usefulness
-from farm.config import VARIANT_AXIS, load_config
-from farm.errors import ConfigError
+from farm.config.load import VARIANT_AXIS, load_config
+from farm.config.plan import format_plan, plan_trials, select_families
 from farm.families import KINDS, params_from
-from farm.plan import format_plan, plan_trials, select_families
+from farm.infra.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 TRIALS = REPO / "trials"                                   # the farm's own: properties only
@@ -203,7 +203,7 @@ def test_real_tiny_is_tiny():
 @pytest.mark.parametrize("preset", real_presets())
 def test_real_dry_run_plan(preset, tmp_path, capsys, shared_data):
     """What `run_farm.py --dry-run` prints: a non-empty plan, one row per trial."""
-    from farm.experiment import Settings, _image_classes, run
+    from farm.pipeline.experiment import Settings, _image_classes, run
 
     settings = Settings(trials_dir=TRIALS, preset=preset, dry_run=True,
                         storage_path=str(tmp_path), name="dry", data_dir=str(shared_data))
@@ -915,7 +915,7 @@ def test_per_class_family_plans_one_trial_per_class():
 
 
 def test_real_evaluator_builds_for_every_preset_and_smoke_is_lighter():
-    from farm.evaluator import evaluator_config
+    from farm.evaluation.evaluator import evaluator_config
 
     built = {p: evaluator_config(real_config(p)["evaluator"]) for p in real_presets()}
     assert built["full"].arch == "resnet34"  # the fruit report's evaluator

@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from farm.errors import ConfigError
-from farm import evaluator as evaluator_module
-from farm.evaluator import (AUGMENT, ORDER, EvaluatorConfig, Task, draws, evaluator_config,
-                            fit_and_test, index_batches, over_seeds, pass_order, seed_configs,
-                            shard, soft_targets, step_budget, stream, synthetic_statistics,
-                            train_classifier, with_dual_batch_norm)
-from farm.train.classifier import confusion, scores
+from farm.evaluation import evaluator as evaluator_module
+from farm.evaluation.evaluator import (AUGMENT, ORDER, EvaluatorConfig, Task, draws,
+                                       evaluator_config, fit_and_test, index_batches, over_seeds,
+                                       pass_order, seed_configs, shard, soft_targets, step_budget,
+                                       stream, synthetic_statistics, train_classifier,
+                                       with_dual_batch_norm)
+from farm.infra.errors import ConfigError
+from farm.models.classifier import confusion, scores
 
 
 @pytest.mark.parametrize("n,world", [(10, 1), (10, 2), (11, 2), (7, 3), (2, 4)])
@@ -233,7 +234,7 @@ def test_soft_targets_mix_the_requested_class_with_the_teachers_softmax():
 
 
 def test_separate_batch_norm_keeps_synthetic_statistics_out_of_the_tested_ones():
-    from farm.train.classifier import build_model
+    from farm.models.classifier import build_model
 
     model = with_dual_batch_norm(build_model("tiny", 3))
     duals = [m for m in model.modules() if isinstance(m, evaluator_module.DualBatchNorm)]

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from farm.data.images import write_image_folder
-from farm.export import keep_most_like_their_class
+from farm.pipeline.export import keep_most_like_their_class
 
 CLASSES = ("apples", "bananas", "cherries")
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from sklearn.ensemble import RandomForestClassifier
 
-from farm.forest_arrays import ArrayForest
+from farm.models.forest_arrays import ArrayForest
 
 
 def _forest(y=None, seed=0):

@@ -8,12 +8,13 @@ import pandas as pd
 import pytest
 import torch
 
-from farm import generator_file, generators
-from farm.blackbox import fit_black_box
 from farm.data.tabular import load_table
 from farm.data.transformer import TableTransformer
-from farm.errors import ConfigError, GeneratorFileError
-from farm.generators import Generator, image_data, load_generator, table_data
+from farm.infra.errors import ConfigError, GeneratorFileError
+from farm.models.blackbox import fit_black_box
+from farm.sampling import generator_file
+from farm.sampling import generators
+from farm.sampling.generators import Generator, image_data, load_generator, table_data
 
 CLASSES = ["apples", "bananas", "cherries"]
 SMALL_IMAGES = {"g_width": 4, "discriminator": "DCGAN", "d_width": 4}

@@ -16,12 +16,12 @@ import pytest
 from PIL import Image
 
 import farm.data.images
-import farm.image_sets
-from farm.config import load_config
-from farm.errors import ConfigError
+import farm.data.prepare_images
+from farm.config.load import load_config
+from farm.config.plan import plan_trials
+from farm.data.prepare_images import chosen_classes, classes_wanted, prepare_images
 from farm.families import KINDS
-from farm.image_sets import chosen_classes, classes_wanted, prepare_images
-from farm.plan import plan_trials
+from farm.infra.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 TRIALS = REPO / "trials"
@@ -53,7 +53,7 @@ def no_decoding(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("an image was decoded")
 
-    monkeypatch.setattr(farm.image_sets, "load_image_folder", refuse)
+    monkeypatch.setattr(farm.data.prepare_images, "load_image_folder", refuse)
     monkeypatch.setattr(farm.data.images, "load_image_folder", refuse)
     monkeypatch.setattr(farm.data.images, "_decode_all", refuse)
     monkeypatch.setattr(farm.data.images, "decode_image", refuse)
@@ -142,7 +142,7 @@ def test_real_presets_name_the_dataset_of_every_subset():
 def test_image_data_under_every_preset(preset, tmp_path, capsys, no_decoding):
     """`run_farm.py --preset P --image-data DIR --only <image families> --dry-run` plans the
     user's own classes, whatever subset of FIDS30 the preset grows."""
-    from farm.experiment import Settings, _image_classes, run
+    from farm.pipeline.experiment import Settings, _image_classes, run
 
     root = digit_folder(tmp_path / "data")
     config = load_config(TRIALS, preset)
@@ -169,7 +169,7 @@ def test_image_data_under_every_preset(preset, tmp_path, capsys, no_decoding):
 
 
 def test_fids30_subset_still_applies_to_fids30(shared_data):
-    from farm.experiment import Settings, _image_classes
+    from farm.pipeline.experiment import Settings, _image_classes
 
     config = load_config(TRIALS, "smoke")
     families = {name: config["families"][name] for name in image_families(config)}
@@ -201,7 +201,7 @@ def unknown_class_trials(tmp_path: Path, classes: str) -> Path:
 @pytest.mark.parametrize("classes", ["{digits: ['0', seven]}", "['0', seven]"])
 def test_unknown_class_is_one_line_naming_the_folder_before_decoding(tmp_path, classes,
                                                                      no_decoding):
-    from farm.experiment import Settings, run
+    from farm.pipeline.experiment import Settings, run
 
     root = digit_folder(tmp_path / "data")
     trials = unknown_class_trials(tmp_path, classes)

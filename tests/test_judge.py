@@ -1,5 +1,5 @@
-"""Tests for farm.judge: a tiny judge learns easy classes, saves safely, and separates them in
-KID."""
+"""Tests for farm.metrics.judge: a tiny judge learns easy classes, saves safely, and separates
+them in KID."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from farm.data.images import load_image_folder
-from farm.errors import ConfigError, DataError
-from farm.judge import Judge, JudgeConfig, augment, build_model, judge_space_kid, train_judge
+from farm.infra.errors import ConfigError, DataError
+from farm.metrics.judge import (Judge, JudgeConfig, augment, build_model, judge_space_kid,
+                                train_judge)
 
 TINY = JudgeConfig(arch="tiny", epochs=8, batch_size=32, lr=3e-3, weight_decay=0.0, seed=0)
 FRUITS = ("apples", "bananas", "cherries")

@@ -3,7 +3,7 @@ judge's seconds carved out of prepare's."""
 
 import time
 
-from farm.phases import PhaseClock, format_phases
+from farm.infra.phases import PhaseClock, format_phases
 
 
 def test_phases_keep_their_order_and_add_up_when_entered_again(monkeypatch):

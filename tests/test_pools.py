@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from farm.data.images import write_image_folder
-from farm.pools import (BEST_PER_CLASS, choose_pools, class_kid, read_pool, same_as,
-                        write_pool)
+from farm.evaluation.pools import (BEST_PER_CLASS, choose_pools, class_kid, read_pool, same_as,
+                                   write_pool)
 
 
 def _trial(name, family, cls, metrics, folder=None):
@@ -118,7 +118,7 @@ def test_an_older_run_without_usefulness_falls_back_to_kid():
 
 
 def test_a_pool_helps_only_when_its_whole_interval_is_above_zero_and_the_noise_control():
-    from farm.evaluate_pools import verdict
+    from farm.evaluation.evaluate_pools import verdict
 
     control = {"mean": 0.01, "ci": [-0.01, 0.03]}
     above, not_above = {"mean": 0.02, "ci": [0.005, 0.035]}, {"mean": 0.01, "ci": [-0.01, 0.03]}
@@ -130,9 +130,9 @@ def test_a_pool_helps_only_when_its_whole_interval_is_above_zero_and_the_noise_c
 
 
 def test_evaluator_pools_chosen_trains_the_farms_pick_alone_and_keeps_the_others_scores():
-    from farm.evaluate_pools import pools_to_train
-    from farm.evaluator import evaluator_config
-    from farm.errors import ConfigError
+    from farm.evaluation.evaluate_pools import pools_to_train
+    from farm.evaluation.evaluator import evaluator_config
+    from farm.infra.errors import ConfigError
 
     def section():
         return {"fruit-pairs": {"usefulness": 0.2, "mean_kid": 1.0},

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from farm.progress_table import BestSoFar, FarmReporter
-from farm.schedulers import RANK
+from farm.tune.progress_table import BestSoFar, FarmReporter
+from farm.tune.schedulers import RANK
 
 
 def _trial(trial_id, index, status, cls=None, result=None):

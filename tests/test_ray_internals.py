@@ -1,4 +1,4 @@
-"""The door to Ray's private APIs (farm/ray_internals.py), each exercised against Ray's real
+"""The door to Ray's private APIs (farm/tune/ray_internals.py), each exercised against Ray's real
 objects: a Ray upgrade that changes one fails here, by name. The embedded Ray's worker setup hook
 (it must run in a process that cannot import the farm), a trial's checkpoint record, PBT's
 hooks, and the result.json writer that keeps its lines."""
@@ -16,9 +16,9 @@ import pytest
 import ray.cloudpickle
 from ray.tune.logger import JsonLoggerCallback
 
-from farm.ray_internals import (CHECKPOINT_LOGGERS, PLACEMENT_GROUP_CLEANER, JsonResults,
-                                PBTHooks, forget_listed, listed_checkpoints, quiet_ray_noise,
-                                restart_from, training_result)
+from farm.tune.ray_internals import (CHECKPOINT_LOGGERS, PLACEMENT_GROUP_CLEANER, JsonResults,
+                                     PBTHooks, forget_listed, listed_checkpoints, quiet_ray_noise,
+                                     restart_from, training_result)
 
 UNPICKLE_AND_RUN = (
     "import logging, sys, ray.cloudpickle\n"
@@ -206,7 +206,7 @@ def test_started_cluster_address_reads_what_ray_start_records(tmp_path, monkeypa
     plain `ray.init()` joins it; the farm reads the same record."""
     from ray._private.utils import write_ray_address
 
-    from farm.ray_internals import started_cluster_address
+    from farm.tune.ray_internals import started_cluster_address
 
     monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
     assert started_cluster_address() is None

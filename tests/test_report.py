@@ -1,4 +1,4 @@
-"""Tests for farm.report and the report's figures: a synthetic summary.json becomes a
+"""Tests for farm.reporting.report and the report's figures: a synthetic summary.json becomes a
 self-contained report.html (every picture embedded, every text escaped) and a short report.md."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from farm import figures
-from farm.errors import DataError
-from farm.report import write_report
+from farm.infra.errors import DataError
+from farm.reporting import figures
+from farm.reporting.report import write_report
 
 CLASSES = ["apples", "bananas", "cherries"]
 
@@ -277,7 +277,7 @@ def test_missing_summary_raises_data_error(tmp_path):
 
 
 def test_the_epoch_cell_says_where_asha_stopped_a_trial_and_whose_weights_pbt_gave_it():
-    from farm.report import _epoch_cell
+    from farm.reporting.report import _epoch_cell
 
     assert _epoch_cell({"best_epoch": 40, "last_epoch": 100, "epochs": 100}) == "40"
     assert _epoch_cell({"best_epoch": 40, "last_epoch": 60, "epochs": 100}) == \

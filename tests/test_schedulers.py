@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 from ray.tune.schedulers import TrialScheduler
 
-from farm.schedulers import (SMOOTHED, FarmPBT, GroupedScheduler, _GroupView, _pbt,
-                             forget_what_is_gone, smoothed)
+from farm.tune.schedulers import (SMOOTHED, FarmPBT, GroupedScheduler, _GroupView, _pbt,
+                                  forget_what_is_gone, smoothed)
 
 
 class FakeTrial(SimpleNamespace):
@@ -283,7 +283,7 @@ def test_a_pending_exploit_is_applied_when_the_paused_trial_is_chosen_to_run(tmp
 
 
 def test_select_rank_breaks_ties_within_tolerance_by_the_second_metric():
-    from farm.schedulers import select_rank
+    from farm.tune.schedulers import select_rank
 
     plain = {"metric": "useful", "mode": "max"}
     assert select_rank({"useful": 0.3}, plain) == -0.3

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from farm.errors import ConfigError
-from farm.storage import Store, join, parent, remove
+from farm.infra.errors import ConfigError
+from farm.infra.storage import Store, join, parent, remove
 
 
 def test_join_keeps_a_uris_options_after_the_path():

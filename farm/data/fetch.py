@@ -27,7 +27,7 @@ import filelock
 
 from farm import __version__
 from farm.data.registry import DatasetSource, Mirror, get_source
-from farm.errors import DataError, DownloadError
+from farm.infra.errors import DataError, DownloadError
 
 TIMEOUT_S = 60.0  # per socket operation, not for the whole download
 CHUNK = 1 << 16

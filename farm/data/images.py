@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from farm.atomic import replacing_folder
-from farm.errors import DataError
+from farm.infra.atomic import replacing_folder
+from farm.infra.errors import DataError
 
 # Bump whenever the preprocessing changes, so that old caches are not reused.
 LOADER_VERSION = 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from farm.errors import DataError
+from farm.infra.errors import DataError
 
 KINDS = ("table", "image_folder")
 ARCHIVES = ("zip",)

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from farm.atomic import replacing
-from farm.errors import DataError
+from farm.infra.atomic import replacing
+from farm.infra.errors import DataError
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import arff
 import numpy as np
 import pandas as pd
 
-from farm.errors import DataError
+from farm.infra.errors import DataError
 
 MISSING_POLICIES = {
     "drop": "rows with any missing cell are dropped (the count is printed)",

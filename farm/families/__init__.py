@@ -10,7 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from farm.families import conditional, images, tabular, tabular_b
+from farm.families import conditional, tabular_b
+from farm.families import image_common as images
+from farm.families import tabular_a
 
 
 @dataclass(frozen=True)
@@ -27,9 +29,9 @@ class FamilyKind:
 
 
 KINDS: dict[str, FamilyKind] = {
-    "tabular": FamilyKind(tabular.TabularParams, tabular.build,
-                          tabular.real_rows, tabular.game, tabular.evaluate,
-                          tabular.sample_frame),
+    "tabular": FamilyKind(tabular_a.TabularParams, tabular_a.build,
+                          tabular_a.real_rows, tabular_a.game, tabular_a.evaluate,
+                          tabular_a.sample_frame),
     "tabular-b": FamilyKind(tabular_b.ConfidenceParams, tabular_b.build, tabular_b.real_rows,
                             tabular_b.game, tabular_b.evaluate, tabular_b.sample_frame,
                             tabular_b.pictures),

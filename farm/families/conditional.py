@@ -9,7 +9,7 @@ eval mode), and it is scored, exported and pictured exactly like `spiked` (KID a
 accuracy per class and their means; one grid row per class).
 
 For a few dozen images a class, three published regularisers are settings, all off by default
-(farm.train.regularisers has the sources): `lecam` (LeCam's bound on D's outputs),
+(farm.gan.regularisers has the sources): `lecam` (LeCam's bound on D's outputs),
 `consistency` (D's score of a real image kept under `consistency_augment`), and transitional
 conditioning (`transition_start`, `transition_end`: the class blended in over those G steps).
 """
@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from farm.families.images import ImageData, SpikedGame
+from farm.families.image_common import ImageData, SpikedGame
+from farm.gan.diffaugment import augmented
+from farm.gan.ema import EMAGenerator, follow
+from farm.gan.gan_loop import LOSSES, GanPair, d_accuracy
+from farm.gan.regularisers import (Regularisers, check_transition, keep_lecam, regularisers,
+                                   transition)
 from farm.models.conditional import ConditionalGenerator, ProjectionDiscriminator
-from farm.train.diffaugment import augmented
-from farm.train.ema import EMAGenerator, follow
-from farm.train.gan_loop import LOSSES, GanPair, d_accuracy
-from farm.train.regularisers import (Regularisers, check_transition, keep_lecam, regularisers,
-                                     transition)
 
 HINGE_D, HINGE_G = LOSSES["hinge"]
 

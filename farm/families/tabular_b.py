@@ -1,9 +1,10 @@
 """`tabular-b`: a generator G(z, c) asked for rows on which the black box answers confidence c.
 
-Data: the encoded `fit` rows and the black box (farm.blackbox). Models: the part-A MLPs, G with
-the requested confidence as an extra input, D with minibatch discrimination. Game (the report's
-part B): D sees a generated row x with c and y = BB(x) in random order and must tell which slot
-holds the black box's answer; G is rewarded when it cannot, i.e. when BB(x) is close to c.
+Data: the encoded `fit` rows and the black box (farm.models.blackbox). Models: the part-A MLPs,
+G with the requested confidence as an extra input, D with minibatch discrimination. Game (the
+report's part B): D sees a generated row x with c and y = BB(x) in random order and must tell
+which slot holds the black box's answer; G is rewarded when it cannot, i.e. when BB(x) is close
+to c.
 Metric: confidence error and coverage over [0, 1] (selects the epoch), plus part A's metrics.
 
 Variants (trials/tabular.yaml): `report` as built in the report; `proposal`, its section 6: a
@@ -24,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from farm.families.tabular import TabularData, TabularParams, report_on
+from farm.families.tabular_a import TabularData, TabularParams, report_on
+from farm.gan.gan_loop import LOSSES, GanPair, gradient_penalty
 from farm.models.tabular import MLPDiscriminator, MLPGenerator, mlp
-from farm.train.gan_loop import LOSSES, GanPair, gradient_penalty
 
 GRID = np.round(np.linspace(0.05, 0.95, 19), 2)  # requested confidences for the error metric
 BINS = 10                                          # equal bins of [0, 1] for coverage
@@ -364,7 +365,7 @@ def sample_frame(G, params: ConfidenceParams, data: TabularData, n: int, seed: i
 
 def pictures(G, params: ConfidenceParams, data: TabularData, seed: int) -> dict:
     """The link at a glance: requested vs achieved, and the achieved confidences per class."""
-    from farm import figures
+    from farm.reporting import figures
 
     requested = np.repeat(GRID, max(4, params.eval_requests // 2))
     _, achieved = generate(G, params, data, requested, seed + 3)

@@ -8,7 +8,7 @@ projection head, out = linear(h) + <embed(y), h> (Miyato & Koyama 2018), with sp
 normalisation (Miyato et al. 2018) on every convolution, linear layer and the embedding.
 
 Both scale their use of the class by a `condition_weight` buffer (transitional conditioning,
-Shahbazi et al. 2022; farm.train.regularisers sets it): G's batch norms blend from gain 1, bias
+Shahbazi et al. 2022; farm.gan.regularisers sets it): G's batch norms blend from gain 1, bias
 0 to the class's own, D's projection term is multiplied by it. At its default 1 (fully
 conditional) both compute exactly what they did before the buffer existed, and checkpoints
 from then, which lack it, load as 1.

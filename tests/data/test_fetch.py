@@ -18,7 +18,7 @@ import pytest
 
 from farm.data.fetch import resolve_dataset, safe_extract_zip
 from farm.data.registry import DatasetSource, Mirror, get_source
-from farm.errors import DataError, DownloadError
+from farm.infra.errors import DataError, DownloadError
 
 GERMAN_SHA = "bd94085134e4eb845c96b34c93ed65a223f89d089bacb273ef96f57509ce0bed"
 CLASSES = ("apples", "bananas")

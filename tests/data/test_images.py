@@ -14,7 +14,7 @@ from PIL import Image
 
 from farm.data import images as images_mod
 from farm.data.images import ImageSet, label_tensor, load_image_folder, to_unit_range
-from farm.errors import DataError
+from farm.infra.errors import DataError
 
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
 

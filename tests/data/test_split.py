@@ -12,7 +12,7 @@ import pytest
 from farm.data.split import (Split, load_or_create, read_manifest, sha256_of, stratified_split,
                              write_manifest)
 from farm.data.tabular import load_table
-from farm.errors import DataError
+from farm.infra.errors import DataError
 
 DATASETS = {"german_credit": "german_credit/german_credit.arff",
             "diabetes": "diabetes/diabetes.arff"}

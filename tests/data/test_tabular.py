@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from farm.data.tabular import Column, load_table
-from farm.errors import DataError
+from farm.infra.errors import DataError
 
 GERMAN_NOMINAL = {
     "checking_status": ("<0", "0<=X<200", ">=200", "no checking"),

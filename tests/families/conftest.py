@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from farm.families.images import ImageData
-from farm.judge import JudgeConfig, train_judge
+from farm.families.image_common import ImageData
+from farm.metrics.judge import JudgeConfig, train_judge
 
 
 @pytest.fixture(scope="module")

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from farm.export import sample_from_checkpoint, sample_seed
 from farm.families import KINDS, params_from
-from farm.families import images as I
+from farm.families import image_common as I
 from farm.families.conditional import ConditionalParams
+from farm.gan.diffaugment import Augmented
+from farm.gan.ema import EMAGenerator
+from farm.gan.gan_loop import LOSSES, gan_epoch, shuffled_batches
 from farm.models.images import noise_for
-from farm.train.diffaugment import Augmented
-from farm.train.ema import EMAGenerator
-from farm.train.gan_loop import LOSSES, gan_epoch, shuffled_batches
-from farm.train.trainable import load_state, save_state
+from farm.pipeline.export import sample_from_checkpoint, sample_seed
+from farm.tune.trainable import load_state, save_state
 
 KIND = "image-conditional"
 FAMILY = KINDS[KIND]

@@ -6,11 +6,11 @@ import numpy as np
 import torch
 
 from farm.families import KINDS, params_from
-from farm.families import images as I
+from farm.families import image_common as I
+from farm.gan.ema import EMAGenerator
+from farm.gan.gan_loop import LOSSES, gan_epoch, shuffled_batches
 from farm.models.images import DISCRIMINATORS, GENERATORS, noise_for
-from farm.train.ema import EMAGenerator
-from farm.train.gan_loop import LOSSES, gan_epoch, shuffled_batches
-from farm.train.trainable import load_state, save_state
+from farm.tune.trainable import load_state, save_state
 
 SMALL = {"g_width": 4, "discriminator": "DCGAN", "d_width": 4, "eval_images": 6,
          "kid_subsets": 3, "grid_images": 3, "batch_size": 8}

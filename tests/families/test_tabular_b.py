@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
+from farm.data.prepare_tables import attach_black_box, prepare_table
 from farm.families import params_from
 from farm.families import tabular_b as B
-from farm.tables import attach_black_box, prepare_table
-from farm.train.gan_loop import gan_epoch, shuffled_batches
+from farm.gan.gan_loop import gan_epoch, shuffled_batches
 
 
 @pytest.fixture(scope="module")
@@ -171,18 +171,18 @@ def test_the_black_box_learns_from_the_fit_rows_only_so_val_scores_are_clean(ger
                                                                              monkeypatch):
     """tabular-b's val metrics score the generator against the forest that steers it: that
     forest must not have seen the val rows (the fit rows alone), as summary.json records."""
-    import farm.blackbox
+    import farm.models.blackbox
 
     prepared, report = german
     assert report["fitted_on"] == "fit"
     seen = {}
-    real_fit = farm.blackbox.fit_black_box
+    real_fit = farm.models.blackbox.fit_black_box
 
     def spy(X, y, *args, **kwargs):
         seen["rows"] = len(X)
         return real_fit(X, y, *args, **kwargs)
 
-    monkeypatch.setattr(farm.blackbox, "fit_black_box", spy)
+    monkeypatch.setattr(farm.models.blackbox, "fit_black_box", spy)
     attach_black_box(prepared, 0)
     assert seen["rows"] == len(prepared.split.fit) < len(prepared.split.train)
     attach_black_box(prepared, 0, "train")  # an older run's forest, rebuilt for `sample`

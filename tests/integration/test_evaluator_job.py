@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from farm.evaluator import EvaluatorConfig, Task, evaluate, scaling
+from farm.evaluation.evaluator import EvaluatorConfig, Task, evaluate, scaling
 
 
 def _blobs(n, rng):

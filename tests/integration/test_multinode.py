@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from farm.cli import main
+from farm.pipeline.cli import main
 
 
 @pytest.fixture
@@ -121,9 +121,9 @@ def test_every_node_must_reach_the_storage_before_any_trial_starts(cluster, s3, 
     node-local path) cannot be staged on one machine, whose nodes share a disk."""
     import ray
 
-    from farm.errors import ConfigError
-    from farm.storage import Store
-    from farm.tuning import check_storage_shared
+    from farm.infra.errors import ConfigError
+    from farm.infra.storage import Store
+    from farm.tune.runner import check_storage_shared
 
     uri, env = s3
     credentials = {k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",

@@ -14,8 +14,8 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from farm.cli import main
 from farm.data.tabular import load_table
+from farm.pipeline.cli import main
 from tests.integration.conftest import pbt_preset
 
 REPO = Path(__file__).resolve().parents[2]

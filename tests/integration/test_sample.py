@@ -16,8 +16,8 @@ import pytest
 from PIL import Image
 
 import farm
-from farm.cli import main
 from farm.data.tabular import load_table
+from farm.pipeline.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 NAME = "grown"
@@ -82,7 +82,7 @@ def test_a_trial_writes_the_runs_own_export_again(grown, tmp_path):
     CSV bytes, so the generator is the trial's kept epoch and the schema is the export's; the
     same images but for a level on the odd pixel (sampling runs channels-last)."""
     for trial in _summary(grown)["trials"]:
-        seed = str(trial["seed"] + 7)  # farm.export.sample_seed
+        seed = str(trial["seed"] + 7)  # farm.pipeline.export.sample_seed
         if trial["family"].startswith("tabular"):
             out = tmp_path / f"{trial['trial']}.csv"
             assert _sample(grown, "--trial", trial["trial"], "--rows",

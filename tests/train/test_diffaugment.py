@@ -6,13 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from farm.errors import ConfigError
 from farm.families import KINDS, params_from
-from farm.families.images import ImageData
+from farm.families.image_common import ImageData
+from farm.gan.diffaugment import (AUGMENTATIONS, Augmented, augmented, brightness, contrast, cutout,
+                                  diff_augment, saturation, translation)
+from farm.gan.gan_loop import RealVsFake, Tricks, gan_epoch, shuffled_batches
+from farm.infra.errors import ConfigError
 from farm.models.images import DCGANDiscriminator, G1
-from farm.train.diffaugment import (AUGMENTATIONS, Augmented, augmented, brightness, contrast,
-                                    cutout, diff_augment, saturation, translation)
-from farm.train.gan_loop import RealVsFake, Tricks, gan_epoch, shuffled_batches
 
 FULL = "color,translation,cutout"
 OPS = {"brightness": brightness, "saturation": saturation, "contrast": contrast,

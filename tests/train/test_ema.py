@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from farm.train.ema import EMAGenerator, follow
+from farm.gan.ema import EMAGenerator, follow
 
 
 class Tiny(nn.Module):

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
+from farm.gan.gan_loop import (LOSSES, GanPair, RealVsFake, Tricks, gan_epoch, gradient_penalty,
+                               read_back, shuffled_batches)
 from farm.models.tabular import MLPDiscriminator, MLPGenerator
-from farm.train.gan_loop import (LOSSES, GanPair, RealVsFake, Tricks, gan_epoch,
-                                 gradient_penalty, read_back, shuffled_batches)
 
 
 def _pair(pack=1, lr=1e-2):

@@ -13,9 +13,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from farm.tables import attach_black_box, prepare_table
-from farm.train import trainable
-from farm.train.trainable import load_state
+from farm.data.prepare_tables import attach_black_box, prepare_table
+from farm.tune import trainable
+from farm.tune.trainable import load_state
 
 
 class FakeTune:

@@ -3,8 +3,8 @@
 import torch
 from torch import nn
 
-from farm.train.gan_loop import GanPair
-from farm.train.trainable import load_keeping_rates, load_state, save_state
+from farm.gan.gan_loop import GanPair
+from farm.tune.trainable import load_keeping_rates, load_state, save_state
 
 
 def _pair() -> GanPair:
@@ -46,7 +46,7 @@ def test_a_donors_optimizer_state_keeps_this_trials_learning_rates(tmp_path):
 def test_the_kept_epoch_is_the_best_checkpoint_that_still_exists(tmp_path):
     from ray import tune
 
-    from farm.tuning import best_kept
+    from farm.tune.runner import best_kept
 
     made = {}
     for name in ("a", "b", "c"):
@@ -64,8 +64,8 @@ def test_the_kept_epoch_is_the_best_checkpoint_that_still_exists(tmp_path):
 def test_the_kept_epoch_follows_the_reported_rank_where_a_tie_break_made_one(tmp_path):
     from ray import tune
 
-    from farm.schedulers import RANK, select_rank
-    from farm.tuning import best_kept
+    from farm.tune.runner import best_kept
+    from farm.tune.schedulers import RANK, select_rank
 
     select = {"metric": "useful", "mode": "max", "tie": "kid", "tolerance": 0.01}
     reports = {"first": {"useful": 0.001, "kid": 40.0}, "later": {"useful": 0.000, "kid": 6.0},

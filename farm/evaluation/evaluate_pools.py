@@ -1,0 +1,218 @@
+"""From an image dataset's finished trials to the evaluator's answer: pools, the Ray Train job,
+and the pictures (confusion matrices, real-beside-synthetic grid, t-SNE) for TensorBoard and
+the report. Returns the dataset's section of `summary["evaluator"]["datasets"]`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from torch.utils.tensorboard import SummaryWriter
+
+from farm.data.images import to_unit_range
+from farm.evaluation.evaluator import REAL, EvaluatorConfig, Task, evaluate
+from farm.evaluation.pools import (USEFUL, best_of, candidates, class_kid, class_metric, read_pool,
+                                   same_as, write_pool)
+from farm.families.image_common import judge_for, useful_scores
+from farm.metrics.paired import paired_gain
+from farm.reporting import figures
+
+GRID_IMAGES = 6
+CONTROL = "real+noise"  # the control for real + synthetic: the same count of noise images
+
+
+def real_plus(name: str, real: Task, images: np.ndarray, labels: np.ndarray) -> Task:
+    """The real train split plus extra images, which join the real ones as the evaluator's
+    `mix` says."""
+    return Task(name, np.concatenate([real.images, images]), np.concatenate([real.labels, labels]),
+                real_count=len(real.labels))
+
+
+def noise_control(real: Task, n: int, classes: int, seed: int) -> Task:
+    """Real + `n` images of pure noise, labelled round the classes: what any extra images do."""
+    noise = np.random.default_rng(seed).integers(0, 256, (n, *real.images.shape[1:]),
+                                                 dtype=np.uint8)
+    return real_plus(CONTROL, real, noise, np.arange(n) % classes)
+
+
+BEST_POOL_RULE = ("the highest usefulness of its own images (a linear probe in the judge's "
+                  "space, trained on the pool, tested on the val slice), not test accuracy")
+KID_POOL_RULE = "the lowest mean KID of its members (train split), not test accuracy"
+
+
+def gain_over(treated: dict, base: dict) -> dict:
+    """`treated` minus `base`, paired by classifier seed, with its 95% interval."""
+    return paired_gain(treated["accuracies"], base["accuracies"])
+
+
+def verdict(gain: dict, over_control: dict | None, control_gain: dict | None) -> str:
+    """One line: does the pool help as augmentation? Only when the 95% interval of its gain
+    over real alone is above 0 and the interval of its gain over the noise control (both
+    paired by classifier seed) is above 0 too."""
+    ci = gain.get("ci")
+    span = f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else " (one seed: no interval)"
+    text = f"{gain['mean']:+.3f}{span} over real alone"
+    if control_gain is not None:
+        text += f", noise control {control_gain['mean']:+.3f}"
+    above = over_control.get("ci") if over_control else None
+    helps = (ci is not None and ci[0] > 0
+             and (over_control is None or (above is not None and above[0] > 0)))
+    return f"helps: {text}" if helps else f"does not help: {text}"
+
+
+def pool_usefulness(data, x: np.ndarray, y: np.ndarray) -> float | None:
+    """The pool's own images scored as a trial's are (farm.metrics.usefulness): a probe
+    trained on all of them, its mean probability of the right class on the val slice. One
+    measure for every pool, whatever families its members come from (members' own scores are
+    not comparable across kinds: a pair is scored beside real images of the other classes)."""
+    if data.val_features is None or not len(x):
+        return None
+    features = judge_for(data, "cpu").features(to_unit_range(x)).cpu()
+    generated = {int(label): features[y == label] for label in np.unique(y)}
+    return useful_scores(data, generated).get(USEFUL)
+
+
+def best_pool(section_pools: dict, trained) -> tuple[str, str]:
+    """(pool, rule): the pool whose own images are the most useful on the val slice (the
+    lowest members' KID for runs without one); never the test split."""
+    useful = {n: section_pools[n].get("usefulness") for n in trained}
+    if all(v is not None for v in useful.values()):
+        return max(trained, key=lambda n: useful[n]), BEST_POOL_RULE
+    return min(trained, key=lambda n: section_pools[n]["mean_kid"]), KID_POOL_RULE
+
+
+def pools_to_train(section_pools: dict, trained: dict, which: str) -> tuple[str, str, dict]:
+    """(best pool, its rule, the pools the classifiers train on): every pool, or with `which`
+    "chosen" the best alone; the others keep their usefulness, KID and members in the summary
+    and are marked `not_trained`."""
+    best, rule = best_pool(section_pools, trained)
+    if which != "chosen":
+        return best, rule, trained
+    for name in trained:
+        if name != best:
+            section_pools[name]["not_trained"] = "evaluator.pools is chosen"
+    return best, rule, {best: trained[best]}
+
+
+def _mean_kid(members: dict[str, dict]) -> float:
+    return float(np.mean([class_kid(t, c) for c, t in members.items()]))
+
+
+def _at_chosen_epochs(members: dict[str, dict], grown_by: list[dict]) -> dict:
+    """What the pool's members scored when they were chosen (train split only), and what the
+    trials it chose from cost to grow."""
+    accuracy = [class_metric(t, c, "judge_accuracy") for c, t in members.items()]
+    accuracy = [a for a in accuracy if a is not None]
+    useful = [class_metric(t, c, USEFUL) for c, t in members.items()]
+    return {"mean_kid": _mean_kid(members),
+            "mean_usefulness": (float(np.mean(useful))
+                                if useful and all(u is not None for u in useful) else None),
+            "mean_judge_accuracy": float(np.mean(accuracy)) if accuracy else None,
+            "trials": len(grown_by),
+            "train_seconds": round(sum(t.get("train_seconds") or 0.0 for t in grown_by), 1)}
+
+
+def evaluate_image_dataset(dataset: str, prepared, trials: list[dict], config: EvaluatorConfig,
+                           experiment_dir: Path, use_gpu: bool, runs: str | None = None) \
+        -> dict | None:
+    """Pools of `trials` (summary entries of this dataset, updated with their `pools`), then CAS,
+    the real-data ceiling and real + synthetic for each pool, on the held-out test split.
+    `runs` is where Ray Train stores its runs (default `<experiment_dir>/evaluator`; a URI for
+    a remote experiment)."""
+    images, split = prepared.images, prepared.split
+    classes = list(images.classes)
+    mine = [t for t in trials if t["dataset"] == dataset]
+    grown_by = candidates(mine)  # per pool, the trials it chooses from
+    pools = best_of(grown_by, classes)
+    if not pools:
+        print(f"Evaluator for {dataset}: no trial produced images; nothing to evaluate")
+        return None
+    section_pools, trained = {}, {}
+    for name, members in pools.items():
+        for trial in members.values():
+            trial.setdefault("pools", [])
+            if name not in trial["pools"]:
+                trial["pools"].append(name)
+        other = same_as(pools, name)
+        if other:
+            section_pools[name] = {"same_as": other,
+                                   "members": {c: t["trial"] for c, t in members.items()}}
+            continue
+        folder = experiment_dir / "synthetic" / dataset / "pools" / name
+        section_pools[name] = write_pool(folder, name, dataset, members)
+        section_pools[name].update(_at_chosen_epochs(members, grown_by[name]))
+        trained[name] = read_pool(folder, classes)
+        section_pools[name]["usefulness"] = pool_usefulness(prepared.trial_data, *trained[name])
+
+    # Chosen before looking at the test split: the pool whose own images teach a probe the val
+    # slice best (KID where a run has no val slice).
+    best, rule, trained = pools_to_train(section_pools, trained, config.pools)
+
+    # After selection the val slice rejoins the train split: the ceiling and real + synthetic
+    # learn from every real train image; the test split is still unseen.
+    train, test = split.train, np.asarray(split.test)
+    real = Task(REAL, images.images[train], images.labels[train])
+    tasks = [real]
+    for name, (x, y) in trained.items():
+        tasks += [Task(f"synthetic/{name}", x, y), real_plus(f"real+synthetic/{name}", real, x, y)]
+    if trained:  # what any extra images do: as many of pure noise as the biggest pool
+        tasks.append(noise_control(real, max(len(y) for _, y in trained.values()), len(classes),
+                                   config.seed))
+    test_task = Task("test", images.images[test], images.labels[test])
+    job = evaluate(dataset, tasks, test_task, classes, config,
+                   runs or str(experiment_dir / "evaluator"), use_gpu,
+                   reference_images=len(train))
+    results = job["results"]
+
+    folder = experiment_dir / "figures" / dataset / "evaluator"
+    writer = SummaryWriter(str(experiment_dir / "evaluator" / f"tensorboard-{dataset}"))
+    for task, result in results.items():
+        fig = figures.confusion_figure(result["confusion"], classes,
+                                       title=f"{task}: accuracy {result['accuracy']:.3f}")
+        writer.add_figure(f"evaluator/confusion/{task}", fig, close=False)
+        name = f"confusion-{task.replace('/', '-')}.png"
+        result["figure"] = str(figures.save(fig, folder / name))
+        writer.add_scalar(f"evaluator/accuracy/{task}", result["accuracy"])
+    ceiling = results[REAL]
+    control = results.get(CONTROL)
+    control_gain = gain_over(control, ceiling) if control else None
+    for name in trained:
+        cas, both = results[f"synthetic/{name}"], results[f"real+synthetic/{name}"]
+        gain = gain_over(both, ceiling)
+        section_pools[name].update(
+            cas=cas, real_plus_synthetic=both,
+            cas_ratio=cas["accuracy"] / ceiling["accuracy"] if ceiling["accuracy"] else None,
+            augmentation_gain=gain["mean"], gain=gain,
+            over_control=gain_over(both, control) if control else None)
+        section_pools[name]["verdict"] = verdict(gain, section_pools[name]["over_control"],
+                                                 control_gain)
+    pictures = _pictures(prepared, pools[best], trained, classes, dataset, best)
+    paths = {}
+    for key, fig in pictures.items():
+        writer.add_figure(f"evaluator/{key}", fig, close=False)
+        paths[key] = str(figures.save(fig, folder / f"{key.replace('/', '-')}.png"))
+    writer.close()
+    return {"classes": classes, "chance": 1 / len(classes), "test_images": int(len(test)),
+            "ceiling": ceiling, "control": control, "control_gain": control_gain,
+            "pools": section_pools, "protocol": config.describe(),
+            "best_pool": best, "best_pool_rule": rule,
+            "workers": job["workers"], "device": job["device"], "figures": paths}
+
+
+def _pictures(prepared, members, trained, classes, dataset, best) -> dict:
+    """The real train images beside the best pool's, per class; t-SNE of each pool vs real."""
+    data = prepared.trial_data
+    x_best, y_best = trained[best]
+    rows = [(name, data.images[data.labels == label][:GRID_IMAGES],
+             x_best[y_best == label][:GRID_IMAGES]) for label, name in enumerate(classes)]
+    out = {"classes": figures.class_grid_figure(
+        rows, title=f"{dataset}: real (train split) | synthetic ({best})")}
+    judge = judge_for(data, "cpu")
+    real_features = np.concatenate([data.real_features[label] for label in range(len(classes))])
+    for name, (x, _) in trained.items():
+        fake = to_unit_range(x)
+        out[f"tsne/{name}"] = figures.tsne_figure(
+            real_features, judge.features(fake).cpu().numpy(),
+            title=f"t-SNE in the judge's features: real train vs {name}")
+    return out
+

@@ -1,1 +1,0 @@
-"""The GAN step loop and the Ray Tune trainables built on it."""

@@ -1,0 +1,165 @@
+"""The Ray Tune trainable every family runs: a plain function of its trial config.
+
+It trains epoch after epoch with the shared GAN loop, and every `eval_every` epochs reports the
+family's metrics together with a checkpoint; Tune's CheckpointConfig keeps the best ones by the
+family's selection metric (also reported as `select/rank`, lower is better in every family).
+Resumes from `tune.get_checkpoint()` after a failure, or from a donor's weights after a PBT
+exploit (farm.tune.schedulers).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from ray import tune
+
+from farm.families import kind_of, params_from
+from farm.gan.gan_loop import gan_epoch, read_back, shuffled_batches
+from farm.tune.schedulers import RANK, SMOOTHED, select_rank, smoothed
+
+STATE_FILE = "state.pt"
+
+
+def trial_device() -> torch.device:
+    """The GPU Ray gave this trial, if any; CPU otherwise (CI and laptops)."""
+    import ray
+
+    if torch.cuda.is_available() and ray.get_gpu_ids():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def save_state(directory: Path, pair, epoch: int, history=(), game=None, order=None,
+               seed: int | None = None) -> None:
+    """Everything a resumed trial needs to go on as if it had never stopped: `history` is the
+    selection metric at each evaluation so far (a scheduler's smoothing window survives a
+    restart), `game` whatever state the family's game keeps beside the pair (tabular-b's
+    surrogate optimizer), and the random streams (torch's global one, the batch `order`) with
+    the `seed` of the trial they belong to."""
+    state = {"epoch": epoch,
+             "history": [float(h) for h in history],
+             "generator": pair.generator.state_dict(),
+             "discriminator": pair.discriminator.state_dict(),
+             "g_opt": pair.g_opt.state_dict(),
+             "d_opt": pair.d_opt.state_dict(),
+             "game": game.state_dict() if hasattr(game, "state_dict") else {},
+             "rng": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda_rng"] = torch.cuda.get_rng_state()
+    if order is not None:
+        state["order"] = order.get_state()
+    if seed is not None:
+        state["seed"] = int(seed)
+    torch.save(state, directory / STATE_FILE)
+
+
+def restore(state: dict, pair, game) -> None:
+    """A checkpoint's weights, optimizer moments and game state into a freshly built trial (the
+    optimizers keep this trial's learning rates: after a PBT exploit they are the perturbed
+    ones)."""
+    for name in ("generator", "discriminator"):
+        getattr(pair, name).load_state_dict(state[name])
+    for name in ("g_opt", "d_opt"):
+        load_keeping_rates(getattr(pair, name), state[name])
+    if state.get("game") and hasattr(game, "load_state_dict"):
+        game.load_state_dict(state["game"])
+
+
+def random_streams(state: dict | None, seed: int, start: int) -> torch.Generator:
+    """The batch order generator for epochs from `start` on. A trial resuming its own checkpoint
+    continues the streams it saved, so its next epoch is the one it would have trained; a fresh
+    trial, a checkpoint from before the streams were saved, or a PBT donor's (another seed:
+    the exploiting trial keeps drawing its own noise) starts them from the seed."""
+    order = torch.Generator()
+    if state is not None and state.get("seed") == seed and "rng" in state:
+        torch.set_rng_state(state["rng"])
+        if "cuda_rng" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state(state["cuda_rng"])
+        if "order" in state:
+            order.set_state(state["order"])
+            return order
+    return order.manual_seed(seed + start)
+
+
+def load_state(directory: Path, map_location="cpu") -> dict:
+    return torch.load(Path(directory) / STATE_FILE, map_location=map_location, weights_only=True)
+
+
+def load_keeping_rates(optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """An optimizer's moments from a checkpoint, its learning rates from this trial's config:
+    after a PBT exploit the checkpoint is the donor's and the rates are the perturbed ones."""
+    rates = [group["lr"] for group in optimizer.param_groups]
+    optimizer.load_state_dict(state)
+    for group, rate in zip(optimizer.param_groups, rates):
+        group["lr"] = rate
+
+
+def log_pictures(writer, pictures: dict, epoch: int):
+    """Figures into the trial's folder (Ray syncs it to storage), beside Tune's own scalars."""
+    if not pictures:
+        return writer
+    if writer is None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(tune.get_context().get_trial_dir())
+    for name, picture in pictures.items():
+        if hasattr(picture, "savefig"):  # a matplotlib figure
+            writer.add_figure(name, picture, global_step=epoch, close=True)
+        else:  # an image array [3, H, W] in [0, 1]
+            writer.add_image(name, picture, global_step=epoch)
+    writer.flush()
+    return writer
+
+
+def train_gan(config: dict, datasets: dict) -> None:
+    """Ray Tune function trainable; `config["trial"]` is one planned trial (farm.config.plan)."""
+    spec = config["trial"]
+    kind = kind_of(spec["kind"])
+    params = params_from(spec["kind"], spec["params"])
+    data = kind.view(datasets[spec["dataset"]], spec)
+    seed = int(spec["seed"])
+    torch.manual_seed(seed)
+    device = trial_device()
+    pair = kind.build(params, data, device)
+    game = kind.game(params, data, pair, device)  # before a checkpoint loads: it may warm D up
+    start, state = 1, None
+    history: list[float] = []  # the selection metric at each evaluation, for a scheduler
+    checkpoint = tune.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as directory:
+            state = load_state(directory, device)
+        restore(state, pair, game)
+        start = state["epoch"] + 1
+        history = list(state.get("history", []))
+    order = random_streams(state, seed, start)
+
+    real = kind.real_rows(data, device)
+    window: list[dict] = []
+    select = spec["select"]["metric"]
+    scheduler = spec.get("scheduler") or {}
+    smoothing = int(scheduler.get("smoothing", 1)) if scheduler else 0
+    writer = None
+    tick = time.perf_counter()
+    for epoch in range(start, spec["epochs"] + 1):
+        batches = shuffled_batches(real, params.batch_size, order)
+        window.append(gan_epoch(pair, batches, game, epoch, sync=False))
+        if epoch % spec["eval_every"] and epoch != spec["epochs"]:
+            continue
+        train_seconds = time.perf_counter() - tick
+        metrics = read_back(window)  # the window's one host sync
+        metrics.update(kind.evaluate(pair.generator, params, data, seed))
+        metrics.update(epoch=epoch, epoch_seconds=train_seconds / len(window))
+        if select in metrics:
+            metrics[RANK] = select_rank(metrics, spec["select"])
+            if smoothing:
+                history.append(float(metrics[select]))
+                metrics[SMOOTHED] = smoothed(history, smoothing)
+        writer = log_pictures(writer, kind.pictures(pair.generator, params, data, seed), epoch)
+        with tempfile.TemporaryDirectory() as directory:
+            save_state(Path(directory), pair, epoch, history, game, order, seed)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+        window = []
+        tick = time.perf_counter()
