@@ -30,7 +30,8 @@ from image_epochs import prepared_dataset, real_and_test
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from farm.evaluation.evaluator import evaluator_config, fit_and_test, seed_configs  # noqa: E402
+from farm.config.classifiers import evaluator_config  # noqa: E402
+from farm.evaluation.evaluator import fit_and_test, seed_configs  # noqa: E402
 from farm.metrics.paired import paired_gain  # noqa: E402
 from farm.models.classifier import scores  # noqa: E402
 

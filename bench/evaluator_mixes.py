@@ -38,10 +38,10 @@ from image_epochs import prepared_dataset, real_and_test
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from farm.config.classifiers import EvaluatorConfig, evaluator_config  # noqa: E402
 from farm.config.load import load_config  # noqa: E402
 from farm.evaluation.evaluate_pools import noise_control, real_plus, verdict  # noqa: E402
-from farm.evaluation.evaluator import (EvaluatorConfig, evaluator_config, seed_configs, tested,  # noqa: E402
-                                       train_classifier)
+from farm.evaluation.evaluator import seed_configs, tested, train_classifier  # noqa: E402
 from farm.evaluation.pools import read_pool  # noqa: E402
 from farm.metrics.paired import paired_gain  # noqa: E402
 from farm.models.classifier import scores  # noqa: E402

@@ -38,8 +38,9 @@ from image_epochs import _checkpoint, _spec, reference_sets
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from farm.config.classifiers import evaluator_config
 from farm.evaluation.evaluate_pools import noise_control, real_plus
-from farm.evaluation.evaluator import Task, evaluator_config, fit_and_test
+from farm.evaluation.evaluator import Task, fit_and_test
 from farm.models.classifier import scores
 from farm.pipeline.export import draw_images
 

@@ -29,11 +29,13 @@ from common import emit
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from farm.config.family_params import params_from
 from farm.data.prepare_images import image_root, prepare_images
+from farm.data.trial_data import ImageData
 from farm.evaluation.evaluator import REAL, Task
-from farm.families import kind_of, params_from
-from farm.families.image_common import ImageData, judge_for
-from farm.tune.trainable import load_state
+from farm.families.image_common import judge_for
+from farm.families.kinds import kind_of
+from farm.gan.checkpoint import load_state
 
 FRESH_SEED_OFFSET = 1000  # the run scored with the trial's seed and exported with seed + 7
 COLLAPSED = 0.2  # diversity below this: the generated images are all but one picture

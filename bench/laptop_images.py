@@ -40,12 +40,13 @@ from image_epochs import prepared_dataset, reference_sets
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from farm.config.classifiers import evaluator_config  # noqa: E402
 from farm.evaluation.evaluate_pools import pool_usefulness  # noqa: E402
-from farm.evaluation.evaluator import Task, evaluator_config, fit_and_test  # noqa: E402
+from farm.evaluation.evaluator import Task, fit_and_test  # noqa: E402
 from farm.evaluation.pools import read_pool  # noqa: E402
+from farm.gan.checkpoint import load_state  # noqa: E402
 from farm.models.classifier import scores  # noqa: E402
 from farm.pipeline.export import draw_images  # noqa: E402
-from farm.tune.trainable import load_state  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "laptop-images.json"
 COLLAPSED = 0.2  # diversity below this: a class's images are all but one picture

@@ -32,13 +32,13 @@ from image_epochs import prepared_dataset, real_and_test
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from farm.config.classifiers import evaluator_config  # noqa: E402
 from farm.evaluation.evaluate_pools import noise_control, real_plus  # noqa: E402
-from farm.evaluation.evaluator import (REAL, evaluator_config, seed_configs, test_classifier,  # noqa: E402
-                                       train_classifier)
+from farm.evaluation.evaluator import REAL, seed_configs, test_classifier, train_classifier  # noqa: E402
+from farm.gan.checkpoint import load_state  # noqa: E402
 from farm.metrics.paired import paired_gain  # noqa: E402
 from farm.models.classifier import scores  # noqa: E402
 from farm.pipeline.export import draw_images  # noqa: E402
-from farm.tune.trainable import load_state  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "protocol-check.json"
 

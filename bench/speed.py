@@ -45,11 +45,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from common import emit  # noqa: E402
+from farm.config.family_params import MODALITY, params_from  # noqa: E402
 from farm.config.load import load_config  # noqa: E402
 from farm.config.plan import plan_trials  # noqa: E402
 from farm.data.images import to_unit_range  # noqa: E402
-from farm.families import kind_of, params_from  # noqa: E402
-from farm.families.image_common import ImageData  # noqa: E402
+from farm.data.trial_data import ImageData  # noqa: E402
+from farm.families.kinds import kind_of  # noqa: E402
 from farm.gan.diffaugment import augmented  # noqa: E402
 from farm.gan.gan_loop import gan_epoch, shuffled_batches  # noqa: E402
 from farm.metrics.judge import Judge  # noqa: E402
@@ -124,7 +125,7 @@ def planned(config: dict, family: str, dataset: str, classes=()) -> list[dict]:
     """The family's trials as `farm.config.plan` builds them (params < per_dataset < variant < searched),
     the first one of each variant, on `dataset`."""
     section = config["families"][family]
-    modality = kind_of(section["kind"]).modality
+    modality = MODALITY[section["kind"]]
     trials = plan_trials({family: section}, 0, {modality: [dataset]}, {dataset: tuple(classes)})
     firsts: dict = {}
     for trial in trials:
@@ -460,7 +461,8 @@ def tabular_section(args, config, device, lines: list[str]) -> None:
 def evaluator_section(args, config, device, lines: list[str]) -> None:
     import ray
 
-    from farm.evaluation.evaluator import Task, evaluate, evaluator_config
+    from farm.config.classifiers import evaluator_config
+    from farm.evaluation.evaluator import Task, evaluate
 
     use_gpu = device.type == "cuda"
     workers = args.workers or ([1, torch.cuda.device_count()] if use_gpu else [1, 2])

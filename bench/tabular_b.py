@@ -35,9 +35,9 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from farm.config.family_params import params_from  # noqa: E402
 from farm.config.load import load_config  # noqa: E402
 from farm.data.prepare_tables import attach_black_box, prepare_table  # noqa: E402
-from farm.families import params_from  # noqa: E402
 from farm.families.tabular_b import confidence_metrics  # noqa: E402
 from farm.metrics.tabular import detection_auc, distance_to_closest_record  # noqa: E402
 from farm.pipeline.export import sample_from_checkpoint  # noqa: E402

@@ -25,7 +25,7 @@ What it does, per dataset and split seed (every method is scored by the same cod
   the farm run; it is read back from the run's `splits/<dataset>.json` and checked against a
   fresh one);
 * TRTR: the seeds' random forest trained on the real train rows (fit + val), tested on the
-  real test split (`farm.pipeline.export.trtr`);
+  real test split (`farm.evaluation.table_scores.trtr`);
 * the farm: the real command, `run_farm.py --preset P --only tabular-a --seed S ...`, in a
   subprocess; per dataset the ONE trial with the highest `select/score` (the farm's own
   selection metric, computed without the test split) and its synthetic CSV;
@@ -33,7 +33,7 @@ What it does, per dataset and split seed (every method is scored by the same cod
   nominal columns (target included), fitted on the real train rows (fit + val; the farm's GAN
   trains on `fit` only and uses `val` to pick epochs and trials), as many rows sampled as the
   train split, seeded with `set_random_state(seed)`;
-* for every synthetic frame: TSTR accuracy/AUC (`farm.pipeline.export.tstr`), its ratio to TRTR AUC,
+* for every synthetic frame: TSTR accuracy/AUC (`farm.evaluation.table_scores.tstr`), its ratio to TRTR AUC,
   detection AUC against the real TEST rows (`farm.metrics.tabular.detection_auc`, both sides
   encoded with the trial's transformer), DCR median and exact-copy share against the real
   TRAIN rows (`farm.metrics.tabular.distance_to_closest_record`).
@@ -71,8 +71,8 @@ from farm.config.load import load_config  # noqa: E402
 from farm.data.fetch import resolve_dataset  # noqa: E402
 from farm.data.prepare_tables import PreparedTable, prepare_table  # noqa: E402
 from farm.data.registry import get_source  # noqa: E402
+from farm.evaluation.table_scores import trtr, tstr  # noqa: E402
 from farm.metrics.tabular import detection_auc, distance_to_closest_record  # noqa: E402
-from farm.pipeline.export import trtr, tstr  # noqa: E402
 
 FAMILY = "tabular-a"
 SELECT = "select/score"
@@ -502,7 +502,7 @@ def main(argv=None) -> int:
     lines += [
         "",
         "Mean ± sample std over the split seeds. Every method is scored by the same code "
-        "(farm.pipeline.export.tstr, farm.metrics.tabular) on the same split:",
+        "(farm.evaluation.table_scores.tstr, farm.metrics.tabular) on the same split:",
         "",
         "- TSTR: the seeds' random forest (100 trees) trained on the synthetic rows, tested on "
         "the real test split; AUC / TRTR = TSTR AUC divided by the same seed's TRTR AUC.",

@@ -15,7 +15,9 @@ from typing import Any
 
 import yaml
 
-from farm.families import KINDS
+from farm.config.classifiers import EvaluatorConfig
+from farm.config.family_params import PARAMS
+from farm.config.plan import DISTRIBUTIONS
 from farm.infra.errors import ConfigError
 
 FAMILY_KEYS = {"kind", "description", "datasets", "epochs", "eval_every", "resources", "select",
@@ -78,7 +80,7 @@ def _check_variant_axis(names: Any, where: Path, path: str) -> None:
 
 
 def _check_params(values: Any, kind: str, where: Path, path: str, lists: bool = False) -> None:
-    fields = {f.name: f for f in dataclasses.fields(KINDS[kind].params)}
+    fields = {f.name: f for f in dataclasses.fields(PARAMS[kind])}
     _check_keys(values, fields, where, path)
     for key, value in values.items():
         default = fields[key].default
@@ -97,8 +99,6 @@ def _check_params(values: Any, kind: str, where: Path, path: str, lists: bool = 
 
 
 def _check_distribution(value: dict, default: Any, where: Path, path: str) -> None:
-    from farm.config.plan import DISTRIBUTIONS
-
     bounds = next(iter(value.values())) if len(value) == 1 else None
     name = next(iter(value)) if len(value) == 1 else None
     if name not in DISTRIBUTIONS or not isinstance(bounds, list) or len(bounds) != 2 \
@@ -193,8 +193,8 @@ def _check_family(name: str, section: Any, kind: str | None, where: Path) -> str
     path = f"families.{name}"
     _check_keys(section, FAMILY_KEYS, where, path)
     kind = section.get("kind", kind)
-    if kind not in KINDS:
-        raise ConfigError(f"{path}.kind must be one of {', '.join(sorted(KINDS))}, got {kind!r}",
+    if kind not in PARAMS:
+        raise ConfigError(f"{path}.kind must be one of {', '.join(sorted(PARAMS))}, got {kind!r}",
                           where=where)
     if "params" in section:
         _check_params(section["params"], kind, where, f"{path}.params")
@@ -317,8 +317,6 @@ def _check_usefulness(name: str, section: dict, data: dict, where: Path) -> None
 
 def _check_evaluator(section: Any, where: Path) -> None:
     """Keys and values of the evaluator's classifier (EvaluatorConfig)."""
-    from farm.evaluation.evaluator import EvaluatorConfig
-
     fields = {f.name: f.default for f in dataclasses.fields(EvaluatorConfig)}
     _check_keys(section, fields, where, "evaluator")
     for key, value in section.items():

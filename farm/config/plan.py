@@ -12,6 +12,7 @@ import random
 import zlib
 from collections.abc import Iterable
 
+from farm.config.family_params import MODALITY, params_from
 from farm.infra.errors import ConfigError
 
 
@@ -72,11 +73,9 @@ def plan_trials(families: dict[str, dict], base_seed: int,
     `datasets_override` maps a modality ("table", "image") to the user's own datasets;
     `classes` gives each image dataset's classes for families that grow one trial per class.
     """
-    from farm.families import KINDS
-
     trials = []
     for family, section in families.items():
-        modality = KINDS[section["kind"]].modality
+        modality = MODALITY[section["kind"]]
         datasets = (datasets_override or {}).get(modality) or section.get("datasets") or []
         if not datasets:
             raise ConfigError(f"family {family!r} lists no datasets")
@@ -117,8 +116,6 @@ def plan_trials(families: dict[str, dict], base_seed: int,
 def _check_settings(trial: dict) -> None:
     """Build the trial's settings now, in the driver, so an impossible value is one line
     naming the family before any trial starts, not a failure inside every trial."""
-    from farm.families import params_from
-
     try:
         params_from(trial["kind"], trial["params"])
     except (TypeError, ValueError) as error:

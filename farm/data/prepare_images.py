@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from farm.config.classifiers import JudgeConfig, describe_arch
 from farm.config.load import classes_wanted
 from farm.data.fetch import resolve_dataset
 from farm.data.images import ImageSet, load_image_folder, scan_image_folder
 from farm.data.split import Split, load_or_create, sha256_of
-from farm.families.image_common import ImageData
+from farm.data.trial_data import ImageData
 from farm.infra.errors import ConfigError, DataError, settings_from
-from farm.metrics.judge import Judge, JudgeConfig, train_judge
-from farm.models.classifier import describe_arch
+from farm.metrics.judge import Judge, train_judge
 
 MIN_PER_CLASS = 3  # at least one test image and two to train on
 

@@ -18,7 +18,7 @@ from farm.data.registry import get_source
 from farm.data.split import Split, load_or_create, sha256_of
 from farm.data.tabular import Table, load_table
 from farm.data.transformer import TableTransformer
-from farm.families.tabular_a import TabularData
+from farm.data.trial_data import TabularData
 from farm.infra.errors import DataError
 
 

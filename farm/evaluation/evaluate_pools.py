@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 from torch.utils.tensorboard import SummaryWriter
 
+from farm.config.classifiers import EvaluatorConfig
 from farm.data.images import to_unit_range
-from farm.evaluation.evaluator import REAL, EvaluatorConfig, Task, evaluate
+from farm.evaluation.evaluator import REAL, Task, evaluate
 from farm.evaluation.pools import (USEFUL, best_of, candidates, class_kid, class_metric, read_pool,
                                    same_as, write_pool)
 from farm.families.image_common import judge_for, useful_scores

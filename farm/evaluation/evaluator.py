@@ -51,89 +51,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from farm.config.classifiers import EvaluatorConfig
 from farm.data.images import label_tensor, to_unit_range
-from farm.infra.errors import ConfigError, FarmError, settings_from
+from farm.infra.errors import FarmError
 from farm.metrics.paired import spread
-from farm.models.classifier import (ARCHS, augment, build_model, confusion, describe_arch, scores,
-                                    steps_per_epoch)
+from farm.models.classifier import augment, build_model, confusion, scores, steps_per_epoch
 
 RESULTS_FILE = "evaluation.json"
-MIXES = ("extra", "pretrain", "distill", "share")
-POOLS = ("all", "chosen")  # which pools the classifiers train on: every one, or the farm's pick
 REAL = "real"  # the ceiling's task name; in `distill` it is every seed's teacher
-
-
-@dataclass(frozen=True)
-class EvaluatorConfig:
-    """How the evaluator's classifiers are built and trained (`evaluator:` in trials/*.yaml)."""
-
-    arch: str = "resnet34"          # the fruit report's evaluator: its discriminator's ResNet34
-    small_input_stem: bool = False
-    width: int = 64                 # the ResNet's first-stage channels (torchvision's 64)
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 1e-3                # AdamW, cosine schedule per step
-    weight_decay: float = 0.05
-    augment: bool = True            # random flip + reflect-padded crop
-    mix: str = "extra"              # how real + synthetic trains: one of MIXES
-    synthetic_batch: int = 32       # extra / distill: synthetic images on top of each real batch
-    distill_weight: float = 0.5     # distill: the teacher's share of a synthetic image's target
-    separate_bn: bool = False       # synthetic batches through their own batch-norm statistics
-    synthetic_share: float = 0.25   # share: the synthetic part of every real + synthetic pass
-    seeds: int = 3                  # classifier seeds per figure (seed, seed + 1, ...)
-    pools: str = "all"              # all: CAS and real + synthetic for every pool; chosen: for
-                                    # the pool the farm chose only (about half the classifiers)
-    workers: int = 0                # 0: one per GPU (up to 8) on a GPU cluster, else one CPU worker
-    cpus_per_worker: int = 0        # 0: a whole node's CPUs for a lone CPU worker, else 1
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.arch not in ARCHS:
-            raise ConfigError(f"evaluator.arch must be one of {', '.join(ARCHS)}, "
-                              f"got {self.arch!r}")
-        for name in ("epochs", "batch_size", "width"):
-            if getattr(self, name) < {"batch_size": 2, "width": 4}.get(name, 1):
-                raise ConfigError(f"evaluator.{name} is too small: {getattr(self, name)}")
-        if not self.lr > 0 or self.weight_decay < 0:
-            raise ConfigError("evaluator needs lr > 0 and weight_decay >= 0")
-        if self.mix not in MIXES:
-            raise ConfigError(f"evaluator.mix must be one of {', '.join(MIXES)}, got {self.mix!r}")
-        if self.pools not in POOLS:
-            raise ConfigError(f"evaluator.pools must be one of {', '.join(POOLS)}, "
-                              f"got {self.pools!r}")
-        if self.synthetic_batch < 1 or self.seeds < 1:
-            raise ConfigError("evaluator.synthetic_batch and evaluator.seeds must be at least 1, "
-                              f"got {self.synthetic_batch} and {self.seeds}")
-        if self.separate_bn and self.mix not in ("extra", "distill"):
-            raise ConfigError(f"evaluator.separate_bn needs mix extra or distill (synthetic "
-                              f"images in batches of their own), not {self.mix!r}")
-        if not 0 <= self.distill_weight <= 1:
-            raise ConfigError(f"evaluator.distill_weight must be in [0, 1], got "
-                              f"{self.distill_weight}")
-        if not 0 < self.synthetic_share < 1:
-            raise ConfigError("evaluator.synthetic_share must be between 0 and 1 (the synthetic "
-                              f"part of every real + synthetic pass), got {self.synthetic_share}")
-        if self.workers < 0 or self.cpus_per_worker < 0:
-            raise ConfigError("evaluator.workers and evaluator.cpus_per_worker must be >= 0")
-
-    def describe(self) -> str:
-        """The protocol in a line, for the summary and the report."""
-        how = {"extra": f"the ceiling's real schedule whole, {self.synthetic_batch} synthetic "
-                        "images added to every real batch",
-               "pretrain": "pretrained on the pool, then fine-tuned with the ceiling's real "
-                           "schedule",
-               "distill": f"as extra, synthetic targets {self.distill_weight:g} from a teacher "
-                          "trained on real images only",
-               "share": f"every pass each real image once, {self.synthetic_share:g} of it "
-                        "drawn from the pool"}[self.mix]
-        bn = ", separate batch-norm statistics for synthetic images" if self.separate_bn else ""
-        return (f"{describe_arch(self.arch, self.width)}, {self.epochs} passes over the real "
-                f"train split, {self.seeds} classifier seed(s); real + synthetic: {self.mix} "
-                f"({how}{bn})")
-
-
-def evaluator_config(values: dict | None) -> EvaluatorConfig:
-    return settings_from(EvaluatorConfig, values, "evaluator")
 
 
 @dataclass

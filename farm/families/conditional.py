@@ -12,6 +12,7 @@ For a few dozen images a class, three published regularisers are settings, all o
 (farm.gan.regularisers has the sources): `lecam` (LeCam's bound on D's outputs),
 `consistency` (D's score of a real image kept under `consistency_augment`), and transitional
 conditioning (`transition_start`, `transition_end`: the class blended in over those G steps).
+Settings: ConditionalParams (farm/config/family_params.py).
 """
 
 from __future__ import annotations
@@ -20,44 +21,16 @@ from dataclasses import dataclass, field
 
 import torch
 
-from farm.families.image_common import ImageData, SpikedGame
+from farm.config.family_params import ConditionalParams
+from farm.data.trial_data import ImageData
+from farm.families.spiked import SpikedGame
 from farm.gan.diffaugment import augmented
 from farm.gan.ema import EMAGenerator, follow
 from farm.gan.gan_loop import LOSSES, GanPair, d_accuracy
-from farm.gan.regularisers import (Regularisers, check_transition, keep_lecam, regularisers,
-                                   transition)
+from farm.gan.regularisers import Regularisers, keep_lecam, regularisers, transition
 from farm.models.conditional import ConditionalGenerator, ProjectionDiscriminator
 
 HINGE_D, HINGE_G = LOSSES["hinge"]
-
-
-@dataclass(frozen=True)
-class ConditionalParams:
-    """Every setting of a conditional trial. Adam (0.0, 0.999) with D's rate four times G's
-    (the two time-scale rule, as in SAGAN), one D step per G step."""
-
-    g_width: int = 64
-    d_width: int = 64
-    z_dim: int = 128
-    lr_g: float = 1e-4
-    lr_d: float = 4e-4
-    beta1: float = 0.0
-    beta2: float = 0.999
-    batch_size: int = 32
-    ema_decay: float = 0.999        # per G step
-    ema_start: int = 1000           # G steps during which the average is a copy of G
-    diffaug: str = "color,translation,cutout"   # "" = off
-    lecam: float = 0.0              # LeCam weight on D's loss; 0 = off (0.3 in its BigGAN runs)
-    consistency: float = 0.0        # consistency weight on real images; 0 = off (10 in the paper)
-    consistency_augment: str = "translation,cutout"   # its transform T, a DiffAugment policy
-    transition_start: int = 0       # G step at which the class starts to count ...
-    transition_end: int = 0         # ... and from which it counts fully; 0 = off (always)
-    eval_images: int = 16           # per class
-    kid_subsets: int = 20
-    grid_images: int = 8            # per class: one grid row each
-
-    def __post_init__(self):
-        check_transition(self.transition_start, self.transition_end)
 
 
 def build(params: ConditionalParams, data: ImageData, device) -> GanPair:

@@ -2,78 +2,21 @@
 
 Data: the encoded `fit` rows. Models: `farm.models.tabular`. Metric: fidelity, detection,
 utility on the `val` slice and distance to closest record of decoded-then-re-encoded samples,
-so the numbers describe exactly the rows a user gets.
+so the numbers describe exactly the rows a user gets. Settings: TabularParams
+(farm/config/family_params.py).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 
-from farm.data.transformer import TableTransformer
+from farm.config.family_params import TabularParams
+from farm.data.trial_data import TabularData
 from farm.gan.gan_loop import GanPair, RealVsFake, Tricks
 from farm.metrics.tabular import tabular_report
 from farm.models.tabular import MLPDiscriminator, MLPGenerator
-
-
-@dataclass(frozen=True)
-class TabularParams:
-    """Every setting of a tabular-a trial; trials/tabular.yaml sets them, nothing else."""
-
-    noise_dim: int = 20
-    g_hidden: tuple[int, ...] = (64, 128, 256)
-    d_hidden: tuple[int, ...] = (256, 128, 64)
-    leaky_slope: float = 0.4
-    g_output: str = "capped_relu"  # or sigmoid, or blockwise (one-hot per nominal column)
-    gumbel_tau: float = 0.2
-    d_dropout: float = 0.0
-    g_batchnorm: bool = False
-    pack: int = 1                 # D judges this many rows at once (PacGAN); 1 = the report
-    loss: str = "bce"             # bce (the report) | hinge | wasserstein
-    gradient_penalty: float = 0.0
-    beta2: float = 0.999
-    lr_g: float = 1e-4
-    lr_d: float = 1e-4
-    beta1: float = 0.5
-    batch_size: int = 64
-    real_label: float = 0.9
-    flip_every: int = 1
-    flip_fraction: float = 0.05
-    instance_noise: float = 0.0
-    minibatch_features: int = 0
-    eval_rows: int = 0           # rows sampled per evaluation; 0 = as many as the fit split
-    metric_trees: int = 50       # forest size for the per-epoch utility metric
-
-    def tricks(self) -> Tricks:
-        return Tricks(self.real_label, self.flip_every, self.flip_fraction, self.instance_noise,
-                      self.loss, self.gradient_penalty)
-
-
-@dataclass
-class TabularData:
-    """What a tabular trial needs, built once by the driver and shared via the object store."""
-
-    name: str
-    transformer: TableTransformer
-    target: str
-    fit_frame: pd.DataFrame
-    fit_enc: np.ndarray
-    val_X: np.ndarray
-    val_y: np.ndarray
-    black_box: object = None  # farm.models.blackbox.BlackBox, for a family steered by one
-
-    @property
-    def features(self) -> np.ndarray:
-        return self.transformer.feature_slices(self.target)
-
-    def numeric(self) -> list[str]:
-        return [b.column.name for b in self.transformer.blocks if b.column.kind == "numeric"]
-
-    def nominal(self) -> list[str]:
-        return [b.column.name for b in self.transformer.blocks if b.column.kind == "nominal"]
 
 
 def build(params: TabularParams, data: TabularData, device: torch.device) -> GanPair:
@@ -96,7 +39,12 @@ def real_rows(data: TabularData, device: torch.device) -> torch.Tensor:
 def game(params: TabularParams, data: TabularData, pair: GanPair,
          device: torch.device) -> RealVsFake:
     return RealVsFake(pair.discriminator, lambda n: sample_inputs(params, n, device),
-                      params.tricks())
+                      tricks(params))
+
+
+def tricks(params: TabularParams) -> Tricks:
+    return Tricks(params.real_label, params.flip_every, params.flip_fraction,
+                  params.instance_noise, params.loss, params.gradient_penalty)
 
 
 def sample_inputs(params: TabularParams, n: int, device: torch.device,

@@ -4,8 +4,8 @@ Data: the encoded `fit` rows and the black box (farm.models.blackbox). Models: t
 G with the requested confidence as an extra input, D with minibatch discrimination. Game (the
 report's part B): D sees a generated row x with c and y = BB(x) in random order and must tell
 which slot holds the black box's answer; G is rewarded when it cannot, i.e. when BB(x) is close
-to c.
-Metric: confidence error and coverage over [0, 1] (selects the epoch), plus part A's metrics.
+to c. Metric: confidence error and coverage over [0, 1] (selects the epoch), plus part A's
+metrics. Settings: ConfidenceParams (farm/config/family_params.py).
 
 Variants (trials/tabular.yaml): `report` as built in the report; `proposal`, its section 6: a
 small net maps (z, c) to G's confidence input and an L2 penalty on |BB(x) - c| flows through a
@@ -25,48 +25,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from farm.families.tabular_a import TabularData, TabularParams, report_on
+from farm.config.family_params import ConfidenceParams
+from farm.data.trial_data import TabularData
+from farm.families.tabular_a import report_on
 from farm.gan.gan_loop import LOSSES, GanPair, gradient_penalty
 from farm.models.tabular import MLPDiscriminator, MLPGenerator, mlp
 
 GRID = np.round(np.linspace(0.05, 0.95, 19), 2)  # requested confidences for the error metric
 BINS = 10                                          # equal bins of [0, 1] for coverage
-
-
-@dataclass(frozen=True)
-class ConfidenceParams(TabularParams):
-    """Part A's settings plus part B's; the defaults are the report's (section 5.3)."""
-
-    lr_g: float = 5e-4
-    lr_d: float = 1e-5
-    real_label: float = 0.8          # one-sided smoothing of D's "slot 1 is the black box"
-    flip_every: int = 0
-    flip_fraction: float = 0.0
-    instance_noise: float = 0.2      # std 0.2 / epoch on generated rows for D
-    minibatch_features: int = 5      # B = 5, C = 3
-    minibatch_kernel: int = 3
-    c_low: float = 0.05              # requested confidences drawn from [c_low, c_high)
-    c_high: float = 0.8
-    conf_net: bool = False           # the proposal: (z, c) -> G's confidence input
-    conf_hidden: tuple[int, ...] = (16,)
-    conf_weight: float = 0.0         # weight of |S(G(z, c)) - c|^2, S the forest's stand-in
-    surrogate_hidden: tuple[int, ...] = (64, 64)
-    surrogate_lr: float = 1e-3
-    surrogate_warmup: int = 300      # steps distilling the forest before the GAN starts
-    surrogate_steps: int = 1         # distillation steps per D step (G exploits a lagging one)
-    realness: bool = False           # a part-A critic on real vs generated rows as well
-    realness_weight: float = 1.0
-    emit_label: bool = False         # G writes the class label too; the critic sees it
-    pick_best_of: int = 1            # rows drawn per request at sampling; the closest is kept
-    error_tolerance: float = 0.0     # below this confidence error, realism ranks epochs
-    eval_requests: int = 40          # rows per requested value in the confidence metrics
-
-    def __post_init__(self):
-        if self.pick_best_of < 1:
-            raise ValueError(f"pick_best_of must be at least 1 (draws per request), got "
-                             f"{self.pick_best_of}")
-        if not 0 <= self.error_tolerance < 1:
-            raise ValueError(f"error_tolerance must be in [0, 1), got {self.error_tolerance}")
 
 
 class ConfidenceGenerator(nn.Module):

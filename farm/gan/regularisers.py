@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from farm.config.family_params import check_transition
 from farm.gan.diffaugment import diff_augment, parse_policy
 from farm.infra.errors import ConfigError
 
@@ -129,12 +130,6 @@ def condition_ramp(steps: torch.Tensor, start: int, end: int) -> torch.Tensor:
     """The class's weight after `steps` G steps: 0 until `start`, 1 from `end`, linear
     between (a float tensor on the steps' device)."""
     return ((steps.float() - start) / (end - start)).clamp(0.0, 1.0)
-
-
-def check_transition(start: int, end: int) -> None:
-    """`end` 0 is off; otherwise 0 <= start < end."""
-    if end and not 0 <= start < end:
-        raise ValueError(f"transition_start ({start}) must be in [0, transition_end ({end}))")
 
 
 def transition(counter: nn.Module, start: int, end: int, optimizer: torch.optim.Optimizer,

@@ -284,3 +284,10 @@ class Store:
         rays = sum(i.size for f, i in self._remote_files(fs, root).items()
                    if _is_rays(f))
         return rays + sum((self.folder / f).stat().st_size for f in self._driver_files())
+
+
+def experiment_store(storage_path: str, name: str) -> Store:
+    """The Store of experiment `name` (`--name`) under `storage_path` (`--storage-path`)."""
+    if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise ConfigError(f"--name {name!r}: use letters, digits, '-', '_' and '.' only")
+    return Store.open(storage_path, name)

@@ -17,57 +17,24 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
+from farm.config.classifiers import JudgeConfig
 from farm.infra.atomic import replacing
-from farm.infra.errors import ConfigError, DataError
+from farm.infra.errors import DataError
 from farm.metrics.images import kid
-from farm.models.classifier import (ARCHS, ClassifierNet, augment, build_model, confusion,
-                                    steps_per_epoch, train_epoch)
+from farm.models.classifier import (ClassifierNet, augment, build_model, confusion, steps_per_epoch,
+                                    train_epoch)
 
 JudgeNet = ClassifierNet  # the judge's network is the shared classifier
 
-__all__ = ["ARCHS", "Judge", "JudgeConfig", "augment", "build_model", "judge_space_kid",
-           "train_judge"]
+__all__ = ["Judge", "augment", "build_model", "judge_space_kid", "train_judge"]
 
 FORMAT = "farm-judge"
 FORMAT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class JudgeConfig:
-    """How to build and train the judge. ``tiny`` is a 4-conv net for tests and smoke presets."""
-
-    arch: str = "resnet18"
-    # For 32-64 px inputs: a 3x3 stride-1 first conv and no maxpool (the CIFAR-style stem), so
-    # the last ResNet stage still sees 8x8 maps at 64 px instead of 2x2. About 16x the FLOPs
-    # of the ImageNet stem; False keeps torchvision's 7x7 stride-2 conv + maxpool.
-    small_input_stem: bool = True
-    width: int = 64  # the ResNet's first-stage channels (torchvision's 64; 32 is 4x cheaper)
-    epochs: int = 30
-    batch_size: int = 64
-    # AdamW with a per-step cosine schedule: works from scratch for the tiny net and the
-    # ResNets alike with ~10 steps per epoch, where SGD would need its lr and warm-up tuned.
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    augment: bool = True  # random horizontal flip + random crop (reflect-padded by 4 px)
-    seed: int = 0
-    val_fraction: float = 0.1  # stratified slice of the TRAIN split that picks the best epoch
-
-    def __post_init__(self):
-        if self.arch not in ARCHS:
-            raise ConfigError(f"judge arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
-        if self.epochs < 1 or self.batch_size < 2 or self.width < 4:
-            raise ConfigError("judge needs epochs >= 1, batch_size >= 2 and width >= 4 "
-                              f"(got {self.epochs}, {self.batch_size} and {self.width})")
-        if not self.lr > 0 or self.weight_decay < 0:
-            raise ConfigError(f"judge needs lr > 0 and weight_decay >= 0 "
-                              f"(got {self.lr} and {self.weight_decay})")
-        if not 0 <= self.val_fraction < 1:
-            raise ConfigError(f"judge val_fraction must be in [0, 1), got {self.val_fraction}")
 
 
 # --------------------------------------------------------------------------- judge

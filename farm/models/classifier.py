@@ -13,12 +13,11 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from farm.config.classifiers import ARCHS
 from farm.infra.errors import ConfigError
 
-__all__ = ["ARCHS", "ClassifierNet", "augment", "build_model", "confusion", "describe_arch",
-           "scores", "train_epoch"]
+__all__ = ["ClassifierNet", "augment", "build_model", "confusion", "scores", "train_epoch"]
 
-ARCHS = ("tiny", "resnet18", "resnet34")
 CROP_PADDING = 4
 
 
@@ -59,12 +58,6 @@ def _resnet(arch: str, width: int) -> nn.Module:
         setattr(net, f"layer{stage + 1}", layer)
     net.fc = nn.Linear(width * 8, net.fc.out_features)
     return net
-
-
-def describe_arch(arch: str, width: int) -> str:
-    """A classifier's name in logs and protocol lines: the width only where it is not
-    torchvision's (the `tiny` net has none)."""
-    return arch if width == 64 or arch == "tiny" else f"{arch} width {width}"
 
 
 def build_model(arch: str, num_classes: int, small_input_stem: bool = True,

@@ -6,9 +6,9 @@ the forest is those arrays of all its trees end to end. `predict_proba` answers 
 sklearn's forest does: the same float32 inputs against the same float64 thresholds, each leaf's
 shares normalised as sklearn normalises them, the trees summed in order and divided by their
 number. So the rows `tabular-b` picks when sampling from a file are the rows it picks in the
-experiment, bit for bit (tests/test_forest_arrays.py). It is a few times slower than sklearn's
-compiled trees (bench/sample_speed.py), which is why a generator built from an experiment keeps
-sklearn's forest and only its file holds this one.
+experiment, bit for bit (tests/models/test_forest_arrays.py). It is a few times slower than
+sklearn's compiled trees (bench/sample_speed.py), which is why a generator built from an
+experiment keeps sklearn's forest and only its file holds this one.
 """
 
 from __future__ import annotations

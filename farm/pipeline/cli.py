@@ -105,7 +105,7 @@ def _report_only(args) -> int:
         print("error: --report-only needs --name NAME (a finished experiment under "
               f"{args.storage_path})", file=sys.stderr)
         return 2
-    from farm.pipeline.experiment import experiment_store
+    from farm.infra.storage import experiment_store
 
     try:
         store = experiment_store(args.storage_path, args.name)

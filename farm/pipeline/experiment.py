@@ -22,23 +22,24 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from farm.config.classifiers import evaluator_config
+from farm.config.family_params import MODALITY
 from farm.config.load import load_config
 from farm.config.plan import format_plan, plan_trials, select_families
 from farm.data.images import write_image_folder
 from farm.data.prepare_tables import (attach_black_box, class_counts, dataset_name_for,
                                       prepare_tables)
 from farm.evaluation.evaluate_pools import evaluate_image_dataset
-from farm.evaluation.evaluator import evaluator_config
-from farm.families import KINDS
+from farm.evaluation.table_scores import real_plus_synthetic, trtr, tstr
 from farm.infra.atomic import replacing
 from farm.infra.errors import ConfigError, FarmError
-from farm.infra.phases import PhaseClock, format_phases
-from farm.infra.storage import Store
-from farm.pipeline.export import (draw_images, provenance, real_plus_synthetic,
-                                  sample_from_checkpoint, trtr, tstr, write_black_box_figures,
-                                  write_csv_atomic, write_trial_figures)
+from farm.infra.phases import PhaseClock
+from farm.infra.storage import Store, experiment_store
+from farm.pipeline.export import (draw_images, provenance, sample_from_checkpoint,
+                                  write_black_box_figures, write_csv_atomic, write_trial_figures)
 from farm.reporting.curves import write_family_curves
 from farm.reporting.report import write_report
+from farm.reporting.summary_text import format_summary
 from farm.sampling.finished import selection_value
 
 SUMMARY_VERSION = 2
@@ -70,12 +71,6 @@ class Settings:
     debug: bool = False             # --debug: Ray's and Tune's whole output, full tracebacks
 
 
-def experiment_store(storage_path: str, name: str) -> Store:
-    if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
-        raise ConfigError(f"--name {name!r}: use letters, digits, '-', '_' and '.' only")
-    return Store.open(storage_path, name)
-
-
 def _image_classes(families, settings, data_cfg) -> dict[str, tuple[str, ...]]:
     """Class names of every image dataset an image family grows on (a folder scan, no
     decoding), after that dataset's `data.images.classes` subset, which is checked here: a class
@@ -85,7 +80,7 @@ def _image_classes(families, settings, data_cfg) -> dict[str, tuple[str, ...]]:
 
     found = {}
     for section in families.values():
-        if KINDS[section["kind"]].modality != "image":
+        if MODALITY[section["kind"]] != "image":
             continue
         names = ([dataset_name_for(settings.image_data)] if settings.image_data
                  else section["datasets"])
@@ -165,9 +160,10 @@ def run(settings: Settings) -> dict | None:
 
     started = time.time()
     clock = PhaseClock()
+    from farm.pipeline import cluster  # Ray and Tune load here, not for --dry-run
     from farm.tune import runner
 
-    ray_choice = runner.choose_ray(settings.address, settings.local)  # seconds, before any write
+    ray_choice = cluster.choose_ray(settings.address, settings.local)  # seconds, before any write
     print(ray_choice.line, flush=True)
     fresh = not settings.resume if store.remote else not experiment_dir.exists()
     if fresh:
@@ -186,9 +182,9 @@ def run(settings: Settings) -> dict | None:
                                                    seed)
         clock.carve("prepare", "judge", sum(p.judge_seconds for p in images.values()))
         with clock.phase("ray start"):
-            runner.connect(ray_choice, quiet=not settings.debug)
-        runner.check_storage_shared(store)
-        if forced_gpu and not ray_choice.address and not runner.gpus_available():
+            cluster.connect(ray_choice, quiet=not settings.debug)
+        cluster.check_storage_shared(store)
+        if forced_gpu and not ray_choice.address and not cluster.gpus_available():
             raise ConfigError(f"--gpus-per-trial {settings.gpus_per_trial}: this machine has no "
                               "GPU, so the trials would wait forever; leave the flag out to "
                               "train on CPU")
@@ -198,7 +194,7 @@ def run(settings: Settings) -> dict | None:
             shutil.rmtree(experiment_dir, ignore_errors=True)
         raise
 
-    use_gpu = runner.gpus_available() or forced_gpu
+    use_gpu = cluster.gpus_available() or forced_gpu
     print(f"Growing {len(trials)} trials in {store.home} "
           f"({'GPU' if use_gpu else 'CPU'}); watch with: tensorboard --logdir {_logdir(store)}")
     trial_data = {n: p.trial_data for n, p in {**tables, **images}.items()}
@@ -265,7 +261,7 @@ def _prepare(trials, settings, data_cfg, experiment_dir, seed):
 
     by_modality: dict[str, set] = {"table": set(), "image": set()}
     for t in trials:
-        by_modality[KINDS[t["kind"]].modality].add(t["dataset"])
+        by_modality[MODALITY[t["kind"]]].add(t["dataset"])
     names = sorted(by_modality["table"] | by_modality["image"])
     print(f"Preparing {len(names)} dataset(s): {', '.join(names)}")
     tables = prepare_tables(sorted(by_modality["table"]), data_cfg=data_cfg,
@@ -405,48 +401,6 @@ def _export_images(spec, outcome, p, trial, experiment_dir, data_cfg) -> dict:
             "pools": []}
 
 
-def _format_evaluator(section: dict | None) -> list[str]:
-    """The evaluator's headline: ceiling, and per pool CAS and real + synthetic, beside chance."""
-    if not section:
-        return []
-    lines = []
-    config = section["config"]
-    for dataset, info in section["datasets"].items():
-        lines += ["", f"  {dataset}: evaluator tested on {info['test_images']} held-out real "
-                      f"images (one is {1 / info['test_images']:.4f}); chance {info['chance']:.3f}",
-                  f"    protocol: {info.get('protocol') or config['arch']}",
-                  f"    {'trained on':40} {'accuracy':>8} {'of ceiling':>10} {'gain':>7}",
-                  f"    {'real train split (ceiling)':40} {info['ceiling']['accuracy']:>8.3f}"]
-        for name, pool in info["pools"].items():
-            mark = " *" if name == info["best_pool"] else ""
-            if "same_as" in pool:
-                lines.append(f"    pool {name}{mark}: the same images as pool {pool['same_as']}")
-                continue
-            if "not_trained" in pool:
-                useful = pool.get("usefulness")
-                lines.append(f"    pool {name}{mark}: usefulness "
-                             f"{'-' if useful is None else f'{useful:.3f}'}, no classifier "
-                             f"trained on it ({pool['not_trained']})")
-                continue
-            cas, both = pool["cas"]["accuracy"], pool["real_plus_synthetic"]["accuracy"]
-            ratio = f"{pool['cas_ratio']:.2f}" if pool["cas_ratio"] is not None else "-"
-            label = f"synthetic: {name} ({pool['images']} images){mark}"
-            lines += [f"    {label:40} {cas:>8.3f} {ratio:>10}",
-                      f"    {'real + synthetic: ' + name:40} {both:>8.3f} {'':>10} "
-                      f"{pool['augmentation_gain']:>+7.3f}"]
-            if pool.get("verdict"):
-                lines.append(f"      {pool['verdict']}")
-        if info.get("control"):
-            lines.append(f"    {'control: real + noise images':40} "
-                         f"{info['control']['accuracy']:>8.3f} {'':>10} "
-                         f"{info['control']['accuracy'] - info['ceiling']['accuracy']:>+7.3f}")
-        lines.append(f"    (* the best pool: {info.get('best_pool_rule', 'lowest mean KID')}; "
-                     "accuracies are means over the classifier seeds)")
-    for dataset, error in section.get("errors", {}).items():
-        lines.append(f"  {dataset}: evaluator failed: {error}")
-    return lines
-
-
 def _logdir(store: Store) -> str:
     """What TensorBoard reads during the run: the folder, or the bucket without pyarrow's
     options (TensorBoard reads s3:// itself, with boto3 and S3_ENDPOINT for another endpoint)."""
@@ -457,50 +411,3 @@ def _write_json(data: dict, path: Path) -> None:
     with replacing(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, default=str))
 
-
-def format_summary(summary: dict, store: Store) -> str:
-    lines = ["", f"Experiment {summary['name']}: {len(summary['trials'])} trials in "
-             f"{summary.get('seconds', 0):.0f} s, {summary.get('disk_bytes', 0) / 2**20:.1f} MB "
-             "on disk"]
-    if summary.get("phases"):
-        lines.append(f"  where the time went: {format_phases(summary['phases'])}")
-    for dataset, info in summary["datasets"].items():
-        if info["kind"] == "image":
-            lines.append(f"  {dataset}: judge accuracy on held-out real images "
-                         f"{info['judge']['test_accuracy']:.3f} "
-                         f"(chance {info['judge']['chance']:.3f})")
-            continue
-        lines.append(f"  {dataset}: real train -> test (TRTR) accuracy "
-                     f"{info['trtr']['accuracy']:.3f}, AUC {info['trtr']['auc']:.3f}")
-    lines += _format_evaluator(summary.get("evaluator"))
-    for kind, header in (("table", f"{'detect':>7} {'TSTR acc':>8} {'TSTR AUC':>8} "
-                                   f"{'real+syn acc':>12}"),
-                         ("image", "judge accuracy at the chosen epoch")):
-        rows = [t for t in summary["trials"]
-                if summary["datasets"][t["dataset"]]["kind"] == kind]
-        if rows:
-            lines += ["", f"  {'trial':36} {'setting':24} {'best epoch':>10} {'chosen by':>24} "
-                          f"{header}"]
-        for t in rows:
-            if t["checkpoint"] is None:
-                lines.append(f"  {t['trial']:36} {t['setting']:24} failed: {t['error']}")
-                continue
-            m = t["metrics"]
-            chosen = f"{t['select_metric']} {m.get(t['select_metric'], float('nan')):.4f}"
-            if kind == "table":
-                rest = (f"{m.get('detection_auc', float('nan')):>7.3f} "
-                        f"{t['tstr']['accuracy']:>8.3f} {t['tstr']['auc']:>8.3f} "
-                        f"{t['real_plus_synthetic']['accuracy']:>12.3f}")
-            else:
-                accuracy = m.get("judge_accuracy", m.get("judge_accuracy/mean", float("nan")))
-                rest = f"{accuracy:.3f} ({t['synthetic_images']} images exported)"
-            lines.append(f"  {t['trial']:36} {t['setting']:24} {t['best_epoch']:>10} "
-                         f"{chosen:>24} {rest}")
-    home = store.location
-    lines += ["", f"Synthetic data: {home('synthetic')}",
-              f"Summary:        {home('summary.json')}",
-              f"Report:         {home('report.html')}",
-              f"TensorBoard:    tensorboard --logdir {store.folder}"]
-    if store.remote:
-        lines.append(f"(a copy of all but the checkpoints is on this machine: {store.folder})")
-    return "\n".join(lines)

@@ -1,8 +1,7 @@
-"""From a trial's best checkpoint to a synthetic CSV in the original schema, and its TSTR score.
-
-The seeds' random forest (sklearn defaults, 100 trees) is trained on the synthetic rows and on
-the real train rows (TRTR, the ceiling), both tested on the held-out real test split: the one
-place in the farm where the test split is used.
+"""From a trial's kept checkpoint to what the farm hands out: a synthetic CSV in the original
+schema, or per class a folder of images (optionally the ones the judge finds most like their
+class), with the chosen epoch's pictures. A table's scores on the held-out test split are
+farm/evaluation/table_scores.py's.
 """
 
 from __future__ import annotations
@@ -12,15 +11,13 @@ from pathlib import Path
 import pandas as pd
 from torch.utils.tensorboard import SummaryWriter
 
+from farm.config.family_params import params_from
+from farm.data.prepare_tables import PreparedTable
+from farm.families.kinds import kind_of
+from farm.gan.checkpoint import load_state
 from farm.infra.atomic import replacing
 from farm.reporting import figures
 
-from farm.data.prepare_tables import PreparedTable
-from farm.families import kind_of, params_from
-from farm.metrics.tabular import utility
-from farm.tune.trainable import load_state
-
-FOREST_TREES = 100
 SAMPLE_SEED_OFFSET = 7
 
 
@@ -125,27 +122,3 @@ def write_black_box_figures(report: dict, folder: Path) -> dict[str, str]:
     return {"roc": str(figures.save(roc, folder / "black_box_roc.png")),
             "confidences": str(figures.save(hist, folder / "black_box_confidences.png"))}
 
-
-def forest_scores(train_X, train_y, test_X, test_y, seed: int) -> dict[str, float]:
-    scores = utility(train_X, train_y, test_X, test_y, seed=seed, n_estimators=FOREST_TREES)
-    return {"accuracy": scores["utility/accuracy"], "auc": scores["utility/auc"]}
-
-
-def tstr(synthetic: pd.DataFrame, prepared: PreparedTable, seed: int) -> dict[str, float]:
-    return forest_scores(*prepared.encode_xy(synthetic), *prepared.test_xy, seed)
-
-
-def trtr(prepared: PreparedTable, seed: int) -> dict[str, float]:
-    return forest_scores(*prepared.train_xy, *prepared.test_xy, seed)
-
-
-def real_plus_synthetic(synthetic: pd.DataFrame, prepared: PreparedTable,
-                        seed: int) -> dict[str, float]:
-    """The forest on the real train rows plus the synthetic ones: does the output help as
-    augmentation? (Compare with TRTR.)"""
-    import numpy as np
-
-    X_real, y_real = prepared.train_xy
-    X_syn, y_syn = prepared.encode_xy(synthetic)
-    return forest_scores(np.vstack([X_real, X_syn]), np.concatenate([y_real, y_syn]),
-                         *prepared.test_xy, seed)

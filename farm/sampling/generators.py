@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from farm.config.family_params import MODALITY
 from farm.infra.errors import ConfigError, FarmError, GeneratorFileError
 
 ROW_BLOCK = 131_072    # tabular-a rows per forward pass (100,000 rows: one block)
@@ -40,7 +41,8 @@ class Generator:
     def __init__(self, spec: dict, weights: dict | None, forest=None):
         import torch
 
-        from farm.families import KINDS, params_from
+        from farm.config.family_params import params_from
+        from farm.families.kinds import KINDS
 
         if spec.get("kind") not in KINDS:
             raise ConfigError(f"unknown model kind {spec.get('kind')!r}; this farm knows "
@@ -71,7 +73,7 @@ class Generator:
     @property
     def modality(self) -> str:
         """"table" or "image"."""
-        return self.kind.modality
+        return MODALITY[self.spec["kind"]]
 
     @property
     def about(self) -> dict:
@@ -155,8 +157,7 @@ class Generator:
         import pandas as pd
         import torch
 
-        from farm.families import tabular_b
-        from farm.families import tabular_a
+        from farm.families import tabular_a, tabular_b
 
         rng = torch.Generator().manual_seed(seed)
         frames = []
@@ -261,7 +262,7 @@ def _stand_in(spec: dict, kind, forest):
     data = spec["data"]
     if data["modality"] == "table":
         from farm.data.transformer import TableTransformer
-        from farm.families.tabular_a import TabularData
+        from farm.data.trial_data import TabularData
 
         transformer = TableTransformer.from_state(data["transformer"])
         table = TabularData(data["name"], transformer, data["target"], fit_frame=None,
@@ -274,7 +275,7 @@ def _stand_in(spec: dict, kind, forest):
                 raise ConfigError("tabular-b needs its black box, and none came with it")
             table.black_box = BlackBox(forest, table.features, box["positive"], box["negative"])
         return table
-    from farm.families.image_common import ImageData
+    from farm.data.trial_data import ImageData
 
     size = int(data["size"])
     images = ImageData(data["name"], np.zeros((0, size, size, 3), np.uint8),

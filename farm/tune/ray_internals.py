@@ -1,7 +1,7 @@
 """Every private Ray API the farm touches, behind one door.
 
 `ray==2.60.0` (requirements.txt) is what these were written against. Each entry names the
-upstream behaviour it works around, and tests/test_ray_internals.py exercises each against
+upstream behaviour it works around, and tests/tune/test_ray_internals.py exercises each against
 Ray's real objects, so an upgrade that changes one fails a test that names it instead of a
 farm run. Nothing else in the farm may import `ray.*._internal` or touch Ray's `_` names.
 """

@@ -3,148 +3,21 @@ each trial's best epoch."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
-import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import ray
 from ray import tune
 
-from farm.infra.errors import ConfigError, FarmError
-from farm.infra.storage import Store, remove, write_problem
+from farm.infra.errors import FarmError
+from farm.infra.storage import Store, remove
 from farm.tune.progress_table import BestSoFar, FarmReporter
-from farm.tune.ray_internals import JsonResults, quiet_ray_noise, started_cluster_address
+from farm.tune.ray_internals import JsonResults
 from farm.tune.schedulers import RANK, SMOOTHED, GroupedScheduler, checkpoint_exists, rank
 from farm.tune.trainable import train_gan
-
-
-@dataclass(frozen=True)
-class RayChoice:
-    """Which Ray a run uses: `address` None starts an embedded one."""
-
-    address: str | None
-    line: str  # what the run prints first
-    # found as a plain `ray.init()` finds it: joined the same way, so that Ray turns on the token
-    # authentication a `ray start` cluster uses by default (an explicit address never does)
-    found_here: bool = False
-
-
-def choose_ray(address: str | None, local: bool = False) -> RayChoice:
-    """As a plain `ray.init()` would choose, but said aloud: `--local` forces an embedded Ray;
-    else `--address` / RAY_ADDRESS; else a cluster `ray start` runs on this machine (the head
-    of `ray up cluster.yaml`), if it answers; else an embedded Ray. Seconds at most."""
-    if local:
-        return RayChoice(None, "Ray: an embedded Ray on this machine (--local)")
-    if address:
-        check_address(address)
-        return RayChoice(address, f"Ray: joining the cluster at {address} (--address or "
-                                  "RAY_ADDRESS; --local starts an embedded Ray instead)")
-    found = started_cluster_address()
-    if found and _answers(found):
-        return RayChoice(found, f"Ray: joining the cluster `ray start` runs on this machine, at "
-                                f"{found} (--local starts an embedded Ray instead)",
-                         found_here=True)
-    stale = f" (`ray start` recorded {found}, which does not answer)" if found else ""
-    return RayChoice(None, f"Ray: an embedded Ray on this machine: no RAY_ADDRESS and no "
-                           f"cluster started here{stale}")
-
-
-def connect(choice: RayChoice, quiet: bool = True) -> None:
-    """Join the chosen cluster, else start an embedded local Ray. `quiet` (not `--debug`): the
-    workers' known noise is silenced at its source (farm.tune.ray_internals.quiet_ray_noise)."""
-    # Tune warns when best-K checkpointing snapshots state often; with small trials it always does.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    if ray.is_initialized():
-        return
-    runtime_env = {"worker_process_setup_hook": quiet_ray_noise} if quiet else None
-    if choice.address:
-        try:
-            ray.init(address=None if choice.found_here else choice.address, log_to_driver=True,
-                     runtime_env=runtime_env)
-        except (ConnectionError, ValueError, RuntimeError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ConfigError(f"--address {choice.address}: cannot join a Ray cluster there "
-                              f"({first})") from None
-    else:
-        ray.init(address="local", include_dashboard=False, log_to_driver=True,
-                 runtime_env=runtime_env)
-
-
-def _host_port(address: str) -> tuple[str, int] | None:
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    return (host, int(port)) if host and port.isdigit() else None
-
-
-def _answers(address: str) -> bool:
-    where = _host_port(address)
-    if where is None:
-        return True  # a form Ray resolves itself
-    try:
-        socket.create_connection(where, timeout=5).close()
-    except OSError:
-        return False
-    return True
-
-
-def check_address(address: str | None) -> None:
-    """Ray retries an unreachable head for minutes; a plain TCP probe says so in seconds."""
-    if not address:
-        return
-    where = _host_port(address)
-    if where is None:
-        return  # "auto" and other forms Ray resolves itself
-    try:
-        socket.create_connection(where, timeout=5).close()
-    except OSError as exc:
-        raise ConfigError(f"--address {address}: no Ray head answers there "
-                          f"({exc.strerror or exc})") from None
-
-
-def gpus_available() -> bool:
-    return ray.cluster_resources().get("GPU", 0) > 0
-
-
-def check_storage_shared(store: Store) -> None:
-    """On a cluster of several nodes, every node must reach the experiment's storage (Tune
-    writes checkpoints from the worker nodes): a marker written in a folder must be readable on
-    each node, and each node must be able to write to a bucket (its credentials or role may
-    differ from the driver's). Otherwise the first checkpoint would fail, on a node, later."""
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    here = ray.get_runtime_context().get_node_id()
-    others = [n["NodeID"] for n in ray.nodes() if n.get("Alive") and n["NodeID"] != here]
-    if not others:
-        return
-
-    def on_each(probe, *args) -> list:
-        """probe(*args, node) on every other node (the node's id keeps their files apart)."""
-        task = ray.remote(num_cpus=0)(probe)
-        return ray.get([task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
-            node, soft=False)).remote(*args, node) for node in others], timeout=120)
-
-    if store.remote:
-        def node_writes(uri: str, node: str) -> str | None:
-            return write_problem(uri, f".shared-{os.getpid()}-{node[:12]}")
-
-        problems = [p for p in on_each(node_writes, store.location()) if p is not None]
-        if problems:
-            raise ConfigError(f"--storage-path: {len(problems)} of the cluster's {len(others)} "
-                              f"other nodes cannot write there ({problems[0]}); give every "
-                              "node the bucket's credentials or role", where=store.public)
-        return
-    marker = store.folder / f".shared-{os.getpid()}"
-    marker.write_text("gan-farm")
-    try:
-        seen = on_each(lambda path, node: os.path.isfile(path), str(marker))
-    finally:
-        marker.unlink(missing_ok=True)
-    blind = sum(not s for s in seen)
-    if blind:
-        raise ConfigError(f"--storage-path: {blind} of the cluster's {len(others)} other nodes "
-                          "cannot see this folder; use a path every node mounts (NFS)",
-                          where=store.folder.parent)
 
 
 def trial_resources(resources: dict, use_gpu: bool) -> dict:
@@ -193,6 +66,19 @@ def _trial_name(trial) -> str:
     return f"{spec['family']}_{spec['dataset']}{part}_{spec['index']:03d}"
 
 
+# Tune's saved state (tuner.pkl, experiment_state-*.json) pickles the scheduler and the trial
+# name function by module path. An experiment started before farm/ was laid out in folders
+# (issue 19) names them by their old paths; resuming one finds them under both.
+OLD_MODULE_PATHS = {"farm.tuning": "farm.tune.runner", "farm.schedulers": "farm.tune.schedulers",
+                    "farm.ray_internals": "farm.tune.ray_internals"}
+
+
+def answer_old_module_paths() -> None:
+    """Let an older experiment's pickled state import what it names (in this process only)."""
+    for old, new in OLD_MODULE_PATHS.items():
+        sys.modules.setdefault(old, importlib.import_module(new))
+
+
 def run_trials(trials: list[dict], datasets: dict, store: Store, use_gpu: bool,
                resume: bool = False, quiet: bool = True) -> list[TrialOutcome]:
     """One Tuner for every planned trial, whatever its family, so that a free CPU or GPU share
@@ -213,6 +99,7 @@ def run_trials(trials: list[dict], datasets: dict, store: Store, use_gpu: bool,
     path = store.location(TUNE_DIR)
     if resume and tune.Tuner.can_restore(path):
         print(f"Resuming the trials in {path}")
+        answer_old_module_paths()
         grid = tune.Tuner.restore(path, trainable, resume_unfinished=True,
                                   resume_errored=True).fit()
         return [_outcome(result, store) for result in finished(grid)]

@@ -312,7 +312,7 @@ def newest_checkpoint(filesystem, trial_path: str) -> str | None:
     """The highest-numbered `checkpoint_N` with a state file in a trial's folder."""
     import pyarrow.fs
 
-    from farm.tune.trainable import STATE_FILE
+    from farm.gan.checkpoint import STATE_FILE
 
     found = filesystem.get_file_info(pyarrow.fs.FileSelector(trial_path, allow_not_found=True))
     numbered = sorted((i.path for i in found if i.type == pyarrow.fs.FileType.Directory

@@ -16,11 +16,11 @@ from pathlib import Path
 import torch
 from ray import tune
 
-from farm.families import kind_of, params_from
+from farm.config.family_params import params_from
+from farm.families.kinds import kind_of
+from farm.gan.checkpoint import load_state, random_streams, restore, save_state
 from farm.gan.gan_loop import gan_epoch, read_back, shuffled_batches
 from farm.tune.schedulers import RANK, SMOOTHED, select_rank, smoothed
-
-STATE_FILE = "state.pt"
 
 
 def trial_device() -> torch.device:
@@ -30,71 +30,6 @@ def trial_device() -> torch.device:
     if torch.cuda.is_available() and ray.get_gpu_ids():
         return torch.device("cuda")
     return torch.device("cpu")
-
-
-def save_state(directory: Path, pair, epoch: int, history=(), game=None, order=None,
-               seed: int | None = None) -> None:
-    """Everything a resumed trial needs to go on as if it had never stopped: `history` is the
-    selection metric at each evaluation so far (a scheduler's smoothing window survives a
-    restart), `game` whatever state the family's game keeps beside the pair (tabular-b's
-    surrogate optimizer), and the random streams (torch's global one, the batch `order`) with
-    the `seed` of the trial they belong to."""
-    state = {"epoch": epoch,
-             "history": [float(h) for h in history],
-             "generator": pair.generator.state_dict(),
-             "discriminator": pair.discriminator.state_dict(),
-             "g_opt": pair.g_opt.state_dict(),
-             "d_opt": pair.d_opt.state_dict(),
-             "game": game.state_dict() if hasattr(game, "state_dict") else {},
-             "rng": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda_rng"] = torch.cuda.get_rng_state()
-    if order is not None:
-        state["order"] = order.get_state()
-    if seed is not None:
-        state["seed"] = int(seed)
-    torch.save(state, directory / STATE_FILE)
-
-
-def restore(state: dict, pair, game) -> None:
-    """A checkpoint's weights, optimizer moments and game state into a freshly built trial (the
-    optimizers keep this trial's learning rates: after a PBT exploit they are the perturbed
-    ones)."""
-    for name in ("generator", "discriminator"):
-        getattr(pair, name).load_state_dict(state[name])
-    for name in ("g_opt", "d_opt"):
-        load_keeping_rates(getattr(pair, name), state[name])
-    if state.get("game") and hasattr(game, "load_state_dict"):
-        game.load_state_dict(state["game"])
-
-
-def random_streams(state: dict | None, seed: int, start: int) -> torch.Generator:
-    """The batch order generator for epochs from `start` on. A trial resuming its own checkpoint
-    continues the streams it saved, so its next epoch is the one it would have trained; a fresh
-    trial, a checkpoint from before the streams were saved, or a PBT donor's (another seed:
-    the exploiting trial keeps drawing its own noise) starts them from the seed."""
-    order = torch.Generator()
-    if state is not None and state.get("seed") == seed and "rng" in state:
-        torch.set_rng_state(state["rng"])
-        if "cuda_rng" in state and torch.cuda.is_available():
-            torch.cuda.set_rng_state(state["cuda_rng"])
-        if "order" in state:
-            order.set_state(state["order"])
-            return order
-    return order.manual_seed(seed + start)
-
-
-def load_state(directory: Path, map_location="cpu") -> dict:
-    return torch.load(Path(directory) / STATE_FILE, map_location=map_location, weights_only=True)
-
-
-def load_keeping_rates(optimizer: torch.optim.Optimizer, state: dict) -> None:
-    """An optimizer's moments from a checkpoint, its learning rates from this trial's config:
-    after a PBT exploit the checkpoint is the donor's and the rates are the perturbed ones."""
-    rates = [group["lr"] for group in optimizer.param_groups]
-    optimizer.load_state_dict(state)
-    for group, rate in zip(optimizer.param_groups, rates):
-        group["lr"] = rate
 
 
 def log_pictures(writer, pictures: dict, epoch: int):

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from farm.families.image_common import ImageData
-from farm.metrics.judge import JudgeConfig, train_judge
+from farm.config.classifiers import JudgeConfig
+from farm.data.trial_data import ImageData
+from farm.metrics.judge import train_judge
 
 
 @pytest.fixture(scope="module")

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from farm.families import KINDS, params_from
+from farm.config.family_params import MODALITY, ConditionalParams, params_from
 from farm.families import image_common as I
-from farm.families.conditional import ConditionalParams
+from farm.families.kinds import KINDS
+from farm.gan.checkpoint import load_state, save_state
 from farm.gan.diffaugment import Augmented
 from farm.gan.ema import EMAGenerator
 from farm.gan.gan_loop import LOSSES, gan_epoch, shuffled_batches
 from farm.models.images import noise_for
 from farm.pipeline.export import sample_from_checkpoint, sample_seed
-from farm.tune.trainable import load_state, save_state
 
 KIND = "image-conditional"
 FAMILY = KINDS[KIND]
@@ -58,7 +58,7 @@ def _same_state(a, b) -> bool:
 
 def test_defaults_turn_on_diffaug_and_the_family_is_one_image_trial_for_all_classes():
     assert ConditionalParams().diffaug == "color,translation,cutout"
-    assert FAMILY.modality == "image" and FAMILY.view(object, {}) is object  # no per-class view
+    assert MODALITY[KIND] == "image" and FAMILY.view(object, {}) is object  # no per-class view
 
 
 def test_trains_through_the_shared_loop(trained, data):

@@ -5,12 +5,13 @@ left as they were."""
 import numpy as np
 import torch
 
-from farm.families import KINDS, params_from
-from farm.families import image_common as I
+from farm.config.family_params import params_from
+from farm.families import fruit_pairs, image_common as I, spiked
+from farm.families.kinds import KINDS
+from farm.gan.checkpoint import load_state, save_state
 from farm.gan.ema import EMAGenerator
 from farm.gan.gan_loop import LOSSES, gan_epoch, shuffled_batches
 from farm.models.images import DISCRIMINATORS, GENERATORS, noise_for
-from farm.tune.trainable import load_state, save_state
 
 SMALL = {"g_width": 4, "discriminator": "DCGAN", "d_width": 4, "eval_images": 6,
          "kid_subsets": 3, "grid_images": 3, "batch_size": 8}
@@ -18,7 +19,7 @@ SMALL = {"g_width": 4, "discriminator": "DCGAN", "d_width": 4, "eval_images": 6,
 
 def test_pair_trial_sees_only_its_class(data):
     view = KINDS["image-pair"].view(data, {"class": "green"})
-    rows = I.class_rows(view, torch.device("cpu"))
+    rows = fruit_pairs.real_rows(view, torch.device("cpu"))
     assert rows.shape == (12, 3, 64, 64) and float(rows[:, 1].mean()) > 0.3  # green channel
 
 
@@ -48,9 +49,9 @@ def test_pair_and_spiked_trials_train_score_and_export(data):
 
 def test_spiked_game_puts_real_images_in_their_class_and_fakes_in_the_last(data):
     params = params_from("image-spiked", SMALL)
-    pair = I.build_spiked(params, data, torch.device("cpu"))
+    pair = spiked.build(params, data, torch.device("cpu"))
     assert pair.discriminator(torch.zeros(2, 3, 64, 64)).shape == (2, 4)  # 3 classes + fake
-    game = I.spiked_game(params, data, pair, torch.device("cpu"))
+    game = spiked.game(params, data, pair, torch.device("cpu"))
     z, labels = game.sample(5)
     assert labels.max() < 3 and pair.generator(z, labels).shape == (5, 3, 64, 64)
 
@@ -76,7 +77,7 @@ def test_the_reports_defaults_build_the_reports_pair_as_before(data):
     params = params_from("image-pair", {})
     assert (params.lecam, params.ema_decay, params.beta2) == (0.0, 0.0, 0.999)
     torch.manual_seed(0)
-    pair = I.build_pair(params, view, CPU)
+    pair = fruit_pairs.build(params, view, CPU)
     torch.manual_seed(0)
     G, D = GENERATORS["G2a"](width=64), DISCRIMINATORS["D34"](num_outputs=1)
     assert type(pair.generator) is type(G) and type(pair.discriminator) is type(D)
@@ -95,10 +96,10 @@ def test_the_reports_defaults_build_the_reports_pair_as_before(data):
 def test_the_reports_game_is_plain_cross_entropy(data):
     view = KINDS["image-pair"].view(data, {"class": "blue"})
     params = params_from("image-pair", SMALL)
-    pair = I.build_pair(params, view, CPU)
-    game = I.pair_game(params, view, pair, CPU)
+    pair = fruit_pairs.build(params, view, CPU)
+    game = fruit_pairs.game(params, view, pair, CPU)
     D = pair.discriminator.eval()
-    real, fake = I.class_rows(view, CPU)[:4], torch.rand(4, 3, 64, 64) * 2 - 1
+    real, fake = fruit_pairs.real_rows(view, CPU)[:4], torch.rand(4, 3, 64, 64) * 2 - 1
     loss, stats = game.d_loss(real, fake, None, 1)
     assert torch.equal(loss, LOSSES["bce"][0](D(real), D(fake), torch.ones(4), torch.zeros(4)))
     assert set(stats) == {"d_acc/real", "d_acc/fake", "d_acc"}
@@ -108,7 +109,7 @@ def test_a_stable_pair_trains_and_eval_mode_samples_its_average(data, tmp_path):
     view = KINDS["image-pair"].view(data, {"class": "blue"})  # 12 images: one step an epoch
     params = params_from("image-pair", {**SMALL, **STABLE})
     torch.manual_seed(0)
-    pair = I.build_pair(params, view, CPU)
+    pair = fruit_pairs.build(params, view, CPU)
     G, D = pair.generator, pair.discriminator
     assert isinstance(G, EMAGenerator) and isinstance(G.raw, GENERATORS["G2a"])
     assert type(pair.g_opt) is torch.optim.Adam
@@ -117,9 +118,9 @@ def test_a_stable_pair_trains_and_eval_mode_samples_its_average(data, tmp_path):
         1e-4, 4e-4]
     trained = {id(p) for group in pair.g_opt.param_groups for p in group["params"]}
     assert trained == {id(p) for p in G.raw.parameters()}
-    game = I.pair_game(params, view, pair, CPU)
+    game = fruit_pairs.game(params, view, pair, CPU)
     assert game.tricks.loss == "hinge" and game.D.discriminator is D  # seen through DiffAugment
-    real = I.class_rows(view, CPU)
+    real = fruit_pairs.real_rows(view, CPU)
     order = torch.Generator().manual_seed(0)
     stats = [gan_epoch(pair, shuffled_batches(real, 8, order), game, epoch) for epoch in (1, 2)]
     assert all(np.isfinite(epoch["reg/lecam"]) for epoch in stats)
@@ -133,7 +134,7 @@ def test_a_stable_pair_trains_and_eval_mode_samples_its_average(data, tmp_path):
     save_state(tmp_path, pair, 2)
     state = load_state(tmp_path)
     assert {"raw.g1.net.0.weight", "ema.g1.net.0.weight", "steps"} <= set(state["generator"])
-    fresh = I.build_pair(params, view, CPU)
+    fresh = fruit_pairs.build(params, view, CPU)
     fresh.generator.load_state_dict(state["generator"])
     fresh.discriminator.load_state_dict(state["discriminator"])
     assert torch.equal(fresh.discriminator.lecam.sums, D.lecam.sums)

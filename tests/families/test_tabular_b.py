@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
+from farm.config.family_params import params_from
 from farm.data.prepare_tables import attach_black_box, prepare_table
-from farm.families import params_from
 from farm.families import tabular_b as B
 from farm.gan.gan_loop import gan_epoch, shuffled_batches
 

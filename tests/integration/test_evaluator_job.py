@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from farm.evaluation.evaluator import EvaluatorConfig, Task, evaluate, scaling
+from farm.config.classifiers import EvaluatorConfig
+from farm.evaluation.evaluator import Task, evaluate, scaling
 
 
 def _blobs(n, rng):

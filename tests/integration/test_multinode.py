@@ -123,7 +123,7 @@ def test_every_node_must_reach_the_storage_before_any_trial_starts(cluster, s3, 
 
     from farm.infra.errors import ConfigError
     from farm.infra.storage import Store
-    from farm.tune.runner import check_storage_shared
+    from farm.pipeline.cluster import check_storage_shared
 
     uri, env = s3
     credentials = {k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",

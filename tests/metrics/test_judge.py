@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from farm.config.classifiers import JudgeConfig
 from farm.data.images import load_image_folder
 from farm.infra.errors import ConfigError, DataError
-from farm.metrics.judge import (Judge, JudgeConfig, augment, build_model, judge_space_kid,
-                                train_judge)
+from farm.metrics.judge import Judge, augment, build_model, judge_space_kid, train_judge
 
 TINY = JudgeConfig(arch="tiny", epochs=8, batch_size=32, lr=3e-3, weight_decay=0.0, seed=0)
 FRUITS = ("apples", "bananas", "cherries")

@@ -21,16 +21,18 @@ from pathlib import Path
 import pytest
 import yaml
 
+import farm.families.image_common
 import farm.metrics.tabular
 import farm.metrics.usefulness
+from farm.config.family_params import MODALITY, PARAMS, params_from
 from farm.config.load import VARIANT_AXIS, load_config
 from farm.config.plan import format_plan, plan_trials, select_families
-from farm.families import KINDS, params_from
+from farm.families.kinds import KINDS
 from farm.infra.errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TRIALS = REPO / "trials"                                   # the farm's own: properties only
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "trials"   # exact values, edited copies
+FIXTURE = REPO / "tests" / "fixtures" / "trials"   # exact values, edited copies
 FAMILY = "tabular-a"                                       # the fixture's one family
 FARM_PRESETS = ("smoke", "tiny", "full")                   # the fixture mirrors these three
 NAMED_PRESETS = FARM_PRESETS + ("laptop",)                 # the presets the README / CLI name
@@ -138,7 +140,7 @@ def test_real_planned_trials_build_their_params(preset):
     for trial in planned:
         assert trial["kind"] == families[trial["family"]]["kind"]
         built = params_from(trial["kind"], trial["params"])
-        assert isinstance(built, KINDS[trial["kind"]].params)
+        assert isinstance(built, PARAMS[trial["kind"]])
         for key, value in trial["params"].items():
             assert getattr(built, key) == as_built(value), (trial["family"], trial["tag"], key)
 
@@ -158,16 +160,25 @@ def test_real_every_variant_builds_on_every_dataset():
 def test_real_conditional_family_writes_every_setting():
     """Its settings follow no report: trials/images.yaml states each one, none left implicit."""
     family = real_config("full")["families"]["conditional"]
-    fields = {f.name for f in dataclasses.fields(KINDS[family["kind"]].params)}
+    fields = {f.name for f in dataclasses.fields(PARAMS[family["kind"]])}
     assert set(family["params"]) == fields
+
+
+def test_every_kind_has_settings_a_modality_and_functions():
+    """A kind's settings and modality (farm/config, torch-free) and its functions
+    (farm/families/kinds.py) are two tables; they name the same kinds."""
+    assert set(PARAMS) == set(MODALITY) == set(KINDS)
+    assert set(MODALITY.values()) == {"table", "image"}
 
 
 def test_reported_list_covers_every_kind():
     assert set(REPORTED) == set(KINDS), "add the new kind's reported metrics to REPORTED"
     for kind, names in REPORTED.items():
-        # The names are the code's: each is a string literal in the kind's module or the
-        # shared tabular report, so a renamed metric fails here, not hours into a run.
+        # The names are the code's: each is a string literal in the kind's module, the image
+        # families' shared scoring or the shared tabular report, so a renamed metric fails
+        # here, not hours into a run.
         source = (inspect.getsource(inspect.getmodule(KINDS[kind].evaluate))
+                  + inspect.getsource(farm.families.image_common)
                   + inspect.getsource(farm.metrics.tabular)
                   + inspect.getsource(farm.metrics.usefulness))
         missing = sorted(n for n in names if f'"{n}"' not in source)
@@ -254,7 +265,7 @@ def test_fixture_loads(trials, preset):
 def test_every_variant_is_a_valid_param_bundle(trials):
     """Each bundle, laid over params, must build the kind's params dataclass."""
     family = load_config(trials, "full")["families"][FAMILY]
-    params_type = KINDS[family["kind"]].params
+    params_type = PARAMS[family["kind"]]
     for name, bundle in family["variants"].items():
         built = params_from(family["kind"], {**family["params"], **bundle})
         assert isinstance(built, params_type)
@@ -915,7 +926,7 @@ def test_per_class_family_plans_one_trial_per_class():
 
 
 def test_real_evaluator_builds_for_every_preset_and_smoke_is_lighter():
-    from farm.evaluation.evaluator import evaluator_config
+    from farm.config.classifiers import evaluator_config
 
     built = {p: evaluator_config(real_config(p)["evaluator"]) for p in real_presets()}
     assert built["full"].arch == "resnet34"  # the fruit report's evaluator

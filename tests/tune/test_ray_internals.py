@@ -189,7 +189,7 @@ def test_no_other_farm_module_touches_rays_private_apis():
     """The door is the only one: a private Ray name anywhere else in farm/ is a finding."""
     import re
 
-    farm = Path(__file__).resolve().parents[1] / "farm"
+    farm = Path(__file__).resolve().parents[2] / "farm"
     private = re.compile(r"ray(\.\w+)*\._internal|_TrainingResult|_CheckpointManager|"
                          r"\._trial_state|\._hyperparam_mutations|\._num_perturbations|"
                          r"_checkpoint_results|_latest_checkpoint_result|_restore_from_remote|"

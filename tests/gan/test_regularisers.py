@@ -7,9 +7,10 @@ import pytest
 import torch
 from torch import nn
 
+from farm.config.family_params import check_transition
 from farm.gan.gan_loop import LOSSES, RealVsFake, Tricks
-from farm.gan.regularisers import (LeCam, Regularisers, check_transition, condition_ramp,
-                                   consistency, keep_lecam, regularisers, transition)
+from farm.gan.regularisers import (LeCam, Regularisers, condition_ramp, consistency, keep_lecam,
+                                   regularisers, transition)
 from farm.infra.errors import ConfigError
 
 

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from farm.data.prepare_tables import attach_black_box, prepare_table
+from farm.gan.checkpoint import load_state
 from farm.tune import trainable
-from farm.tune.trainable import load_state
 
 
 class FakeTune:

@@ -130,8 +130,8 @@ def test_a_pool_helps_only_when_its_whole_interval_is_above_zero_and_the_noise_c
 
 
 def test_evaluator_pools_chosen_trains_the_farms_pick_alone_and_keeps_the_others_scores():
+    from farm.config.classifiers import evaluator_config
     from farm.evaluation.evaluate_pools import pools_to_train
-    from farm.evaluation.evaluator import evaluator_config
     from farm.infra.errors import ConfigError
 
     def section():

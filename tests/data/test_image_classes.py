@@ -17,15 +17,15 @@ from PIL import Image
 
 import farm.data.images
 import farm.data.prepare_images
-from farm.config.load import load_config
+from farm.config.family_params import MODALITY
+from farm.config.load import classes_wanted, load_config
 from farm.config.plan import plan_trials
-from farm.data.prepare_images import chosen_classes, classes_wanted, prepare_images
-from farm.families import KINDS
+from farm.data.prepare_images import chosen_classes, prepare_images
 from farm.infra.errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TRIALS = REPO / "trials"
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "trials"
+FIXTURE = REPO / "tests" / "fixtures" / "trials"
 PRESETS = sorted(p.stem for p in (TRIALS / "presets").glob("*.yaml"))
 DIGITS = ("0", "1", "2")
 
@@ -44,7 +44,7 @@ def digit_folder(parent: Path, per_class: int = 6) -> Path:
 
 def image_families(config: dict) -> list[str]:
     return [name for name, section in config["families"].items()
-            if KINDS[section["kind"]].modality == "image"]
+            if MODALITY[section["kind"]] == "image"]
 
 
 @pytest.fixture

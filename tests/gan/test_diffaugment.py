@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from farm.families import KINDS, params_from
-from farm.families.image_common import ImageData
+from farm.config.family_params import params_from
+from farm.data.trial_data import ImageData
+from farm.families.kinds import KINDS
 from farm.gan.diffaugment import (AUGMENTATIONS, Augmented, augmented, brightness, contrast, cutout,
                                   diff_augment, saturation, translation)
 from farm.gan.gan_loop import RealVsFake, Tricks, gan_epoch, shuffled_batches

@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from farm.infra.errors import ConfigError
-from farm.tune import runner
+from farm.pipeline import cluster
 
 
 @pytest.fixture
@@ -30,35 +30,35 @@ def _dead_address() -> str:
 
 
 def test_without_anything_running_an_embedded_ray_starts(monkeypatch):
-    monkeypatch.setattr(runner, "started_cluster_address", lambda: None)
-    choice = runner.choose_ray(None)
+    monkeypatch.setattr(cluster, "started_cluster_address", lambda: None)
+    choice = cluster.choose_ray(None)
     assert choice.address is None and choice.line.startswith("Ray: an embedded Ray")
 
 
 def test_a_cluster_ray_start_runs_here_is_joined_and_local_overrides_it(monkeypatch, listening):
-    monkeypatch.setattr(runner, "started_cluster_address", lambda: listening)
-    choice = runner.choose_ray(None)
+    monkeypatch.setattr(cluster, "started_cluster_address", lambda: listening)
+    choice = cluster.choose_ray(None)
     assert choice.address == listening
     assert f"joining the cluster `ray start` runs on this machine, at {listening}" in choice.line
-    forced = runner.choose_ray(None, local=True)
+    forced = cluster.choose_ray(None, local=True)
     assert forced.address is None and forced.line == "Ray: an embedded Ray on this machine " \
                                                       "(--local)"
-    assert runner.choose_ray(listening, local=True).address is None
+    assert cluster.choose_ray(listening, local=True).address is None
 
 
 def test_a_stale_record_of_a_dead_cluster_falls_back_to_an_embedded_ray(monkeypatch):
     dead = _dead_address()
-    monkeypatch.setattr(runner, "started_cluster_address", lambda: dead)
-    choice = runner.choose_ray(None)
+    monkeypatch.setattr(cluster, "started_cluster_address", lambda: dead)
+    choice = cluster.choose_ray(None)
     assert choice.address is None and f"recorded {dead}, which does not answer" in choice.line
 
 
 def test_an_address_given_is_joined_or_refused_in_seconds(monkeypatch, listening):
-    monkeypatch.setattr(runner, "started_cluster_address", lambda: None)
-    assert runner.choose_ray(listening).address == listening
+    monkeypatch.setattr(cluster, "started_cluster_address", lambda: None)
+    assert cluster.choose_ray(listening).address == listening
     dead = _dead_address()
     with pytest.raises(ConfigError, match=f"--address {dead}: no Ray head answers there"):
-        runner.choose_ray(dead)
+        cluster.choose_ray(dead)
 
 
 def test_the_command_line_reaches_the_choice():
@@ -66,18 +66,3 @@ def test_the_command_line_reaches_the_choice():
 
     assert parser().parse_args(["--local"]).local is True
     assert parser().parse_args([]).local is False
-
-
-class _Grid(list):
-    def __init__(self, size, terminated, errors):
-        super().__init__(range(size))
-        self.num_terminated, self.num_errors = terminated, errors
-
-
-def test_an_interrupted_run_stops_instead_of_exporting_half_grown_trials():
-    from farm.infra.errors import FarmError
-
-    done = _Grid(5, 4, 1)
-    assert runner.finished(done) is done
-    with pytest.raises(FarmError, match="interrupted with 2 of 5 trials unfinished.*--resume"):
-        runner.finished(_Grid(5, 3, 0))

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from farm.config.classifiers import EvaluatorConfig, evaluator_config
 from farm.evaluation import evaluator as evaluator_module
-from farm.evaluation.evaluator import (AUGMENT, ORDER, EvaluatorConfig, Task, draws,
-                                       evaluator_config, fit_and_test, index_batches, over_seeds,
-                                       pass_order, seed_configs, shard, soft_targets, step_budget,
-                                       stream, synthetic_statistics, train_classifier,
+from farm.evaluation.evaluator import (AUGMENT, ORDER, Task, draws, fit_and_test, index_batches,
+                                       over_seeds, pass_order, seed_configs, shard, soft_targets,
+                                       step_budget, stream, synthetic_statistics, train_classifier,
                                        with_dual_batch_norm)
 from farm.infra.errors import ConfigError
 from farm.models.classifier import confusion, scores

@@ -12,8 +12,7 @@ from farm.data.tabular import load_table
 from farm.data.transformer import TableTransformer
 from farm.infra.errors import ConfigError, GeneratorFileError
 from farm.models.blackbox import fit_black_box
-from farm.sampling import generator_file
-from farm.sampling import generators
+from farm.sampling import generator_file, generators
 from farm.sampling.generators import Generator, image_data, load_generator, table_data
 
 CLASSES = ["apples", "bananas", "cherries"]

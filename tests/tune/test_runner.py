@@ -1,0 +1,71 @@
+"""Reading back each trial's kept epoch, and resuming an experiment Tune saved before the
+farm's modules moved into folders."""
+
+import pickle
+import sys
+
+import pytest
+from ray import tune
+
+from farm.infra.errors import FarmError
+from farm.tune.runner import (OLD_MODULE_PATHS, _trial_name, answer_old_module_paths, best_kept,
+                              finished)
+from farm.tune.schedulers import RANK, GroupedScheduler, select_rank
+
+
+def test_the_kept_epoch_is_the_best_checkpoint_that_still_exists(tmp_path):
+    made = {}
+    for name in ("a", "b", "c"):
+        (tmp_path / name).mkdir()
+        made[name] = tune.Checkpoint(str(tmp_path / name))
+    deleted = tune.Checkpoint(str(tmp_path / "deleted"))
+    listed = [(made["a"], {"kid": 0.3}), (deleted, {"kid": 0.1}), (made["b"], {"kid": 0.2}),
+              (made["c"], {"kid": float("nan")})]
+    best, metrics = best_kept(listed, "kid", "min")
+    assert best is made["b"] and metrics == {"kid": 0.2}
+    assert best_kept(listed, "kid", "max")[0] is made["a"]
+    assert best_kept([(deleted, {"kid": 0.1})], "kid", "min") == (None, {})
+
+
+def test_the_kept_epoch_follows_the_reported_rank_where_a_tie_break_made_one(tmp_path):
+    select = {"metric": "useful", "mode": "max", "tie": "kid", "tolerance": 0.01}
+    reports = {"first": {"useful": 0.001, "kid": 40.0}, "later": {"useful": 0.000, "kid": 6.0},
+               "worse": {"useful": 0.000, "kid": 9.0}}
+    listed = []
+    for name, metrics in reports.items():
+        (tmp_path / name).mkdir()
+        listed.append((tune.Checkpoint(str(tmp_path / name)),
+                       {**metrics, RANK: select_rank(metrics, select)}))
+    best, _ = best_kept(listed, "useful", "max")
+    assert best.path == str(tmp_path / "later")  # a tie on usefulness: the lower KID decides
+    plain = [(c, {k: v for k, v in m.items() if k != RANK}) for c, m in listed]
+    assert best_kept(plain, "useful", "max")[0].path == str(tmp_path / "first")
+
+
+class _Grid(list):
+    def __init__(self, size, terminated, errors):
+        super().__init__(range(size))
+        self.num_terminated, self.num_errors = terminated, errors
+
+
+def test_an_interrupted_run_stops_instead_of_exporting_half_grown_trials():
+    done = _Grid(5, 4, 1)
+    assert finished(done) is done
+    with pytest.raises(FarmError, match="interrupted with 2 of 5 trials unfinished.*--resume"):
+        finished(_Grid(5, 3, 0))
+
+
+def test_tune_state_pickled_under_the_old_module_paths_loads_on_resume():
+    """A killed run's tuner.pkl names farm.schedulers.GroupedScheduler and its trials name
+    farm.tuning._trial_name (the paths before issue 19's layout); a resume finds both."""
+    old = (pickle.dumps(GroupedScheduler(), protocol=0)
+           .replace(b"farm.tune.schedulers\n", b"farm.schedulers\n"))
+    name = b"cfarm.tuning\n_trial_name\n."
+    assert b"farm.schedulers\n" in old
+    try:
+        answer_old_module_paths()
+        assert isinstance(pickle.loads(old), GroupedScheduler)
+        assert pickle.loads(name) is _trial_name
+    finally:
+        for path in OLD_MODULE_PATHS:
+            sys.modules.pop(path, None)
