@@ -1,6 +1,7 @@
-"""Joining a Ray cluster or starting an embedded one, and checking in seconds that it can run
-the farm: a head that answers, storage every node can reach, GPUs when they are asked for.
-The farm's one `ray.init`; Ray Tune and Ray Train are farm/tune/'s and the evaluator's.
+"""Which Ray a run uses (`--local`, `--address`, a cluster `ray start` runs here, else an
+embedded one), joining or starting it, and checking in seconds that it can run the farm: a head
+that answers, storage every node can reach, GPUs when they are asked for. The farm's one
+`ray.init`; Ray Tune and Ray Train are farm/tune/'s and the evaluator's.
 """
 
 from __future__ import annotations
