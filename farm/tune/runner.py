@@ -66,11 +66,12 @@ def _trial_name(trial) -> str:
     return f"{spec['family']}_{spec['dataset']}{part}_{spec['index']:03d}"
 
 
-# Tune's saved state (tuner.pkl, experiment_state-*.json) pickles the scheduler and the trial
-# name function by module path. An experiment started before farm/ was laid out in folders
-# (issue 19) names them by their old paths; resuming one finds them under both.
+# Tune's saved state (tuner.pkl, experiment_state-*.json) pickles the scheduler, the callbacks
+# and the trial name function by module path. An experiment started before farm/ was laid out
+# in folders (issue 19) names them by their old paths; resuming one finds them under both.
 OLD_MODULE_PATHS = {"farm.tuning": "farm.tune.runner", "farm.schedulers": "farm.tune.schedulers",
-                    "farm.ray_internals": "farm.tune.ray_internals"}
+                    "farm.ray_internals": "farm.tune.ray_internals",
+                    "farm.progress_table": "farm.tune.progress_table"}
 
 
 def answer_old_module_paths() -> None:

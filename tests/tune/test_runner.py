@@ -8,6 +8,7 @@ import pytest
 from ray import tune
 
 from farm.infra.errors import FarmError
+from farm.tune.ray_internals import JsonResults
 from farm.tune.runner import (OLD_MODULE_PATHS, _trial_name, answer_old_module_paths, best_kept,
                               finished)
 from farm.tune.schedulers import RANK, GroupedScheduler, select_rank
@@ -56,16 +57,19 @@ def test_an_interrupted_run_stops_instead_of_exporting_half_grown_trials():
 
 
 def test_tune_state_pickled_under_the_old_module_paths_loads_on_resume():
-    """A killed run's tuner.pkl names farm.schedulers.GroupedScheduler and its trials name
-    farm.tuning._trial_name (the paths before issue 19's layout); a resume finds both."""
+    """A killed run's tuner.pkl names farm.schedulers.GroupedScheduler, its callbacks
+    farm.ray_internals.JsonResults, and its trials farm.tuning._trial_name (the paths before
+    issue 19's layout); a resume finds them all."""
     old = (pickle.dumps(GroupedScheduler(), protocol=0)
            .replace(b"farm.tune.schedulers\n", b"farm.schedulers\n"))
     name = b"cfarm.tuning\n_trial_name\n."
+    callback = b"cfarm.ray_internals\nJsonResults\n."
     assert b"farm.schedulers\n" in old
     try:
         answer_old_module_paths()
         assert isinstance(pickle.loads(old), GroupedScheduler)
         assert pickle.loads(name) is _trial_name
+        assert pickle.loads(callback) is JsonResults
     finally:
         for path in OLD_MODULE_PATHS:
             sys.modules.pop(path, None)
