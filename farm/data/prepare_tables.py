@@ -45,9 +45,10 @@ class PreparedTable:
 
     @cached_property
     def fit_xy(self):
-        """The fit rows alone (the train split less its val slice), encoded once."""
-        return self.encode_xy(self.table.frame.iloc[list(self.split.fit)]
-                              .reset_index(drop=True))
+        """The fit rows alone (the train split less its val slice): the trials' own encoding of
+        them, not a second one."""
+        data = self.trial_data
+        return data.fit_enc[:, data.features], data.fit_frame[data.target].to_numpy(dtype=object)
 
     @cached_property
     def train_xy(self):

@@ -69,34 +69,29 @@ def connect(choice: RayChoice, quiet: bool = True) -> None:
                  runtime_env=runtime_env)
 
 
-def _host_port(address: str) -> tuple[str, int] | None:
+def _unreachable(address: str) -> OSError | None:
+    """Why a plain TCP probe of the head's port fails, or None when it answers (or `address` is
+    a form Ray resolves itself, such as "auto"): seconds, where Ray retries for minutes."""
     host, _, port = address.removeprefix("ray://").rpartition(":")
-    return (host, int(port)) if host and port.isdigit() else None
+    if not host or not port.isdigit():
+        return None
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        return exc
+    return None
 
 
 def _answers(address: str) -> bool:
-    where = _host_port(address)
-    if where is None:
-        return True  # a form Ray resolves itself
-    try:
-        socket.create_connection(where, timeout=5).close()
-    except OSError:
-        return False
-    return True
+    return _unreachable(address) is None
 
 
 def check_address(address: str | None) -> None:
     """Ray retries an unreachable head for minutes; a plain TCP probe says so in seconds."""
-    if not address:
-        return
-    where = _host_port(address)
-    if where is None:
-        return  # "auto" and other forms Ray resolves itself
-    try:
-        socket.create_connection(where, timeout=5).close()
-    except OSError as exc:
+    problem = _unreachable(address) if address else None
+    if problem is not None:
         raise ConfigError(f"--address {address}: no Ray head answers there "
-                          f"({exc.strerror or exc})") from None
+                          f"({problem.strerror or problem})") from None
 
 
 def gpus_available() -> bool:
