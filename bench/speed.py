@@ -228,7 +228,7 @@ def farm_steps(trial, params, data, device, steps, warmup):
 
 def reference_game(kind: str, G, D, classes: int, real_label: float, device):
     """The same game written inline the usual way: (sample, d_loss, g_loss)."""
-    if kind == "image-pair":
+    if kind == "fruit-pairs":
         def sample(n):
             return (torch.randn(n, *G.noise_shape, device=device),)
 
@@ -242,7 +242,7 @@ def reference_game(kind: str, G, D, classes: int, real_label: float, device):
         def g_loss(fake, inputs):
             logits = D(fake)
             return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
-    elif kind == "image-spiked":
+    elif kind == "spiked":
         def sample(n):
             return (torch.randn(n, *G.noise_shape, device=device),
                     torch.randint(classes, (n,), device=device))
@@ -253,7 +253,7 @@ def reference_game(kind: str, G, D, classes: int, real_label: float, device):
 
         def g_loss(fake, inputs):
             return F.cross_entropy(D(fake), inputs[1])
-    else:  # image-conditional: hinge on the projection discriminator
+    else:  # conditional: hinge on the projection discriminator
         def sample(n):
             return (torch.randn(n, *G.noise_shape, device=device),
                     torch.randint(classes, (n,), device=device))
@@ -274,7 +274,7 @@ def reference_steps(trial, params, data, device, steps, warmup):
     torch.manual_seed(0)
     pair = kind.build(params, view, device)
     G, D = pair.generator, augmented(pair.discriminator, getattr(params, "diffaug", ""))
-    rows = (data.labels == view.label) if trial["kind"] == "image-pair" else slice(None)
+    rows = (data.labels == view.label) if trial["kind"] == "fruit-pairs" else slice(None)
     x = to_unit_range(data.images[rows])  # float32 NCHW in [-1, 1], on the host
     y = torch.as_tensor(data.labels[rows])
     loader = DataLoader(TensorDataset(x, y), batch_size=params.batch_size, shuffle=True,
@@ -363,7 +363,7 @@ def image_section(args, config, device, lines: list[str]) -> None:
             first, _ = timed(lambda: kind.evaluate(pair.generator, params, view, 0), device)
             repeat = [timed(lambda: kind.evaluate(pair.generator, params, view, 0), device)[0]
                       for _ in range(args.eval_repeats)]
-            scored = params.eval_images * (1 if trial["kind"] == "image-pair" else len(names))
+            scored = params.eval_images * (1 if trial["kind"] == "fruit-pairs" else len(names))
             eval_rows.append(f"| {label} | {scored} | {params.kid_subsets} | {first:.2f} | "
                              f"{np.mean(repeat):.2f} |")
     lines += ["## Image families: one training step", "",

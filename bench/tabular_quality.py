@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Tabular quality benchmark: the farm's tabular-a GAN vs SDV's CTGAN and TVAE, measured alike.
+"""Tabular quality benchmark: the farm's tabular-a GAN vs CTGAN, TVAE, SMOTE and Forest-Flow.
 
 A benchmark, not a test: it prints figures (markdown) and asserts nothing about them.
 
@@ -29,14 +29,24 @@ What it does, per dataset and split seed (every method is scored by the same cod
 * the farm: the real command, `run_farm.py --preset P --only tabular-a --seed S ...`, in a
   subprocess; per dataset the ONE trial with the highest `select/score` (the farm's own
   selection metric, computed without the test split) and its synthetic CSV;
-* CTGAN and TVAE (the `ctgan` package) with their default settings, `discrete_columns` = the
-  nominal columns (target included), fitted on the real train rows (fit + val; the farm's GAN
-  trains on `fit` only and uses `val` to pick epochs and trials), as many rows sampled as the
-  train split, seeded with `set_random_state(seed)`;
+* the peers (bench/tabular_peers.py, `--peers`): CTGAN and TVAE (the `ctgan` package) with
+  their default settings, `discrete_columns` = the nominal columns (target included), seeded
+  with `set_random_state(seed)`; SMOTE as a generator (the farm's own baseline); Forest-Flow
+  (`ForestDiffusion`, `--forest-flow-nt`, `--forest-flow-k`); all fitted on the real train rows
+  (fit + val; the farm's GAN trains on `fit` only and uses `val` to pick epochs and trials), as
+  many rows sampled as the train split;
 * for every synthetic frame: TSTR accuracy/AUC (`farm.evaluation.table_scores.tstr`), its ratio to TRTR AUC,
   detection AUC against the real TEST rows (`farm.metrics.tabular.detection_auc`, both sides
   encoded with the trial's transformer), DCR median and exact-copy share against the real
-  TRAIN rows (`farm.metrics.tabular.distance_to_closest_record`).
+  TRAIN rows (`farm.metrics.tabular.distance_to_closest_record`), and that median over the
+  test rows' own (`dcr_ratio`: 1 = as far from the train rows as fresh rows);
+* TSTR AUC with XGBoost at its defaults beside the random forest (TabDDPM and TabSyn report
+  a gradient-boosted classifier), and the field's scores (farm/metrics/field.py, the ones every
+  run's report shows): column shapes, column pair trends, synthcity's XGBoost detection against
+  the train rows, TabSyn's DCR share with the test rows as holdout.
+
+`--skip-farm` scores the peers alone on the same splits (the split is a function of the seed).
+Writes bench/results/tabular-quality.json: one record per dataset, split seed and method.
 
 Progress goes to stderr; the report goes to stdout (and to --out).
 """
@@ -55,7 +65,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -71,19 +80,28 @@ from farm.config.load import load_config  # noqa: E402
 from farm.data.fetch import resolve_dataset  # noqa: E402
 from farm.data.prepare_tables import PreparedTable, prepare_table  # noqa: E402
 from farm.data.registry import get_source  # noqa: E402
-from farm.evaluation.table_scores import trtr, tstr  # noqa: E402
+from farm.evaluation.table_scores import field_scores, trtr, tstr  # noqa: E402
 from farm.metrics.tabular import detection_auc, distance_to_closest_record  # noqa: E402
+from tabular_peers import PEERS  # noqa: E402
+from tabular_peers import fit as fit_peer  # noqa: E402
 
 FAMILY = "tabular-a"
 SELECT = "select/score"
 SHARED_DATA = Path(os.environ.get("FARM_SHARED_DATA", REPO.parent / "shared" / "data"))
-METHODS = ("real (TRTR)", f"farm {FAMILY}", "CTGAN", "TVAE")
+METHODS = ("real (TRTR)", f"farm {FAMILY}", *PEERS)
+RESULTS = REPO / "bench" / "results" / "tabular-quality.json"
 METRICS = (  # key, column title, format
     ("tstr_acc", "TSTR acc", "{:.3f}"),
     ("tstr_auc", "TSTR AUC", "{:.3f}"),
     ("auc_ratio", "AUC / TRTR", "{:.3f}"),
+    ("tstr_auc_xgb", "TSTR AUC (XGBoost)", "{:.3f}"),
     ("detection", "detection AUC", "{:.3f}"),
+    ("detection_xgb", "detection (XGBoost, train)", "{:.3f}"),
+    ("column_shapes", "column shapes", "{:.3f}"),
+    ("column_pair_trends", "pair trends", "{:.3f}"),
     ("dcr_median", "DCR median", "{:.3f}"),
+    ("dcr_ratio", "DCR / holdout's", "{:.2f}"),
+    ("dcr_share", "DCR share", "{:.3f}"),
     ("exact_copies", "exact copies", "{:.1%}"),
     ("seconds", "wall s", "{:.0f}"),
 )
@@ -167,8 +185,11 @@ def header(args, command: str, fingerprint: str) -> list[str]:
         family_line(args.preset),
         f"- farm preset `{args.preset}` ({FAMILY}), split seeds {' '.join(map(str, args.seeds))}, "
         f"datasets {', '.join(args.datasets)}; peers: "
-        + ("skipped" if args.skip_peers else
-           f"ctgan defaults, epochs {args.ctgan_epochs if args.ctgan_epochs else 'package default (300)'}"),
+        + ("skipped" if not args.peers else
+           f"{', '.join(args.peers)} (ctgan defaults, epochs "
+           f"{args.ctgan_epochs if args.ctgan_epochs else 'package default (300)'}; Forest-Flow "
+           f"n_t {args.forest_flow_nt}, duplicate_K {args.forest_flow_k})")
+        + ("; the farm not run (--skip-farm)" if args.skip_farm else ""),
     ]
 
 
@@ -224,10 +245,30 @@ def minority_share(frame: pd.DataFrame, prepared: PreparedTable) -> float:
     return float((frame[target].astype(str) == rarest).mean())
 
 
-def score(synthetic: pd.DataFrame, prepared: PreparedTable, seed: int, trtr_auc: float) -> dict:
-    """The same measurements for every method's synthetic rows."""
+def xgb_auc(train_X, train_y, prepared: PreparedTable, seed: int) -> float:
+    """TSTR (or TRTR) with XGBoost at its defaults, one thread: the AUC of the positive class on
+    the real test rows (binary targets: both tables here)."""
+    from sklearn.metrics import roc_auc_score
+    from xgboost import XGBClassifier
+
+    test_X, test_y = prepared.test_xy
+    classes = sorted(set(map(str, test_y)))
+    y = np.array([classes.index(str(v)) if str(v) in classes else 0 for v in train_y])
+    if len(set(y)) < 2:
+        return 0.5
+    model = XGBClassifier(n_jobs=1, verbosity=0, random_state=seed).fit(train_X, y)
+    truth = np.array([classes.index(str(v)) for v in test_y])
+    return float(roc_auc_score(truth == 1, model.predict_proba(test_X)[:, 1]))
+
+
+def score(synthetic: pd.DataFrame, prepared: PreparedTable, seed: int, trtr_auc: float,
+          holdout_dcr: float) -> dict:
+    """The same measurements for every method's synthetic rows; `holdout_dcr` is the real test
+    rows' median distance to the train rows (what fresh rows score)."""
     with threadpool_limits(limits=1):  # see score_real
-        return _score(synthetic, prepared, seed, trtr_auc)
+        scores = _score(synthetic, prepared, seed, trtr_auc)
+    scores["dcr_ratio"] = scores["dcr_median"] / holdout_dcr
+    return scores
 
 
 def _score(synthetic, prepared, seed, trtr_auc):
@@ -237,8 +278,13 @@ def _score(synthetic, prepared, seed, trtr_auc):
     synth = transform(synthetic)
     t = tstr(synthetic, prepared, seed)
     dcr = distance_to_closest_record(real_train, synth, seed)
+    field = field_scores(synthetic, prepared, seed)
     return {"minority": minority_share(synthetic, prepared),
             "tstr_acc": t["accuracy"], "tstr_auc": t["auc"], "auc_ratio": t["auc"] / trtr_auc,
+            "tstr_auc_xgb": xgb_auc(*prepared.encode_xy(synthetic), prepared, seed),
+            "detection_xgb": field["detection_xgb"], "dcr_share": field["dcr_share"],
+            "column_shapes": field["column_shapes"],
+            "column_pair_trends": field["column_pair_trends"],
             "detection": detection_auc(real_test, synth, seed),
             "dcr_median": dcr["dcr/median"], "exact_copies": dcr["dcr/exact_copies"],
             "dcr_real_median": dcr["dcr/real_median"],
@@ -266,9 +312,10 @@ def _score_real(prepared, seed):
     dcr = distance_to_closest_record(real_train, real_test, seed)
     return {"minority": minority_share(prepared.train_frame(), prepared),
             "tstr_acc": t["accuracy"], "tstr_auc": t["auc"], "auc_ratio": 1.0,
+            "tstr_auc_xgb": xgb_auc(*prepared.train_xy, prepared, seed),
             "detection": detection_auc(real_test, real_train, seed),
             "dcr_median": dcr["dcr/median"], "exact_copies": dcr["dcr/exact_copies"],
-            "dcr_real_median": dcr["dcr/real_median"], "seconds": seconds}
+            "dcr_real_median": dcr["dcr/real_median"], "seconds": seconds, "dcr_ratio": 1.0}
 
 
 # --------------------------------------------------------------------------- methods
@@ -306,31 +353,6 @@ def pick_farm_trial(summary: dict, dataset: str) -> dict | None:
     return max(candidates, key=select) if candidates else None
 
 
-def fit_peer(kind: str, prepared: PreparedTable, seed: int, epochs: int | None,
-             notes: set[str]) -> tuple[pd.DataFrame, float]:
-    import ctgan
-    import torch
-
-    train = prepared.train_frame()
-    discrete = list(prepared.table.nominal)
-    if prepared.table.target not in discrete:
-        discrete.append(prepared.table.target)
-    cls = {"CTGAN": ctgan.CTGAN, "TVAE": ctgan.TVAE}[kind]
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    started = time.time()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        model = cls() if epochs is None else cls(epochs=epochs)
-        model.set_random_state(seed)
-        model.fit(train, discrete_columns=discrete)
-        synthetic = model.sample(len(train))
-    seconds = time.time() - started
-    for w in caught:
-        notes.add(f"{kind}: {w.category.__name__}: {str(w.message).splitlines()[0][:200]}")
-    return as_table_dtypes(synthetic, prepared), seconds
-
-
 # --------------------------------------------------------------------------- report
 
 
@@ -352,7 +374,7 @@ def dataset_table(dataset: str, results: dict, info: dict) -> list[str]:
         runs = results.get(method, [])
         if not runs:
             continue
-        cells = [mean_std([r[key] for r in runs], fmt) for key, _, fmt in METRICS]
+        cells = [mean_std([r.get(key) for r in runs], fmt) for key, _, fmt in METRICS]
         label = method + (" *" if method.startswith("real") else "")
         if method.startswith("farm"):
             cells[-1] += " †"
@@ -377,6 +399,23 @@ def per_seed_table(rows: list[dict]) -> list[str]:
     return lines
 
 
+def write_json(rows: list[dict], args, command: str) -> None:
+    """bench/results/tabular-quality.json: one record per dataset, split seed and method (the
+    farm's `method` is "farm", real data's "real")."""
+    names = {METHODS[0]: "real", METHODS[1]: "farm"}
+    keys = ("auc_ratio", "detection", "exact_copies", "dcr_ratio", "seconds", "tstr_auc",
+            "tstr_auc_xgb", "detection_xgb", "dcr_share", "column_shapes", "column_pair_trends")
+    records = [{"method": names.get(r["method"], r["method"]), "dataset": r["dataset"],
+                "seed": r["seed"], **{k: r["scores"].get(k) for k in keys}} for r in rows]
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps({"commit": _git_revision(), "command": command,
+                                   "preset": None if args.skip_farm else args.preset,
+                                   "forest_flow": {"n_t": args.forest_flow_nt,
+                                                   "duplicate_K": args.forest_flow_k},
+                                   "records": records}, indent=2))
+    say(f"wrote {RESULTS}")
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -391,7 +430,15 @@ def parse_args(argv):
                    help=f"datasets root (default {default_data or 'the farm lookup: cache/download'})")
     p.add_argument("--ctgan-epochs", type=int, default=None,
                    help="epochs of CTGAN and TVAE (default: the package default, 300)")
-    p.add_argument("--skip-peers", action="store_true", help="no CTGAN/TVAE")
+    p.add_argument("--skip-peers", action="store_true", help="no peers (same as --peers '')")
+    p.add_argument("--peers", default=",".join(PEERS),
+                   help=f"comma-separated peers to fit (default {','.join(PEERS)})")
+    p.add_argument("--skip-farm", action="store_true",
+                   help="score the peers alone (the splits are the farm's for the same seeds)")
+    p.add_argument("--forest-flow-nt", type=int, default=50,
+                   help="Forest-Flow's noise levels (its default 50)")
+    p.add_argument("--forest-flow-k", type=int, default=100,
+                   help="Forest-Flow's duplicate_K (its default 100; time scales with it)")
     p.add_argument("--quick", action="store_true",
                    help="smoke check of this script: preset smoke, the first seed, peers 5 epochs")
     p.add_argument("--out", help="also write the report (markdown) to this file")
@@ -401,22 +448,28 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if args.quick:
         args.preset, args.seeds, args.ctgan_epochs = "smoke", args.seeds[:1], 5
+        args.forest_flow_nt, args.forest_flow_k = 5, 2
+    args.peers = [] if args.skip_peers else [k for k in args.peers.split(",") if k]
+    unknown = sorted(set(args.peers) - set(PEERS))
+    if unknown:
+        p.error(f"unknown peer(s) {', '.join(unknown)}: choose from {', '.join(PEERS)}")
     return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     command = shlex.join([sys.executable, *sys.argv])
-    if not args.skip_peers:
+    needs = {"CTGAN": "ctgan", "TVAE": "ctgan", "Forest-Flow": "ForestDiffusion"}
+    for kind in args.peers:
         try:
-            import ctgan  # noqa: F401
+            __import__(needs.get(kind, "imblearn"))
         except ImportError:
-            raise SystemExit("ctgan is not installed in this interpreter: install .venv-bench as "
-                             "bench/README.md says, or pass --skip-peers")
+            raise SystemExit(f"{kind}'s package is not installed in this interpreter: install "
+                             ".venv-bench as bench/README.md says, or leave it out of --peers")
     fingerprint = farm_fingerprint()
     lines = header(args, command, fingerprint)
     data_cfg = data_config(args.preset)
-    methods_run = METHODS if not args.skip_peers else METHODS[:2]
+    methods_run = [METHODS[0]] + ([] if args.skip_farm else [METHODS[1]]) + args.peers
 
     results = {d: {m: [] for m in methods_run} for d in args.datasets}
     info = {}
@@ -425,7 +478,11 @@ def main(argv=None) -> int:
     for seed in args.seeds:
         storage = Path(tempfile.mkdtemp(prefix=f"bench-tabq-{seed}-"))
         try:
-            summary, farm_seconds[seed] = run_farm(args, seed, storage)
+            if args.skip_farm:
+                summary, experiment_dir = None, storage / "split"
+            else:
+                summary, farm_seconds[seed] = run_farm(args, seed, storage)
+                experiment_dir = Path(summary["experiment_dir"])
             now = farm_fingerprint()
             if now != fingerprint:
                 notes.add(f"WARNING: the farm's code or trials/ changed while the benchmark ran "
@@ -433,7 +490,6 @@ def main(argv=None) -> int:
                           "farm run): the seeds may have measured different farms")
                 say(f"seed {seed}: farm sources changed ({fingerprint} -> {now})")
                 fingerprint = now
-            experiment_dir = Path(summary["experiment_dir"])
             for dataset in args.datasets:
                 # The farm run's own split manifest, and a fresh split: they must agree.
                 prepared = prepare(dataset, args.data_dir, data_cfg, experiment_dir, seed)
@@ -453,14 +509,14 @@ def main(argv=None) -> int:
                 rows.append({"dataset": dataset, "seed": seed, "method": METHODS[0], "scores": real})
                 trtr_auc = real["tstr_auc"]
 
-                trial = pick_farm_trial(summary, dataset)
-                if trial is None:
+                trial = pick_farm_trial(summary, dataset) if summary else None
+                if summary and trial is None:
                     notes.add(f"{dataset} seed {seed}: no farm trial finished with a CSV and a "
                               f"finite {SELECT}")
-                else:
+                elif trial is not None:
                     synthetic = load_synthetic_csv(trial["synthetic_csv"], prepared)
                     t0 = time.time()
-                    farm = score(synthetic, prepared, seed, trtr_auc)
+                    farm = score(synthetic, prepared, seed, trtr_auc, real["dcr_median"])
                     scoring = time.time() - t0
                     farm["seconds"] = farm_seconds[seed]
                     if trial.get("tstr") and abs(trial["tstr"]["auc"] - farm["tstr_auc"]) > 1e-9:
@@ -478,18 +534,18 @@ def main(argv=None) -> int:
                         f"({SELECT} {m[SELECT]:.3f}): TSTR AUC {farm['tstr_auc']:.3f}, "
                         f"TRTR {trtr_auc:.3f} (scored in {scoring:.1f} s)")
 
-                if not args.skip_peers:
-                    for kind in ("CTGAN", "TVAE"):
-                        say(f"seed {seed}: {dataset}: fitting {kind} on {len(s.train)} rows")
-                        synthetic, seconds = fit_peer(kind, prepared, seed, args.ctgan_epochs, notes)
-                        t0 = time.time()
-                        peer = score(synthetic, prepared, seed, trtr_auc)
-                        scoring = time.time() - t0
-                        peer["seconds"] = seconds
-                        results[dataset][kind].append(peer)
-                        rows.append({"dataset": dataset, "seed": seed, "method": kind, "scores": peer})
-                        say(f"seed {seed}: {dataset}: {kind} in {seconds:.0f} s: TSTR AUC "
-                            f"{peer['tstr_auc']:.3f} (scored in {scoring:.1f} s)")
+                for kind in args.peers:
+                    say(f"seed {seed}: {dataset}: fitting {kind} on {len(s.train)} rows")
+                    synthetic, seconds = fit_peer(kind, prepared, seed, args, notes)
+                    synthetic = as_table_dtypes(synthetic, prepared)
+                    t0 = time.time()
+                    peer = score(synthetic, prepared, seed, trtr_auc, real["dcr_median"])
+                    scoring = time.time() - t0
+                    peer["seconds"] = seconds
+                    results[dataset][kind].append(peer)
+                    rows.append({"dataset": dataset, "seed": seed, "method": kind, "scores": peer})
+                    say(f"seed {seed}: {dataset}: {kind} in {seconds:.0f} s: TSTR AUC "
+                        f"{peer['tstr_auc']:.3f} (scored in {scoring:.1f} s)")
         finally:
             if args.keep:
                 say(f"seed {seed}: kept {storage}")
@@ -529,7 +585,7 @@ def main(argv=None) -> int:
     for seed in args.seeds:
         if seed in farm_seconds:
             parts = [f"farm command {farm_seconds[seed]:.0f} s"]
-            for kind in ("CTGAN", "TVAE"):
+            for kind in args.peers:
                 secs = [r["scores"]["seconds"] for r in rows if r["seed"] == seed and r["method"] == kind]
                 if secs:
                     parts.append(f"{kind} {sum(secs):.0f} s over {len(secs)} dataset(s)")
@@ -545,6 +601,7 @@ def main(argv=None) -> int:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in sorted(notes)]
     report = "\n".join(lines) + "\n"
     print(report)
+    write_json(rows, args, command)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(report)

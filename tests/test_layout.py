@@ -56,10 +56,11 @@ READS_TEST_SPLIT = {
     "farm.data.prepare_images": "the judge's accuracy on the test images: the ceiling the "
                                 "trials' judge accuracy is read against, measured once; nothing "
                                 "is chosen by it",
-    "farm.evaluation.table_scores": "a table's final scores: TSTR, TRTR, real + synthetic",
+    "farm.evaluation.table_scores": "a table's final scores: TSTR, TRTR, real + synthetic, and "
+                                    "the test rows as the holdout of the final DCR share",
     "farm.evaluation.evaluate_pools": "the image evaluator's test task",
 }
-TEST_SPLIT_NAMES = {"test", "test_xy", "test_frame"}
+TEST_SPLIT_NAMES = {"test", "test_xy", "test_frame", "test_enc"}
 
 
 @dataclass(frozen=True)
@@ -209,8 +210,9 @@ def torch_in_light_folders(sources: dict[str, str]) -> list[str]:
 
 
 def reads_of_the_test_split(sources: dict[str, str]) -> list[str]:
-    """`.test`, `.test_xy` or `.test_frame` read outside READS_TEST_SPLIT; `len(x.test)` is a
-    count, not a read, and is allowed anywhere (the summary records the split's sizes)."""
+    """`.test`, `.test_xy`, `.test_frame` or `.test_enc` read outside READS_TEST_SPLIT;
+    `len(x.test)` is a count, not a read, and is allowed anywhere (the summary records the
+    split's sizes)."""
     bad = []
     for module, source in sources.items():
         if module in READS_TEST_SPLIT:
@@ -366,3 +368,21 @@ print(sorted(m for m in {HEAVY!r} if m in sys.modules))
     assert done.returncode == 0, done.stderr
     assert (experiment / "report.html").is_file()
     assert done.stdout.splitlines()[-1] == "[]", done.stdout
+
+
+def test_every_family_is_one_name_in_the_yaml_its_kind_and_its_module():
+    """`fruit-pairs` is the family in trials/images.yaml, its `kind:` and
+    farm/families/fruit_pairs.py; finished runs' former kind names still answer (ByKind)."""
+    import yaml
+
+    from farm.config.family_params import FORMER_KIND_NAMES, MODALITY, PARAMS
+
+    for path in sorted((REPO / "trials").glob("*.yaml")):
+        for name, section in (yaml.safe_load(path.read_text()).get("families") or {}).items():
+            assert section["kind"] == name, (path.name, name)
+            assert (FARM / "families" / f"{name.replace('-', '_')}.py").is_file(), name
+    assert set(PARAMS) == set(MODALITY) == {"tabular-a", "tabular-b", "fruit-pairs", "spiked",
+                                            "conditional"}
+    for former, now in FORMER_KIND_NAMES.items():
+        assert former in PARAMS and PARAMS[former] is PARAMS[now]
+        assert MODALITY.get(former) == MODALITY[now]

@@ -144,15 +144,39 @@ def check_transition(start: int, end: int) -> None:
         raise ValueError(f"transition_start ({start}) must be in [0, transition_end ({end}))")
 
 
-PARAMS: dict[str, type] = {
-    "tabular": TabularParams,
+class ByKind(dict):
+    """A table keyed by family kind that also answers to a kind's former name: finished runs
+    (run.json, tuner.pkl, generator files) hold the names the kinds had before they took their
+    family's name (`FORMER_KIND_NAMES`)."""
+
+    def __getitem__(self, kind):
+        return super().__getitem__(kind_name(kind))
+
+    def __contains__(self, kind):
+        return super().__contains__(kind_name(kind))
+
+    def get(self, kind, default=None):
+        return super().get(kind_name(kind), default)
+
+
+FORMER_KIND_NAMES = {"tabular": "tabular-a", "image-pair": "fruit-pairs",
+                     "image-spiked": "spiked", "image-conditional": "conditional"}
+
+
+def kind_name(kind: str) -> str:
+    """A kind's name now, given its name now or its former one."""
+    return FORMER_KIND_NAMES.get(kind, kind)
+
+
+PARAMS: dict[str, type] = ByKind({
+    "tabular-a": TabularParams,
     "tabular-b": ConfidenceParams,
-    "image-pair": ImageParams,
-    "image-spiked": ImageParams,
-    "image-conditional": ConditionalParams,
-}
-MODALITY = {"tabular": "table", "tabular-b": "table", "image-pair": "image",
-            "image-spiked": "image", "image-conditional": "image"}
+    "fruit-pairs": ImageParams,
+    "spiked": ImageParams,
+    "conditional": ConditionalParams,
+})
+MODALITY = ByKind({"tabular-a": "table", "tabular-b": "table", "fruit-pairs": "image",
+                   "spiked": "image", "conditional": "image"})
 
 
 def params_from(kind: str, values: dict[str, Any]):

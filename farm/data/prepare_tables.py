@@ -56,6 +56,16 @@ class PreparedTable:
         return self.encode_xy(self.train_frame())
 
     @cached_property
+    def train_enc(self):
+        """The real train split encoded whole (target too): the field's scores compare with it."""
+        return self.trial_data.transformer.transform(self.train_frame())
+
+    @cached_property
+    def test_enc(self):
+        """The test split encoded whole: the holdout of the final DCR share."""
+        return self.trial_data.transformer.transform(self.test_frame())
+
+    @cached_property
     def test_xy(self):
         """The held-out test split, encoded once: every trial's TSTR is scored on it."""
         return self.encode_xy(self.test_frame())
@@ -85,10 +95,10 @@ def prepare_table(name: str, path: Path, target: str | None, data_cfg: dict,
     val = frame.iloc[list(split.val)].reset_index(drop=True)
     transformer = TableTransformer(table.columns, snap=tables_cfg.get("snap", True)).fit(fit)
     features = transformer.feature_slices(table.target)
-    fit_enc = transformer.transform(fit)
+    fit_enc, val_enc = transformer.transform(fit), transformer.transform(val)
     data = TabularData(name=name, transformer=transformer, target=table.target, fit_frame=fit,
-                       fit_enc=fit_enc, val_X=transformer.transform(val)[:, features],
-                       val_y=val[table.target].to_numpy(dtype=object))
+                       fit_enc=fit_enc, val_X=val_enc[:, features],
+                       val_y=val[table.target].to_numpy(dtype=object), val_enc=val_enc)
     return PreparedTable(table, split, data, sha)
 
 

@@ -27,6 +27,7 @@ class TabularData:
     val_X: np.ndarray
     val_y: np.ndarray
     black_box: object = None  # farm.models.blackbox.BlackBox, for a family steered by one
+    val_enc: np.ndarray | None = None  # the val rows encoded whole: `dcr_share`'s holdout
 
     @property
     def features(self) -> np.ndarray:

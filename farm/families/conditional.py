@@ -1,4 +1,4 @@
-"""`conditional` (kind `image-conditional`): one class-conditional model for all classes, built
+"""`conditional`: one class-conditional model for all classes, built
 the way data-efficient conditional GANs are built today rather than as the fruit report did.
 
 G: conditional batch norm (per-class gain and bias) in a residual upsampling stack to the

@@ -1,4 +1,4 @@
-"""`fruit-pairs` (kind `image-pair`): the fruit report's one G/D pair per class. D tells the
+"""`fruit-pairs`: the fruit report's one G/D pair per class. D tells the
 class's real train images from generated ones; with `diffaug` set it sees both through
 DiffAugment (farm.gan.diffaugment), with `lecam` LeCam's regulariser holds its outputs, and with
 `ema_decay` what is evaluated, exported and pictured is an average of G's weights.

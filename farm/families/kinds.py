@@ -1,6 +1,7 @@
-"""Each family kind (`kind:` in trials/*.yaml) as the bundle of plain functions the shared
-trainable, the export and the generators call. The kind names are stored in finished runs'
-files; their settings and modality are in farm/config/family_params.py.
+"""Each family kind (`kind:` in trials/*.yaml, named as the family and its module) as the
+bundle of plain functions the shared trainable, the export and the generators call. The kind
+names are stored in finished runs' files, which may hold a kind's former name (`ByKind` answers
+to both); their settings and modality are in farm/config/family_params.py.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from farm.config.family_params import ByKind
 from farm.families import conditional, fruit_pairs, spiked, tabular_a, tabular_b
 
 
@@ -22,20 +24,20 @@ class FamilyKind:
     view: Callable = lambda data, spec: data  # the part of a dataset one trial trains on
 
 
-KINDS: dict[str, FamilyKind] = {
-    "tabular": FamilyKind(tabular_a.build, tabular_a.real_rows, tabular_a.game,
-                          tabular_a.evaluate, tabular_a.sample_frame),
+KINDS: dict[str, FamilyKind] = ByKind({
+    "tabular-a": FamilyKind(tabular_a.build, tabular_a.real_rows, tabular_a.game,
+                            tabular_a.evaluate, tabular_a.sample_frame),
     "tabular-b": FamilyKind(tabular_b.build, tabular_b.real_rows, tabular_b.game,
                             tabular_b.evaluate, tabular_b.sample_frame, tabular_b.pictures),
-    "image-pair": FamilyKind(fruit_pairs.build, fruit_pairs.real_rows, fruit_pairs.game,
-                             fruit_pairs.evaluate, fruit_pairs.export, fruit_pairs.pictures,
-                             fruit_pairs.class_view),
-    "image-spiked": FamilyKind(spiked.build, spiked.real_rows, spiked.game, spiked.evaluate,
-                               spiked.export, spiked.pictures),
+    "fruit-pairs": FamilyKind(fruit_pairs.build, fruit_pairs.real_rows, fruit_pairs.game,
+                              fruit_pairs.evaluate, fruit_pairs.export, fruit_pairs.pictures,
+                              fruit_pairs.class_view),
+    "spiked": FamilyKind(spiked.build, spiked.real_rows, spiked.game, spiked.evaluate,
+                         spiked.export, spiked.pictures),
     # Scored, exported and pictured as `spiked` is: KID and judge accuracy per class.
-    "image-conditional": FamilyKind(conditional.build, spiked.real_rows, conditional.game,
-                                    spiked.evaluate, spiked.export, spiked.pictures),
-}
+    "conditional": FamilyKind(conditional.build, spiked.real_rows, conditional.game,
+                              spiked.evaluate, spiked.export, spiked.pictures),
+})
 
 
 def kind_of(name: str) -> FamilyKind:

@@ -1,4 +1,4 @@
-"""`spiked` (kind `image-spiked`): the fruit report's one conditional model for all classes. The
+"""`spiked`: the fruit report's one conditional model for all classes. The
 class is a spike in G's noise (entry k of G1's vector set to s, or column k of G2/G2a's plane set
 to ones), and D has one output per class plus one for "fake"; with `diffaug` set it sees real
 and generated images through DiffAugment (farm.gan.diffaugment).

@@ -78,7 +78,8 @@ def report_on(synth: pd.DataFrame, params: TabularParams, data: TabularData, see
     return tabular_report(
         data.fit_frame, synth, data.fit_enc, synth_enc, data.numeric(), data.nominal(),
         data.target, data.val_X, data.val_y, synth[data.target].to_numpy(dtype=object),
-        seed=seed, synth_X_enc=synth_enc[:, data.features], n_estimators=params.metric_trees)
+        seed=seed, synth_X_enc=synth_enc[:, data.features], n_estimators=params.metric_trees,
+        holdout_enc=data.val_enc)
 
 
 def selection_score(m: dict) -> float:

@@ -30,6 +30,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.neighbors import NearestNeighbors
 
+from farm.metrics.field import column_shapes, dcr_share, pair_trends
+
 __all__ = [
     "column_fidelity",
     "correlation_difference",
@@ -345,6 +347,7 @@ def tabular_report(
     synth_X_enc=None,
     folds: int = 3,
     n_estimators: int = 50,
+    holdout_enc=None,
 ) -> dict[str, float]:
     """All metrics above in one flat ``{name: float}`` dict, ready for ``ray.tune.report``.
 
@@ -361,7 +364,12 @@ def tabular_report(
     Keys: ``fidelity/ks_mean``, ``fidelity/tv_mean`` (each when that column kind exists),
     ``fidelity/score``, ``correlation_diff``, ``detection_auc``, ``utility/accuracy``,
     ``utility/auc``, ``dcr/median``, ``dcr/p05``, ``dcr/exact_copies``, ``dcr/real_median``,
-    ``diversity``.
+    ``diversity``; and under the field's names (farm/metrics/field.py) ``KSComplement/<column>``,
+    ``TVComplement/<column>``, their means, ``column_shapes``, ``CorrelationSimilarity``,
+    ``ContingencySimilarity``, ``column_pair_trends``, and ``dcr_share`` against
+    ``holdout_enc`` (real rows encoded like ``real_enc`` that the generator did not train on)
+    when it is given. XGBoost detection is left to the final scoring: it costs more than all of
+    these together.
     """
     numeric, nominal = list(numeric), list(nominal)
     if (
@@ -383,4 +391,8 @@ def tabular_report(
     )
     report.update(distance_to_closest_record(real_enc, synth_enc, seed=seed))
     report["diversity"] = diversity(synth_enc, seed=seed)
+    report.update(column_shapes(real_df, synth_df, numeric, nominal))
+    report.update(pair_trends(real_df, synth_df, numeric, nominal))
+    if holdout_enc is not None:
+        report["dcr_share"] = dcr_share(real_enc, holdout_enc, synth_enc, seed=seed)
     return {k: float(v) for k, v in report.items()}

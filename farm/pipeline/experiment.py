@@ -30,7 +30,8 @@ from farm.data.images import write_image_folder
 from farm.data.prepare_tables import (attach_black_box, class_counts, dataset_name_for,
                                       prepare_tables)
 from farm.evaluation.evaluate_pools import evaluate_image_dataset
-from farm.evaluation.table_scores import real_plus_synthetic, trtr, tstr
+from farm.evaluation.table_scores import (field_scores, real_plus_synthetic,
+                                          smote_baseline, trtr, tstr)
 from farm.infra.atomic import replacing
 from farm.infra.errors import ConfigError, FarmError
 from farm.infra.phases import PhaseClock
@@ -289,6 +290,7 @@ def _summarise(name, settings, seed, tables, images, outcomes, store, data_cfg,
             "split": {"manifest": str(experiment_dir / "splits" / f"{dataset}.json"),
                       "fit": len(p.split.fit), "val": len(p.split.val), "test": len(p.split.test)},
             "trtr": trtr(p, seed),
+            "smote": smote_baseline(p, _synthetic_rows(data_cfg, p), seed),
         }
         if dataset in black_boxes:
             report = black_boxes[dataset]
@@ -370,8 +372,14 @@ def _mark_chosen_tables(trials: list[dict], tables) -> None:
         max(group, key=selection_value)["chosen"] = True
 
 
+def _synthetic_rows(data_cfg: dict, p) -> int:
+    """How many rows an exported table holds: `data.tables.synthetic_rows`, else as many as the
+    real train split."""
+    return int(data_cfg.get("tables", {}).get("synthetic_rows", 0)) or len(p.split.train)
+
+
 def _export_table(spec, outcome, p, trial, experiment_dir, data_cfg, seed) -> dict:
-    rows = int(data_cfg.get("tables", {}).get("synthetic_rows", 0)) or len(p.split.train)
+    rows = _synthetic_rows(data_cfg, p)
     generator, synthetic = sample_from_checkpoint(spec, outcome.checkpoint_path, p.trial_data, rows)
     csv = experiment_dir / "synthetic" / spec["dataset"] / f"{trial}.csv"
     write_csv_atomic(synthetic, csv)
@@ -381,7 +389,8 @@ def _export_table(spec, outcome, p, trial, experiment_dir, data_cfg, seed) -> di
                         "dataset": spec["dataset"], "checkpoint": outcome.checkpoint_path,
                         "best_epoch": outcome.best_epoch, "seed": spec["seed"]}, spec, rows)
     return {"synthetic_csv": str(csv), "tstr": tstr(synthetic, p, seed),
-            "real_plus_synthetic": real_plus_synthetic(synthetic, p, seed), "figures": figures,
+            "real_plus_synthetic": real_plus_synthetic(synthetic, p, seed),
+            "field": field_scores(synthetic, p, seed), "figures": figures,
             "provenance": about}
 
 

@@ -363,16 +363,45 @@ def _table_headline(dataset: str, info: dict, trials: list[dict]) -> str:
         out.append(f"<p>Black box (positive class {_e(box.get('positive_class', '?'))}): "
                    f"test accuracy {_num(box.get('test_accuracy'))}, "
                    f"AUC {_num(box.get('test_auc'))}.</p>")
-    chosen = [t for t in trials if t.get("chosen")]
-    if chosen:
-        header = ["family", "setting", "trial", "TSTR accuracy", "TSTR AUC",
-                  "real + synthetic accuracy", "real + synthetic AUC"]
-        rows = [[_e(t.get("family", "")), _e(t.get("setting", "")), _e(t.get("trial", "")),
-                 _num(_get(t, "tstr", "accuracy")), _num(_get(t, "tstr", "auc")),
-                 _num(_get(t, "real_plus_synthetic", "accuracy")),
-                 _num(_get(t, "real_plus_synthetic", "auc"))] for t in chosen]
-        out.append(_table(header, rows, numeric={3, 4, 5, 6}))
+    rows = _table_rows(info, trials)
+    if rows:
+        out.append(_table(TABLE_HEADER, [[_e(c) for c in row] for row in rows],
+                          numeric=set(range(2, len(TABLE_HEADER)))))
+        out.append(f"<p>{_e(FIELD_NOTE)}</p>")
+    if (info.get("smote") or {}).get("skipped"):
+        out.append(f"<p>SMOTE baseline skipped: {_e(info['smote']['skipped'])}</p>")
     return "".join(out)
+
+
+TABLE_HEADER = ["family", "setting", "TSTR acc", "TSTR AUC", "real+synth acc",
+                "real+synth AUC", "column shapes", "pair trends", "detection (XGBoost)",
+                "DCR share"]
+FIELD_NOTE = ("Column shapes: the mean KSComplement / TVComplement over columns; pair trends: "
+              "the mean CorrelationSimilarity / ContingencySimilarity over column pairs "
+              "(SDMetrics' definitions, 1 = identical); detection: synthcity's XGBoost "
+              "detection AUC against the real train rows (0.5 = indistinguishable); DCR share: "
+              "the share of synthetic rows nearer the train rows than the test rows (TabSyn's; "
+              "0.5 = as far as fresh rows). SMOTE is the interpolation baseline, fitted on the "
+              "same train rows.")
+
+
+def _table_rows(info: dict, trials: list[dict]) -> list[list[str]]:
+    """A table's headline rows as plain text: each family's chosen trial, then SMOTE's."""
+    def cells(name, setting, scores):
+        field = scores.get("field") or {}
+        return [name, setting, _num(_get(scores, "tstr", "accuracy")),
+                _num(_get(scores, "tstr", "auc")),
+                _num(_get(scores, "real_plus_synthetic", "accuracy")),
+                _num(_get(scores, "real_plus_synthetic", "auc")),
+                _num(field.get("column_shapes")), _num(field.get("column_pair_trends")),
+                _num(field.get("detection_xgb")), _num(field.get("dcr_share"))]
+
+    rows = [cells(str(t.get("family", "")), str(t.get("setting", "")), t)
+            for t in trials if t.get("chosen")]
+    smote = info.get("smote") or {}
+    if rows and smote and not smote.get("skipped"):
+        rows.append(cells("SMOTE (baseline)", "5 neighbours", smote))
+    return rows
 
 
 TRIAL_HEADER = ["✓", "trial", "family", "dataset", "class", "setting", "status", "best epoch",
@@ -590,15 +619,10 @@ def _md_headline(summary: dict) -> list[str]:
             lines += [f"### {_md(dataset)} (table)", "",
                       f"TRTR accuracy {_num(trtr.get('accuracy'))}, AUC {_num(trtr.get('auc'))}.",
                       ""]
-            chosen = [t for t in _trials_of(summary, dataset) if t.get("chosen")]
-            if chosen:
-                lines += _md_table(
-                    ["family", "setting", "TSTR acc", "TSTR AUC", "real+synth acc",
-                     "real+synth AUC"],
-                    [[_md(t.get("family", "")), _md(t.get("setting", "")),
-                      _num(_get(t, "tstr", "accuracy")), _num(_get(t, "tstr", "auc")),
-                      _num(_get(t, "real_plus_synthetic", "accuracy")),
-                      _num(_get(t, "real_plus_synthetic", "auc"))] for t in chosen])
+            rows = _table_rows(info, _trials_of(summary, dataset))
+            if rows:
+                lines += _md_table(TABLE_HEADER, [[_md(c) for c in row] for row in rows])
+                lines += [FIELD_NOTE, ""]
     return (["## Headline", ""] + lines) if lines else []
 
 

@@ -64,6 +64,13 @@ def format_summary(summary: dict, store: Store) -> str:
             continue
         lines.append(f"  {dataset}: real train -> test (TRTR) accuracy "
                      f"{info['trtr']['accuracy']:.3f}, AUC {info['trtr']['auc']:.3f}")
+        smote = info.get("smote") or {}
+        if smote.get("tstr"):
+            field = smote.get("field") or {}
+            lines.append(f"  {dataset}: SMOTE baseline (interpolation) TSTR accuracy "
+                         f"{smote['tstr']['accuracy']:.3f}, AUC {smote['tstr']['auc']:.3f}, "
+                         f"XGBoost detection {field.get('detection_xgb', float('nan')):.3f}, "
+                         f"DCR share {field.get('dcr_share', float('nan')):.3f}")
     lines += _format_evaluator(summary.get("evaluator"))
     for kind, header in (("table", f"{'detect':>7} {'TSTR acc':>8} {'TSTR AUC':>8} "
                                    f"{'real+syn acc':>12}"),

@@ -43,13 +43,13 @@ SHARED_TABULAR = {"fidelity/score", "correlation_diff", "detection_auc", "utilit
                   "utility/auc", "dcr/median", "dcr/p05", "dcr/exact_copies", "dcr/real_median",
                   "diversity"}  # farm.metrics.tabular.tabular_report, used by both kinds
 REPORTED = {
-    "tabular": SHARED_TABULAR | {"select/score"},
+    "tabular-a": SHARED_TABULAR | {"select/score"},
     "tabular-b": SHARED_TABULAR | {"confidence/error", "confidence/coverage", "balance/positive",
                                    "select/confidence"},
-    "image-pair": {"kid", "judge_accuracy", "diversity", "useful", "useful_accuracy"},
-    "image-spiked": {"kid/mean", "judge_accuracy/mean", "diversity/mean", "useful",
+    "fruit-pairs": {"kid", "judge_accuracy", "diversity", "useful", "useful_accuracy"},
+    "spiked": {"kid/mean", "judge_accuracy/mean", "diversity/mean", "useful",
                      "useful_accuracy"},
-    "image-conditional": {"kid/mean", "judge_accuracy/mean", "diversity/mean", "useful",
+    "conditional": {"kid/mean", "judge_accuracy/mean", "diversity/mean", "useful",
                           "useful_accuracy"},
 }
 # Per-class families plan one trial per class: the real presets are planned with these.
@@ -184,7 +184,7 @@ def test_reported_list_covers_every_kind():
         missing = sorted(n for n in names if f'"{n}"' not in source)
         assert not missing, (kind, missing)
     assert "select/score" not in REPORTED["tabular-b"]
-    assert "confidence/error" not in REPORTED["tabular"]
+    assert "confidence/error" not in REPORTED["tabular-a"]
 
 
 @pytest.mark.parametrize("preset", real_presets())
@@ -246,7 +246,7 @@ def test_fixture_loads(trials, preset):
     assert config["preset"] == preset
     assert list(config["families"]) == [FAMILY]
     family = config["families"][FAMILY]
-    assert family["kind"] == "tabular"
+    assert family["kind"] == "tabular-a"
     assert family["datasets"] == ["german_credit", "diabetes"]
     assert family["per_dataset"] == {"diabetes": {"flip_every": 10}}
     # No preset touches the bundles: `report` is the report as it is, `stable` the farm's fixes.
@@ -630,7 +630,7 @@ def test_invalid_yaml_in_preset_reports_line(trials):
 
 
 def test_unknown_kind(trials):
-    path = edit(trials / "tabular.yaml", "    kind: tabular", "    kind: tabulr")
+    path = edit(trials / "tabular.yaml", "    kind: tabular-a", "    kind: tabulr")
     error = config_error(trials)
     assert error.where == str(path) and "'tabulr'" in str(error)
 
@@ -641,7 +641,7 @@ def test_kind_decides_which_params_are_known(trials):
          "      metric_trees: 50\n      c_low: 0.1")
     error = config_error(trials)
     assert "'c_low'" in str(error) and "families.tabular-a.params" in str(error)
-    edit(trials / "tabular.yaml", "    kind: tabular", "    kind: tabular-b")
+    edit(trials / "tabular.yaml", "    kind: tabular-a", "    kind: tabular-b")
     assert load_config(trials, "smoke")["families"][FAMILY]["params"]["c_low"] == 0.1
 
 
@@ -705,7 +705,7 @@ def test_plan_full_is_datasets_times_grid(trials):
     assert len({t["seed"] for t in planned}) == len(planned)
     assert all(0 <= t["seed"] < 2**31 for t in planned)
     for trial in planned:
-        assert trial["family"] == FAMILY and trial["kind"] == "tabular"
+        assert trial["family"] == FAMILY and trial["kind"] == "tabular-a"
         assert trial["epochs"] == 300 and trial["eval_every"] == 10
         assert trial["resources"] == {"cpu": 1, "gpu": 0.1}
         assert trial["select"] == {"metric": "select/score", "mode": "max"}
@@ -713,7 +713,7 @@ def test_plan_full_is_datasets_times_grid(trials):
         assert trial["params"]["flip_every"] == (10 if trial["dataset"] == "diabetes" else 1)
         assert trial["params"]["noise_dim"] == 20
         assert VARIANT_AXIS not in trial["params"]
-        params_from("tabular", trial["params"])  # every planned point builds
+        params_from("tabular-a", trial["params"])  # every planned point builds
     assert planned[0]["tag"] == "lr_g=0.0001,variant=report"
 
 
@@ -908,7 +908,7 @@ def test_select_families_keeps_the_asked_order(trials):
 
 
 def test_per_class_family_plans_one_trial_per_class():
-    families = {"pairs": {"kind": "image-pair", "datasets": ["fruit"], "per_class": True,
+    families = {"pairs": {"kind": "fruit-pairs", "datasets": ["fruit"], "per_class": True,
                           "epochs": 3, "params": {"g_width": 8},
                           "variants": {"a": {}, "b": {"optimizer": "adam"}},
                           "search": {"variant": ["a", "b"]}}}

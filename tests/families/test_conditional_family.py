@@ -18,7 +18,7 @@ from farm.gan.gan_loop import LOSSES, gan_epoch, shuffled_batches
 from farm.models.images import noise_for
 from farm.pipeline.export import sample_from_checkpoint, sample_seed
 
-KIND = "image-conditional"
+KIND = "conditional"
 FAMILY = KINDS[KIND]
 CPU = torch.device("cpu")
 SMALL = {"g_width": 4, "d_width": 4, "z_dim": 8, "batch_size": 8, "ema_decay": 0.5,

@@ -18,14 +18,14 @@ SMALL = {"g_width": 4, "discriminator": "DCGAN", "d_width": 4, "eval_images": 6,
 
 
 def test_pair_trial_sees_only_its_class(data):
-    view = KINDS["image-pair"].view(data, {"class": "green"})
+    view = KINDS["fruit-pairs"].view(data, {"class": "green"})
     rows = fruit_pairs.real_rows(view, torch.device("cpu"))
     assert rows.shape == (12, 3, 64, 64) and float(rows[:, 1].mean()) > 0.3  # green channel
 
 
 def test_pair_and_spiked_trials_train_score_and_export(data):
-    for kind, view in (("image-pair", KINDS["image-pair"].view(data, {"class": "blue"})),
-                       ("image-spiked", data)):
+    for kind, view in (("fruit-pairs", KINDS["fruit-pairs"].view(data, {"class": "blue"})),
+                       ("spiked", data)):
         family = KINDS[kind]
         params = params_from(kind, SMALL)
         pair = family.build(params, view, torch.device("cpu"))
@@ -35,12 +35,12 @@ def test_pair_and_spiked_trials_train_score_and_export(data):
                           game, epoch=1)
         assert {"loss/d", "loss/g", "d_acc"} <= set(stats)
         metrics = family.evaluate(pair.generator, params, view, 0)
-        suffix = "" if kind == "image-pair" else "/mean"
+        suffix = "" if kind == "fruit-pairs" else "/mean"
         assert all(np.isfinite(metrics[f"{key}{suffix}"])
                    for key in ("kid", "judge_accuracy", "diversity"))
         assert metrics[f"diversity{suffix}"] >= 0
         exported = family.export(pair.generator, params, view, 5, 0)
-        expected = ["blue"] if kind == "image-pair" else ["red", "green", "blue"]
+        expected = ["blue"] if kind == "fruit-pairs" else ["red", "green", "blue"]
         assert list(exported) == expected
         assert all(a.shape == (5, 64, 64, 3) and a.dtype == np.uint8 for a in exported.values())
         grid = next(iter(family.pictures(pair.generator, params, view, 0).values()))
@@ -48,7 +48,7 @@ def test_pair_and_spiked_trials_train_score_and_export(data):
 
 
 def test_spiked_game_puts_real_images_in_their_class_and_fakes_in_the_last(data):
-    params = params_from("image-spiked", SMALL)
+    params = params_from("spiked", SMALL)
     pair = spiked.build(params, data, torch.device("cpu"))
     assert pair.discriminator(torch.zeros(2, 3, 64, 64)).shape == (2, 4)  # 3 classes + fake
     game = spiked.game(params, data, pair, torch.device("cpu"))
@@ -73,8 +73,8 @@ def _count(module) -> int:
 
 
 def test_the_reports_defaults_build_the_reports_pair_as_before(data):
-    view = KINDS["image-pair"].view(data, {"class": "blue"})
-    params = params_from("image-pair", {})
+    view = KINDS["fruit-pairs"].view(data, {"class": "blue"})
+    params = params_from("fruit-pairs", {})
     assert (params.lecam, params.ema_decay, params.beta2) == (0.0, 0.0, 0.999)
     torch.manual_seed(0)
     pair = fruit_pairs.build(params, view, CPU)
@@ -94,8 +94,8 @@ def test_the_reports_defaults_build_the_reports_pair_as_before(data):
 
 
 def test_the_reports_game_is_plain_cross_entropy(data):
-    view = KINDS["image-pair"].view(data, {"class": "blue"})
-    params = params_from("image-pair", SMALL)
+    view = KINDS["fruit-pairs"].view(data, {"class": "blue"})
+    params = params_from("fruit-pairs", SMALL)
     pair = fruit_pairs.build(params, view, CPU)
     game = fruit_pairs.game(params, view, pair, CPU)
     D = pair.discriminator.eval()
@@ -106,8 +106,8 @@ def test_the_reports_game_is_plain_cross_entropy(data):
 
 
 def test_a_stable_pair_trains_and_eval_mode_samples_its_average(data, tmp_path):
-    view = KINDS["image-pair"].view(data, {"class": "blue"})  # 12 images: one step an epoch
-    params = params_from("image-pair", {**SMALL, **STABLE})
+    view = KINDS["fruit-pairs"].view(data, {"class": "blue"})  # 12 images: one step an epoch
+    params = params_from("fruit-pairs", {**SMALL, **STABLE})
     torch.manual_seed(0)
     pair = fruit_pairs.build(params, view, CPU)
     G, D = pair.generator, pair.discriminator

@@ -147,7 +147,7 @@ def colours():
     return ImageData("colours", images, labels, ("a", "b"), {}, {})
 
 
-@pytest.mark.parametrize("kind", ["image-pair", "image-spiked"])
+@pytest.mark.parametrize("kind", ["fruit-pairs", "spiked"])
 def test_image_games_train_with_diffaug_on(colours, kind):
     torch.manual_seed(0)
     family = KINDS[kind]
@@ -167,11 +167,11 @@ def test_image_games_train_with_diffaug_on(colours, kind):
 
 
 def test_image_games_refuse_an_unknown_policy_when_built(colours):
-    params = params_from("image-spiked", {"g_width": 4, "discriminator": "DCGAN", "d_width": 4,
+    params = params_from("spiked", {"g_width": 4, "discriminator": "DCGAN", "d_width": 4,
                                           "diffaug": "color,flip"})
-    pair = KINDS["image-spiked"].build(params, colours, torch.device("cpu"))
+    pair = KINDS["spiked"].build(params, colours, torch.device("cpu"))
     with pytest.raises(ConfigError, match="'flip'"):
-        KINDS["image-spiked"].game(params, colours, pair, torch.device("cpu"))
+        KINDS["spiked"].game(params, colours, pair, torch.device("cpu"))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")

@@ -75,8 +75,13 @@ def test_tiny_farm_writes_summary_checkpoints_and_csvs(tiny_run, shared_data):
                 if col.integer:
                     assert pd.api.types.is_integer_dtype(synthetic[col.name])
         assert 0.0 <= trial["tstr"]["auc"] <= 1.0
+        for key in ("column_shapes", "column_pair_trends", "detection_xgb", "dcr_share"):
+            assert 0.0 <= trial["field"][key] <= 1.0, key
+        assert 0.0 <= trial["metrics"]["dcr_share"] <= 1.0  # every evaluation, val as holdout
     for info in (summary["datasets"][d] for d in ("german_credit", "diabetes")):
         assert info["trtr"]["auc"] > 0.7  # the real-data ceiling is a real forest's score
+        smote = info["smote"]  # the interpolation baseline, scored as the trials are
+        assert smote["tstr"]["auc"] > 0.6 and 0.0 <= smote["field"]["dcr_share"] <= 1.0
         assert info["black_box"]["test_auc"] > 0.7
         assert set(info["black_box"]["figures"]) == {"roc", "confidences"}
         assert Path(info["split"]["manifest"]).is_file()

@@ -286,6 +286,14 @@ REPORT_KEYS = {
 }
 
 
+FIELD_KEYS = {"KSComplement", "TVComplement", "column_shapes", "CorrelationSimilarity",
+              "ContingencySimilarity", "column_pair_trends"}
+
+
+def _per_column(numeric, nominal) -> set[str]:
+    return {f"KSComplement/{c}" for c in numeric} | {f"TVComplement/{c}" for c in nominal}
+
+
 def _report(a, synth, enc, enc_x, val, seed=0):
     return tabular_report(
         a, synth, enc(a), enc(synth), enc.numeric, enc_x.nominal, "class",
@@ -298,7 +306,8 @@ def test_report_keys_types_and_determinism(german_halves):
     a, b, enc, enc_x = german_halves
     train, val = a.iloc[:350], a.iloc[350:]
     one = _report(train, b, enc, enc_x, val, seed=5)
-    assert set(one) == REPORT_KEYS
+    columns = _per_column(enc.numeric, enc_x.nominal + ["class"])
+    assert set(one) == REPORT_KEYS | FIELD_KEYS | columns
     assert all(type(v) is float and math.isfinite(v) for v in one.values())
     assert one == _report(train, b, enc, enc_x, val, seed=5)
     assert 0.35 <= one["detection_auc"] <= 0.65
@@ -329,6 +338,8 @@ def test_report_on_diabetes_numeric_only_features(shared_data):
         val_X_enc=enc_x(val), val_y=val["class"].to_numpy(),
         synth_y=synth["class"].to_numpy(), synth_X_enc=enc_x(synth),
     )  # fmt: skip
-    assert set(out) == REPORT_KEYS  # the target adds the nominal (TV) part
+    # the target adds the nominal (TV) part; no nominal feature, so no ContingencySimilarity
+    # beyond the target's pairs with the numeric columns
+    assert set(out) == REPORT_KEYS | FIELD_KEYS | _per_column(numeric, ["class"])
     assert out["utility/auc"] > 0.7
     assert 0.3 <= out["detection_auc"] <= 0.7

@@ -127,6 +127,8 @@ def _experiment(tmp_path, pngs) -> tuple[Path, list[Path]]:
         "checkpoint": "/x", "synthetic_csv": "/x.csv",
         "tstr": {"accuracy": 0.701, "auc": 0.733},
         "real_plus_synthetic": {"accuracy": 0.745, "auc": 0.781},
+        "field": {"column_shapes": 0.911, "column_pair_trends": 0.877, "detection_xgb": 0.642,
+                  "dcr_share": 0.512},
         "figures": {"tsne": png("tsne.png", "curves"),
                     "confidence_scatter": png("scatter.png", "curves")},
         "chosen": True}
@@ -166,6 +168,10 @@ def _experiment(tmp_path, pngs) -> tuple[Path, list[Path]]:
             "credit": {"kind": "table", "source": "/data/credit.arff", "target": "class",
                        "rows": 1000, "classes": {"good": 700, "bad": 300},
                        "trtr": {"accuracy": 0.765, "auc": 0.789},
+                       "smote": {"tstr": {"accuracy": 0.722, "auc": 0.758},
+                                 "real_plus_synthetic": {"accuracy": 0.751, "auc": 0.79},
+                                 "field": {"column_shapes": 0.904, "column_pair_trends": 0.839,
+                                           "detection_xgb": 0.867, "dcr_share": 0.511}},
                        "black_box": {"positive_class": "good", "test_accuracy": 0.75,
                                      "test_auc": 0.77,
                                      "figures": {"roc": png("roc.png", "curves"),
@@ -235,6 +241,11 @@ def test_report_headline_numbers_and_tables(tmp_path, pngs):
                "pass as the pools are, scores 0.871 (-0.041 over real alone)")
     assert control in text and control in md
     assert "](figures/classes.png)" in md and "](figures/curves_ctgan.png)" in md
+    for number in ("0.911", "0.877", "0.642", "0.512",  # the chosen trial's field scores
+                   "0.722", "0.758", "0.904", "0.839", "0.867", "0.511"):  # SMOTE's row
+        assert number in text and number in md, number
+    assert "SMOTE (baseline)" in text and "SMOTE (baseline)" in md
+    assert "ContingencySimilarity" in text
     phases = "prepare 20 s (6%) · judge 30 s (9%) · trials 240 s (75%) · evaluator 31 s (10%)"
     assert phases in text and phases in md
     assert str(exp) + "/figures" not in md.split("Regenerate")[0]  # relative picture paths

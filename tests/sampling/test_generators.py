@@ -40,16 +40,17 @@ def made(diabetes):
     table, transformer, box = diabetes
     rows = table_data("diabetes", transformer, table.target)
     specs = {
-        "tabular": (_spec("tabular", {"g_output": "blockwise", "g_batchnorm": True}, rows), None),
+        "tabular-a": (_spec("tabular-a", {"g_output": "blockwise", "g_batchnorm": True}, rows),
+                      None),
         "tabular-b": (_spec("tabular-b", {"conf_net": True, "conf_weight": 50.0,
                                           "realness": True, "pick_best_of": 4,
                                           "emit_label": True, "g_output": "blockwise"},
                             table_data("diabetes", transformer, table.target, box)), box.forest),
-        "image-pair": (_spec("image-pair", SMALL_IMAGES, image_data("fids30", CLASSES, 32),
+        "fruit-pairs": (_spec("fruit-pairs", SMALL_IMAGES, image_data("fids30", CLASSES, 32),
                              **{"class": "bananas"}), None),
-        "image-spiked": (_spec("image-spiked", {**SMALL_IMAGES, "generator": "G1"},
+        "spiked": (_spec("spiked", {**SMALL_IMAGES, "generator": "G1"},
                                image_data("fids30", CLASSES, 64)), None),
-        "image-conditional": (_spec("image-conditional", {"g_width": 4, "d_width": 4,
+        "conditional": (_spec("conditional", {"g_width": 4, "d_width": 4,
                                                           "z_dim": 8},
                                     image_data("fids30", CLASSES, 32)), None),
     }
@@ -68,8 +69,8 @@ def _same(a, b) -> bool:
     return np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
 
 
-@pytest.mark.parametrize("kind", ["tabular", "tabular-b", "image-pair", "image-spiked",
-                                  "image-conditional"])
+@pytest.mark.parametrize("kind", ["tabular-a", "tabular-b", "fruit-pairs", "spiked",
+                                  "conditional"])
 def test_every_kind_samples_the_same_from_its_file(made, kind, tmp_path):
     generator = made[kind]
     first = _draw(generator, 6, 11)
@@ -83,7 +84,7 @@ def test_every_kind_samples_the_same_from_its_file(made, kind, tmp_path):
 
 def test_rows_keep_the_tables_schema(made, diabetes):
     table, _, _ = diabetes
-    plain, steered = made["tabular"].sample(50, seed=1), made["tabular-b"].sample(50, seed=1)
+    plain, steered = made["tabular-a"].sample(50, seed=1), made["tabular-b"].sample(50, seed=1)
     assert list(plain.columns) == list(table.frame.columns)
     assert list(steered.columns) == list(table.frame.columns) + ["requested_confidence",
                                                                  "achieved_confidence"]
@@ -106,41 +107,41 @@ def test_long_samples_read_one_stream_in_blocks(made, monkeypatch):
     monkeypatch.setattr(generators, "ROW_BLOCK", 7)
     monkeypatch.setattr(generators, "REQUEST_BLOCK", 5)
     monkeypatch.setattr(generators, "IMAGE_BLOCK", 2)
-    rows = made["tabular"].sample(20, seed=3)
+    rows = made["tabular-a"].sample(20, seed=3)
     assert len(rows) == 20 and rows.index.tolist() == list(range(20))
-    pd.testing.assert_frame_equal(rows.head(7), made["tabular"].sample(7, seed=3))
+    pd.testing.assert_frame_equal(rows.head(7), made["tabular-a"].sample(7, seed=3))
     asked = made["tabular-b"].sample(12, seed=3, confidence=0.5)
     pd.testing.assert_frame_equal(asked.head(5), made["tabular-b"].sample(5, seed=3,
                                                                            confidence=0.5))
-    images, _ = made["image-conditional"].sample(5, seed=3, classes=["apples"])
-    assert np.array_equal(images[:2], made["image-conditional"].sample(2, seed=3,
+    images, _ = made["conditional"].sample(5, seed=3, classes=["apples"])
+    assert np.array_equal(images[:2], made["conditional"].sample(2, seed=3,
                                                                        classes=["apples"])[0])
     assert len(set(map(bytes, images))) == 5  # the blocks read on, never the same noise again
 
 
 def test_a_class_draws_the_same_images_alone_or_with_others(made):
-    generator = made["image-conditional"]
+    generator = made["conditional"]
     images, labels = generator.sample(3, seed=5)
     assert images.shape == (9, 32, 32, 3) and images.dtype == np.uint8
     assert labels.tolist() == [c for c in CLASSES for _ in range(3)]
     alone, _ = generator.sample(3, seed=5, classes=["cherries", "apples"])
     assert np.array_equal(alone[:3], images[6:]) and np.array_equal(alone[3:], images[:3])
     assert [s["stream_seed"] for s in generator.noise(3, 5)] == [5, 6, 7]
-    assert made["image-pair"].classes == ("bananas",)
-    assert made["image-spiked"].sample(2, seed=0)[0].shape == (6, 64, 64, 3)
+    assert made["fruit-pairs"].classes == ("bananas",)
+    assert made["spiked"].sample(2, seed=0)[0].shape == (6, 64, 64, 3)
 
 
 @pytest.mark.parametrize("kind, request_, expect", [
-    ("tabular", {"n": 0}, "n must be a whole number of at least 1, got 0"),
-    ("tabular", {"n": 2.5}, "got 2.5"),
-    ("image-conditional", {"n": -3}, "got -3"),
-    ("tabular", {"classes": ["apples"]}, "makes rows of a table; classes= is for image"),
-    ("tabular", {"confidence": 0.5}, "confidence is asked of tabular-b only"),
+    ("tabular-a", {"n": 0}, "n must be a whole number of at least 1, got 0"),
+    ("tabular-a", {"n": 2.5}, "got 2.5"),
+    ("conditional", {"n": -3}, "got -3"),
+    ("tabular-a", {"classes": ["apples"]}, "makes rows of a table; classes= is for image"),
+    ("tabular-a", {"confidence": 0.5}, "confidence is asked of tabular-b only"),
     ("tabular-b", {"confidence": 1.5}, "confidence must be in [0, 1], got 1.5"),
     ("tabular-b", {"confidence": -0.1}, "got -0.1"),
-    ("image-conditional", {"classes": ["kiwis"]}, "makes no class 'kiwis'; it makes apples"),
-    ("image-pair", {"classes": ["apples"]}, "makes no class 'apples'; it makes bananas"),
-    ("image-conditional", {"confidence": 0.5}, "makes images; confidence= is for tabular-b"),
+    ("conditional", {"classes": ["kiwis"]}, "makes no class 'kiwis'; it makes apples"),
+    ("fruit-pairs", {"classes": ["apples"]}, "makes no class 'apples'; it makes bananas"),
+    ("conditional", {"confidence": 0.5}, "makes images; confidence= is for tabular-b"),
 ])
 def test_bad_requests_are_one_line(made, kind, request_, expect):
     request_ = {"n": 4, **request_}
@@ -182,7 +183,7 @@ def test_old_or_foreign_files_are_one_line(kind, expect, tmp_path):
 
 
 def test_a_file_whose_weights_do_not_fit_its_spec_is_one_line(made, tmp_path):
-    generator = made["image-conditional"]
+    generator = made["conditional"]
     spec = {**generator.spec, "params": {**generator.spec["params"], "g_width": 8}}
     generator_file.write(tmp_path / "x.gen", spec, generator.module.state_dict(), {})
     with pytest.raises(GeneratorFileError, match="the weights do not fit the model the spec"):

@@ -1,0 +1,105 @@
+"""The peers `tabular_quality.py` fits beside the farm, each a function of the prepared split.
+
+* CTGAN and TVAE (SDV's `ctgan` package) at their defaults;
+* SMOTE used as a generator (the farm's own baseline, farm/evaluation/smote_baseline.py:
+  imbalanced-learn's SMOTENC, 5 neighbours), TabDDPM's baseline;
+* Forest-Flow (`ForestDiffusion`, Jolicoeur-Martineau et al., AISTATS 2024): flow matching with
+  one XGBoost model per noise level, no GPU. Its package defaults are n_t 50 and duplicate_K 100;
+  `duplicate_K` sets how many noised copies of each row the trees fit, and the time scales with
+  it. One thread (the farm's other core is someone else's).
+
+Every peer trains on the real train split (fit + val) and samples as many rows.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from farm.data.prepare_tables import PreparedTable
+from farm.evaluation.smote_baseline import smote_rows
+
+PEERS = ("CTGAN", "TVAE", "SMOTE", "Forest-Flow")
+
+
+def _nominal(prepared: PreparedTable) -> list[str]:
+    nominal = list(prepared.table.nominal)
+    return nominal + ([prepared.table.target] if prepared.table.target not in nominal else [])
+
+
+def fit_ctgan(kind: str, prepared: PreparedTable, seed: int, epochs: int | None,
+              notes: set[str]) -> pd.DataFrame:
+    import ctgan
+    import torch
+
+    train = prepared.train_frame()
+    cls = {"CTGAN": ctgan.CTGAN, "TVAE": ctgan.TVAE}[kind]
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = cls() if epochs is None else cls(epochs=epochs)
+        model.set_random_state(seed)
+        model.fit(train, discrete_columns=_nominal(prepared))
+        synthetic = model.sample(len(train))
+    for w in caught:
+        notes.add(f"{kind}: {w.category.__name__}: {str(w.message).splitlines()[0][:200]}")
+    return synthetic
+
+
+def fit_smote(prepared: PreparedTable, seed: int) -> pd.DataFrame:
+    train = prepared.train_frame()
+    return smote_rows(train, prepared.table.target, list(prepared.table.nominal), len(train), seed)
+
+
+def fit_forest_flow(prepared: PreparedTable, seed: int, n_t: int, duplicate_k: int) -> pd.DataFrame:
+    """Nominal columns as integer codes (`cat_indexes` when 3 or more categories, else
+    `bin_indexes`), integer columns as `int_indexes`, the target as `label_y` (one model per
+    class, as its paper does for classification tables)."""
+    from ForestDiffusion import ForestDiffusionModel
+
+    train = prepared.train_frame()
+    target = prepared.table.target
+    X = train.drop(columns=[target])
+    vocabulary, cat, binary, integer = {}, [], [], []
+    for i, c in enumerate(X.columns):
+        if c in set(prepared.table.nominal):
+            X[c], vocabulary[c] = pd.factorize(X[c])
+            (cat if len(vocabulary[c]) >= 3 else binary).append(i)
+        elif pd.api.types.is_integer_dtype(train[c]):
+            integer.append(i)
+    labels, classes = pd.factorize(train[target])
+    model = ForestDiffusionModel(X.to_numpy(dtype=np.float64), label_y=labels, n_t=n_t,
+                                 duplicate_K=duplicate_k, cat_indexes=cat, bin_indexes=binary,
+                                 int_indexes=integer, diffusion_type="flow", n_jobs=1, seed=seed)
+    # ForestDiffusion 1.0.6 rounds integer columns in place in `clip_extremes`, on the read-only
+    # array pandas 3 hands back from `clean_onehot_data`: give it a writable copy
+    clean = model.clean_onehot_data
+    model.clean_onehot_data = lambda values: np.array(clean(values), dtype=np.float64)
+    out = model.generate(batch_size=len(train))
+    rows = pd.DataFrame(out[:, :-1], columns=X.columns)
+    for c in X.columns:
+        if c in vocabulary:
+            codes = np.clip(np.round(rows[c]).astype(int), 0, len(vocabulary[c]) - 1)
+            rows[c] = vocabulary[c][codes]
+        elif pd.api.types.is_integer_dtype(train[c]):
+            rows[c] = np.round(rows[c]).astype(train[c].dtype)
+    rows[target] = classes[np.round(out[:, -1]).astype(int)]
+    return rows[list(train.columns)]
+
+
+def fit(kind: str, prepared: PreparedTable, seed: int, args, notes: set[str]):
+    """(synthetic rows in the table's schema, seconds to fit and sample)."""
+    started = time.time()
+    if kind in ("CTGAN", "TVAE"):
+        synthetic = fit_ctgan(kind, prepared, seed, args.ctgan_epochs, notes)
+    elif kind == "SMOTE":
+        synthetic = fit_smote(prepared, seed)
+    elif kind == "Forest-Flow":
+        synthetic = fit_forest_flow(prepared, seed, args.forest_flow_nt, args.forest_flow_k)
+    else:
+        raise ValueError(f"unknown peer {kind!r} (one of {', '.join(PEERS)})")
+    return synthetic, time.time() - started
