@@ -10,26 +10,32 @@ In one run, on the same device:
 * the tabular families' time per epoch on German credit (every variant of the family);
 * with `--evaluator`, the evaluator's images per second as a Ray Train job with 1 and several
   workers (starts an embedded Ray);
-* with `--profile DIR`, a PyTorch profile of one image trial (a few steps and one evaluation).
+* with `--profile DIR`, a PyTorch profile of one image trial (a few steps and one evaluation);
+* with `--modes fp32,bf16,channels-last,compile`, the farm's own step of every image family
+  again under bf16 autocast, with G, D and the images in channels-last memory, and with G and D
+  compiled by torch.compile (`a+b` combines modes); a mode that fails is a row with its error.
 
 The images are random uint8 pictures (no dataset needed); only the tabular section reads a file.
 Timings on CUDA are bracketed by torch.cuda.synchronize() around the timed region only. Prints
-a markdown report (device, command, date, versions); `--out FILE` writes it too. Asserts
-nothing about the numbers.
+a markdown report (device, command, date, versions); `--out FILE` writes it too, and every row
+is also printed as a `speed-record {json}` line as soon as it is measured (bench/gpu_check.py
+reads them, also from a run stopped at its time limit). Asserts nothing about the numbers.
 
     .venv/bin/python bench/speed.py                      # CPU here: about 2 minutes
     .venv/bin/python bench/speed.py --preset smoke       # a check (small models)
     .venv/bin/python bench/speed.py --device cuda --steps 50 --evaluator --profile bench/profiles
+    .venv/bin/python bench/speed.py --device cuda --steps 50 --modes-only \
+        --modes fp32,bf16,channels-last,compile,bf16+channels-last+compile
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
+import json
 import os
 import platform
-import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,7 +50,7 @@ from torch.utils.data import DataLoader, TensorDataset
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from common import emit  # noqa: E402
+from common import SPEED_RECORD, command_line, emit, git_commit, host_cpu  # noqa: E402
 from farm.config.family_params import MODALITY, params_from  # noqa: E402
 from farm.config.load import load_config  # noqa: E402
 from farm.config.plan import plan_trials  # noqa: E402
@@ -60,6 +66,7 @@ IMAGE_FAMILIES = ("fruit-pairs", "spiked", "conditional")
 TABLE_FAMILIES = ("tabular-a", "tabular-b")
 SHARED_DATA = Path(os.environ.get("FARM_SHARED_DATA", REPO.parent / "shared" / "data"))
 SIZE = 64  # the report's generators (G1, G2, G2a) make 64x64 images
+MODES = ("fp32", "bf16", "channels-last", "compile")  # what --modes combines with '+'
 
 
 # --------------------------------------------------------------------------- device and clock
@@ -74,9 +81,7 @@ def pick_device(name: str) -> torch.device:
 
 
 def device_words(device: torch.device) -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), platform.processor() or "unknown CPU")
-    host = f"{cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
+    host = f"{host_cpu()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         return (f"{torch.cuda.get_device_name(device)} ({props.total_memory / 2**30:.0f} GiB, "
@@ -98,24 +103,10 @@ def timed(fn, device: torch.device) -> tuple[float, object]:
     return time.perf_counter() - start, out
 
 
-def git_commit() -> str:
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, text=True,
-                              capture_output=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               text=True, capture_output=True, check=True).stdout.strip()
-        return head + (" + uncommitted changes" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def command_line() -> str:
-    exe = Path(sys.executable)
-    try:
-        exe = exe.relative_to(REPO)
-    except ValueError:
-        exe = Path(exe.name)
-    return shlex.join([str(exe), *sys.argv])
+def record(section: str, **fields) -> None:
+    """Print one measured row as JSON at once, so a caller that stops this run at a time limit
+    (bench/gpu_check.py) keeps the rows measured so far."""
+    print(SPEED_RECORD + json.dumps({"section": section, **fields}), flush=True)
 
 
 # --------------------------------------------------------------------------- planned trials
@@ -355,6 +346,12 @@ def image_section(args, config, device, lines: list[str]) -> None:
                 f"{np.median(ratios):.2f}{spread} | "
                 f"{1000 * np.median([r[0] for r in farm_runs]) / args.steps:.0f} | "
                 f"{1000 * np.median([r[0] for r in ref_runs]) / args.steps:.0f} |")
+            record("step", family=family, variant=trial["variant"], kind=trial["kind"],
+                   batch=params.batch_size, steps_per_epoch=per_epoch,
+                   farm_img_s=float(np.median(farm_ips)), ref_img_s=float(np.median(ref_ips)),
+                   ratio=float(np.median(ratios)),
+                   farm_ms_step=1000 * float(np.median([r[0] for r in farm_runs])) / args.steps,
+                   ref_ms_step=1000 * float(np.median([r[0] for r in ref_runs])) / args.steps)
             if args.no_eval:
                 continue
             kind = kind_of(trial["kind"])
@@ -366,6 +363,8 @@ def image_section(args, config, device, lines: list[str]) -> None:
             scored = params.eval_images * (1 if trial["kind"] == "fruit-pairs" else len(names))
             eval_rows.append(f"| {label} | {scored} | {params.kid_subsets} | {first:.2f} | "
                              f"{np.mean(repeat):.2f} |")
+            record("eval", family=family, variant=trial["variant"], classes=len(names),
+                   images=scored, first_s=first, s_per_eval=float(np.mean(repeat)))
     lines += ["## Image families: one training step", "",
               f"Random uint8 {SIZE}x{SIZE} images, {args.classes} classes x "
               f"{args.images_per_class}; {args.steps} timed steps after {args.warmup} warm-up, "
@@ -395,6 +394,142 @@ def image_section(args, config, device, lines: list[str]) -> None:
                   f"{args.eval_repeats}.", "",
                   "| family | images scored | KID subsets | first s | s / evaluation |",
                   "|---|---:|---:|---:|---:|", *eval_rows, ""]
+
+
+# --------------------------------------------------------------------------- modes of the step
+
+
+def parse_modes(text: str) -> list[str]:
+    """`fp32,bf16,bf16+compile` -> the modes to time, each a '+'-joined set of MODES."""
+    modes = [mode.strip() for mode in text.split(",") if mode.strip()]
+    for mode in modes:
+        unknown = set(mode.split("+")) - set(MODES)
+        if unknown:
+            raise argparse.ArgumentTypeError(f"unknown mode {sorted(unknown)[0]!r} in {mode!r}; "
+                                             f"known: {', '.join(MODES)} (join with '+')")
+    return modes
+
+
+def channels_last(real):
+    """The real rows in channels-last memory (images only: a tuple's labels stay as they are)."""
+    if isinstance(real, tuple):
+        return (real[0].contiguous(memory_format=torch.channels_last), *real[1:])
+    return real.contiguous(memory_format=torch.channels_last)
+
+
+class ModeRun:
+    """One image trial built as the trainable builds it, then changed in place by a mode:
+    modules and images to channels-last, G and D compiled (nn.Module.compile keeps the
+    objects the family's Game and EMA hooks hold), steps run under bf16 autocast. The
+    warm-up steps are timed apart: with `compile` they hold the compilation."""
+
+    def __init__(self, trial, params, data, device, mode: str, warmup: int):
+        self.mode, self.device, self.batch = mode, device, params.batch_size
+        self.parts = set(mode.split("+"))
+        self.seconds: list[float] = []
+        self.images, self.warmup_s, self.error = 0, 0.0, None
+        try:
+            _, self.pair, real, self.game, self.order = built_trial(trial, params, data, device)
+            self.real = self._apply(real)
+            self.epoch = 1
+            self.warmup_s = self.steps(max(1, warmup))[0]
+        except Exception as error:  # a mode this device or build cannot run is a row
+            self.fail(error)
+
+    def _apply(self, real):
+        pair = self.pair
+        if "channels-last" in self.parts:
+            pair.generator.to(memory_format=torch.channels_last)
+            pair.discriminator.to(memory_format=torch.channels_last)
+            real = channels_last(real)
+        if "compile" in self.parts:
+            pair.generator.compile()
+            pair.discriminator.compile()
+        return real
+
+    def _autocast(self):
+        if "bf16" in self.parts:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def steps(self, count: int) -> tuple[float, int]:
+        """(seconds, images) of `count` steps, epochs carried on from the last call."""
+        with self._autocast():
+            seconds, (images, epochs) = timed(
+                lambda: train_steps(self.pair, self.real, self.batch, self.order, self.game,
+                                    count, self.epoch), self.device)
+        self.epoch += epochs
+        return seconds, images
+
+    def time(self, count: int) -> None:
+        if self.error:
+            return
+        try:
+            seconds, images = self.steps(count)
+            self.seconds.append(seconds)
+            self.images += images
+        except Exception as error:
+            self.fail(error)
+
+    def fail(self, error: Exception) -> None:
+        text = " ".join(str(error).split()) or type(error).__name__
+        self.error = f"{type(error).__name__}: {text}"[:200]
+
+    def ms_per_step(self, steps: int) -> float | None:
+        return 1000 * float(np.median(self.seconds)) / steps if self.seconds else None
+
+
+def mode_rows(label, family, trial, runs: list[ModeRun], steps: int) -> list[str]:
+    base = next((r.ms_per_step(steps) for r in runs if r.mode == "fp32"), None)
+    rows = []
+    for run in runs:
+        ms = run.ms_per_step(steps)
+        speedup = base / ms if base and ms else None
+        img_s = run.images / sum(run.seconds) if run.seconds else None
+        record("mode", family=family, variant=trial["variant"], mode=run.mode, ms_step=ms,
+               img_s=img_s, speedup=speedup, warmup_s=run.warmup_s, error=run.error)
+        cells = ["-" if v is None else f"{v:{f}}" for v, f in
+                 ((ms, ".1f"), (img_s, ".1f"), (speedup, ".2f"))]
+        rows.append(f"| {label} | {run.mode} | {' | '.join(cells)} | {run.warmup_s:.1f} | "
+                    f"{run.error or 'ok'} |")
+    return rows
+
+
+def mode_section(args, config, device, lines: list[str]) -> None:
+    """The farm's step under each mode, every mode of a trial built first and then timed
+    round after round in a rotating order, so no mode always runs first."""
+    names = tuple(f"class{k}" for k in range(args.classes))
+    images, labels = synthetic_images(args.classes, args.images_per_class, 0)
+    data = ImageData("synthetic", images, labels, names, {}, {})
+    rows = []
+    for family in [f for f in args.families if f in IMAGE_FAMILIES]:
+        trials = planned(config, family, "synthetic", names)
+        for trial in (trials if args.all_variants else trials[:1]):
+            params = params_of(trial, args.batch_size)
+            label = f"{family} ({trial['variant']})" if trial["variant"] else family
+            print(f"... {label}: building {', '.join(args.modes)}", flush=True)
+            runs = [ModeRun(trial, params, data, device, mode, args.warmup) for mode in args.modes]
+            for round_ in range(args.rounds):
+                print(f"... {label}: {args.steps} steps per mode (round {round_ + 1})", flush=True)
+                for run in runs[round_ % len(runs):] + runs[:round_ % len(runs)]:
+                    run.time(args.steps)
+            rows += mode_rows(label, family, trial, runs, args.steps)
+            if any("compile" in mode for mode in args.modes):
+                torch._dynamo.reset()  # the next family compiles afresh, with no stale guards
+    lines += ["## Image families: the farm's step in bf16, channels-last and compiled", "",
+              f"The farm's step (build/game/real_rows and `gan_epoch`, as above) on random "
+              f"{SIZE}x{SIZE} images, {args.classes} classes x {args.images_per_class}, one "
+              f"build per mode; {max(1, args.warmup)} warm-up step(s) timed apart (with "
+              f"`compile`, the compilation), then {args.rounds} round(s) of {args.steps} steps, "
+              "the modes in a rotating order; median ms/step. **fp32**: the farm as it runs "
+              "today. **bf16**: the whole epoch under `torch.autocast(device, "
+              "dtype=torch.bfloat16)` (weights and optimizer state stay fp32; no loss scaling, "
+              "bf16 has fp32's range). **channels-last**: G, D and the resident images in "
+              "`torch.channels_last`. **compile**: `nn.Module.compile()` on G and D in place "
+              "(default mode; DiffAugment, losses and optimizers stay eager). `a+b` combines. "
+              "Speed-up = fp32 ms / this mode's ms. A mode that fails shows its error.", "",
+              "| family | mode | ms / step | img/s | speed-up | warm-up s | status |",
+              "|---|---|---:|---:|---:|---:|---|", *rows, ""]
 
 
 # --------------------------------------------------------------------------- tabular families
@@ -438,6 +573,8 @@ def tabular_section(args, config, device, lines: list[str]) -> None:
                 per_epoch = seconds / args.tabular_epochs
                 n = (real[0] if isinstance(real, tuple) else real).shape[0]
                 steps = n // params.batch_size if n > params.batch_size else 1
+                record("tabular", family=family, variant=trial["variant"], rows=n,
+                       batch=params.batch_size, ms_epoch=1000 * per_epoch, setup_s=setup)
                 rows.append(f"| {label} | {n} | {params.batch_size} | {steps} | "
                             f"{1000 * per_epoch:.0f} | {steps * params.batch_size / per_epoch:.0f} "
                             f"| {setup:.2f} |")
@@ -607,10 +744,21 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads in this process (default 1: a trial's, since Ray sets "
                              "OMP_NUM_THREADS to its resources.cpu; 0 = torch's own default)")
+    parser.add_argument("--modes", type=parse_modes, default=[],
+                        help="also time the image families' farm step in these modes, "
+                             "comma-separated: fp32, bf16 (autocast), channels-last, compile "
+                             "(torch.compile of G and D); '+' combines, e.g. bf16+compile")
+    parser.add_argument("--modes-only", action="store_true",
+                        help="time only the --modes table (no farm/reference rounds, "
+                             "evaluations, tables)")
     parser.add_argument("--out", type=Path, help="also write the report here")
     args = parser.parse_args()
     if args.steps < 1 or args.warmup < 0 or args.tabular_epochs < 1 or args.eval_repeats < 1:
         parser.error("--steps, --tabular-epochs and --eval-repeats must be >= 1, --warmup >= 0")
+    if args.modes_only and not args.modes:
+        parser.error("--modes-only needs --modes")
+    if args.rounds < 1:
+        parser.error("--rounds must be >= 1")
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -626,11 +774,15 @@ def main() -> None:
              f"{git_commit()}",
              f"- Versions: python {platform.python_version()}, torch {torch.__version__}, "
              f"ray {ray.__version__}, numpy {np.__version__}",
-             f"- Settings: preset `{args.preset}`, device `{device}`, fp32", ""]
+             f"- Settings: preset `{args.preset}`, device `{device}`, fp32"
+             + (f"; modes {', '.join(args.modes)}" if args.modes else ""), ""]
     body: list[str] = []
-    if any(f in IMAGE_FAMILIES for f in args.families):
+    images_wanted = any(f in IMAGE_FAMILIES for f in args.families)
+    if images_wanted and not args.modes_only:
         image_section(args, config, device, body)
-    if any(f in TABLE_FAMILIES for f in args.families):
+    if images_wanted and args.modes:
+        mode_section(args, config, device, body)
+    if any(f in TABLE_FAMILIES for f in args.families) and not args.modes_only:
         tabular_section(args, config, device, body)
     if args.evaluator:
         evaluator_section(args, config, device, body)

@@ -546,6 +546,8 @@ def main(argv=None) -> int:
                     rows.append({"dataset": dataset, "seed": seed, "method": kind, "scores": peer})
                     say(f"seed {seed}: {dataset}: {kind} in {seconds:.0f} s: TSTR AUC "
                         f"{peer['tstr_auc']:.3f} (scored in {scoring:.1f} s)")
+                    write_json(rows, args, command)  # after every method: a stopped run keeps
+                                                     # what it measured
         finally:
             if args.keep:
                 say(f"seed {seed}: kept {storage}")
