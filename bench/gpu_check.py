@@ -70,6 +70,12 @@ SHARED_DATA = Path(os.environ.get("FARM_SHARED_DATA", REPO.parent / "shared" / "
 IMAGE_FAMILIES = ("fruit-pairs", "spiked", "conditional")
 MIN_STEP_S = 10  # a step offered less than this of the budget is skipped, not started
 TAIL_LINES = 20
+# What a farm's terminal must not show (issue 19): Ray's checkpoint lines, Tune's Ray-temp
+# TensorBoard hint, its nested-config trial names, status tables and config boxes, scipy's
+# warnings from inside the trials, the evaluator's step lines and Ray Train's worker-group banner.
+TERMINAL_NOISE = ("Checkpoint successfully created", "To visualize your results with TensorBoard",
+                  "'index':", "RuntimeWarning", "Trial status:", "started with configuration",
+                  "): step ", "Started training worker group")
 
 
 @dataclass(frozen=True)
@@ -159,14 +165,18 @@ def pytest_counts(log: Path) -> dict:
                                               if line.startswith("SKIPPED")})}
 
 
-def farm_summary(path: Path) -> dict:
-    """The smoke farm's own account: trials, their status, and its phases' seconds."""
+def farm_summary(path: Path, log: Path) -> dict:
+    """The smoke farm's own account: trials, their status, and its phases' seconds; and what
+    its terminal showed: how many lines, and which known noise (`TERMINAL_NOISE`) got through."""
     summary = json.loads(path.read_text())
     trials = summary["trials"]
+    shown = log.read_text(errors="replace")
     return {"seconds": summary["seconds"], "phases": summary["phases"],
             "families": sorted({t["family"] for t in trials}), "trials": len(trials),
             "trials ok": sum(t["status"] == "ok" for t in trials),
-            "evaluator device": (summary.get("evaluator") or {}).get("device")}
+            "evaluator device": (summary.get("evaluator") or {}).get("device"),
+            "terminal lines": len(shown.splitlines()),
+            "terminal noise": [noise for noise in TERMINAL_NOISE if noise in shown]}
 
 
 def speed_records(log: Path) -> dict:
@@ -200,7 +210,7 @@ def plan_steps(args, sizes: Sizes, work: Path) -> list[Step]:
         Step("smoke-farm", "every family of the farm, the real command",
              [py, str(REPO / "run_farm.py"), *sizes.farm, "--local", "--storage-path",
               str(farm_dir), "--name", NAME, *data],
-             lambda log: farm_summary(farm_dir / NAME / "summary.json")),
+             lambda log: farm_summary(farm_dir / NAME / "summary.json", log)),
         Step("speed", "the farm's step against the reference loop, evaluations, tables",
              [*speed, *sizes.speed], speed_records),
         Step("modes", "the farm's step in fp32, bf16 autocast and channels-last",

@@ -82,7 +82,7 @@ from farm.data.prepare_tables import PreparedTable, prepare_table  # noqa: E402
 from farm.data.registry import get_source  # noqa: E402
 from farm.evaluation.table_scores import field_scores, trtr, tstr  # noqa: E402
 from farm.metrics.tabular import detection_auc, distance_to_closest_record  # noqa: E402
-from tabular_peers import PEERS  # noqa: E402
+from tabular_peers import PEERS, duplicate_ks  # noqa: E402
 from tabular_peers import fit as fit_peer  # noqa: E402
 
 FAMILY = "tabular-a"
@@ -407,13 +407,14 @@ def write_json(rows: list[dict], args, command: str) -> None:
             "tstr_auc_xgb", "detection_xgb", "dcr_share", "column_shapes", "column_pair_trends")
     records = [{"method": names.get(r["method"], r["method"]), "dataset": r["dataset"],
                 "seed": r["seed"], **{k: r["scores"].get(k) for k in keys}} for r in rows]
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps({"commit": _git_revision(), "command": command,
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"commit": _git_revision(), "command": command,
                                    "preset": None if args.skip_farm else args.preset,
                                    "forest_flow": {"n_t": args.forest_flow_nt,
                                                    "duplicate_K": args.forest_flow_k},
                                    "records": records}, indent=2))
-    say(f"wrote {RESULTS}")
+    say(f"wrote {out}")
 
 
 # --------------------------------------------------------------------------- main
@@ -437,18 +438,22 @@ def parse_args(argv):
                    help="score the peers alone (the splits are the farm's for the same seeds)")
     p.add_argument("--forest-flow-nt", type=int, default=50,
                    help="Forest-Flow's noise levels (its default 50)")
-    p.add_argument("--forest-flow-k", type=int, default=100,
-                   help="Forest-Flow's duplicate_K (its default 100; time scales with it)")
+    p.add_argument("--forest-flow-k", type=duplicate_ks, default={"*": 100},
+                   help="Forest-Flow's duplicate_K (its default 100; time scales with it): one "
+                        "number, or per dataset, e.g. 'diabetes=100,german_credit=20'")
     p.add_argument("--quick", action="store_true",
                    help="smoke check of this script: preset smoke, the first seed, peers 5 epochs")
     p.add_argument("--out", help="also write the report (markdown) to this file")
+    p.add_argument("--json", default=str(RESULTS),
+                   help="where the headline figures go (default bench/results/tabular-quality.json;"
+                        " a run per dataset with its own Forest-Flow settings takes its own file)")
     p.add_argument("--keep", action="store_true", help="keep the farm runs' folders")
     p.add_argument("--farm-python", default=str(REPO / ".venv" / "bin" / "python"),
                    help="interpreter for run_farm.py (default: the project's .venv)")
     args = p.parse_args(argv)
     if args.quick:
         args.preset, args.seeds, args.ctgan_epochs = "smoke", args.seeds[:1], 5
-        args.forest_flow_nt, args.forest_flow_k = 5, 2
+        args.forest_flow_nt, args.forest_flow_k = 5, {"*": 2}
     args.peers = [] if args.skip_peers else [k for k in args.peers.split(",") if k]
     unknown = sorted(set(args.peers) - set(PEERS))
     if unknown:
@@ -536,7 +541,7 @@ def main(argv=None) -> int:
 
                 for kind in args.peers:
                     say(f"seed {seed}: {dataset}: fitting {kind} on {len(s.train)} rows")
-                    synthetic, seconds = fit_peer(kind, prepared, seed, args, notes)
+                    synthetic, seconds = fit_peer(kind, prepared, seed, args, notes, dataset)
                     synthetic = as_table_dtypes(synthetic, prepared)
                     t0 = time.time()
                     peer = score(synthetic, prepared, seed, trtr_auc, real["dcr_median"])

@@ -21,12 +21,12 @@ from PIL import Image, ImageOps
 
 from farm.infra.atomic import replacing_folder
 from farm.infra.errors import DataError
+from farm.infra.progress import milestone
 
 # Bump whenever the preprocessing changes, so that old caches are not reused.
 LOADER_VERSION = 1
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 MIN_SIZE = 8
-PROGRESS_EVERY = 100
 
 
 def to_unit_range(images: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
@@ -145,12 +145,12 @@ def cache_key(root: Path, files: tuple[str, ...], size: int) -> str:
 
 
 def _decode_all(root: Path, files: tuple[str, ...], size: int, progress: bool) -> np.ndarray:
-    """Decode every file into one preallocated array, reporting progress now and then."""
+    """Decode every file into one preallocated array, saying so at each quarter."""
     images = np.empty((len(files), size, size, 3), dtype=np.uint8)
     for i, rel in enumerate(files):
         images[i] = decode_image(root / rel, size)
         done = i + 1
-        if done % PROGRESS_EVERY == 0 or done == len(files):
+        if milestone(done, len(files)):
             _say(progress, f"decoded {done}/{len(files)} images")
     return images
 

@@ -81,7 +81,7 @@ def judge_config(values: dict) -> JudgeConfig:
 
 
 def prepare_images(name: str, root: Path, data_cfg: dict, experiment_dir: Path,
-                   seed: int) -> PreparedImages:
+                   seed: int, verbose: bool = False) -> PreparedImages:
     cfg = data_cfg.get("images", {})
     found, _ = scan_image_folder(root)
     wanted = chosen_classes(data_cfg, name, found, root)  # a wrong subset: before any decoding
@@ -116,7 +116,7 @@ def prepare_images(name: str, root: Path, data_cfg: dict, experiment_dir: Path,
               f"{len(images.classes)} classes")
         judge = train_judge(x_fit.to(device), y_fit, len(images.classes), config, device,
                             progress=lambda line: print(f"  judge: {line}", flush=True),
-                            classes=images.classes)
+                            classes=images.classes, verbose=verbose)
         judge.save(judge_path)
     judge_seconds = time.perf_counter() - judge_started
     x_test = images.to_tensor(test)

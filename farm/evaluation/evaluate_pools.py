@@ -114,12 +114,12 @@ def _at_chosen_epochs(members: dict[str, dict], grown_by: list[dict]) -> dict:
 
 
 def evaluate_image_dataset(dataset: str, prepared, trials: list[dict], config: EvaluatorConfig,
-                           experiment_dir: Path, use_gpu: bool, runs: str | None = None) \
-        -> dict | None:
+                           experiment_dir: Path, use_gpu: bool, runs: str | None = None,
+                           verbose: bool = False) -> dict | None:
     """Pools of `trials` (summary entries of this dataset, updated with their `pools`), then CAS,
     the real-data ceiling and real + synthetic for each pool, on the held-out test split.
     `runs` is where Ray Train stores its runs (default `<experiment_dir>/evaluator`; a URI for
-    a remote experiment)."""
+    a remote experiment). `verbose`: every classifier's step lines and Ray Train's own."""
     images, split = prepared.images, prepared.split
     classes = list(images.classes)
     mine = [t for t in trials if t["dataset"] == dataset]
@@ -162,7 +162,7 @@ def evaluate_image_dataset(dataset: str, prepared, trials: list[dict], config: E
     test_task = Task("test", images.images[test], images.labels[test])
     job = evaluate(dataset, tasks, test_task, classes, config,
                    runs or str(experiment_dir / "evaluator"), use_gpu,
-                   reference_images=len(train))
+                   reference_images=len(train), verbose=verbose)
     results = job["results"]
 
     folder = experiment_dir / "figures" / dataset / "evaluator"

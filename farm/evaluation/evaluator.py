@@ -356,6 +356,10 @@ def _say(line: str) -> None:
     print(line, file=sys.__stdout__, flush=True)
 
 
+def _silent(line: str) -> None:
+    """Step lines unheard: without --debug a classifier says only its accuracy."""
+
+
 def _train_loop(loop_config: dict) -> None:
     """The Ray Train worker function: every task in turn, then rank 0's results as a checkpoint."""
     import ray
@@ -375,7 +379,8 @@ def _train_loop(loop_config: dict) -> None:
             started = time.perf_counter()
             model, steps = train_classifier(
                 task, loop_config["num_classes"], config, device, rank, world,
-                wrap=ray.train.torch.prepare_model if world > 1 else (lambda m: m), say=_say,
+                wrap=ray.train.torch.prepare_model if world > 1 else (lambda m: m),
+                say=_say if loop_config["verbose"] else _silent,
                 reference_images=loop_config["reference_images"], teacher=teacher)
             if task.name == REAL:
                 teacher = model
@@ -418,11 +423,13 @@ def scaling(config: EvaluatorConfig, use_gpu: bool) -> dict:
 
 
 def evaluate(name: str, tasks: list[Task], test: Task, classes, config: EvaluatorConfig,
-             storage: str | Path, use_gpu: bool, reference_images: int | None = None) -> dict:
+             storage: str | Path, use_gpu: bool, reference_images: int | None = None,
+             verbose: bool = False) -> dict:
     """Run every task of one dataset as one TorchTrainer job, each with every classifier seed;
     {task name: `over_seeds`}. The real task (named `REAL`) must come first: in `distill` it is
     the teacher. Every task's real schedule is `epochs` passes over `reference_images` (the real
-    train split; default: the first task's size)."""
+    train split; default: the first task's size). Each classifier says its accuracy; `verbose`
+    (--debug) adds its step lines and Ray Train's INFO lines (the worker group, the checkpoint)."""
     import ray
     import ray.train
     from ray.train.torch import TorchTrainer
@@ -441,9 +448,12 @@ def evaluate(name: str, tasks: list[Task], test: Task, classes, config: Evaluato
         _train_loop,
         train_loop_config={"config": asdict(config), "num_classes": len(classes),
                            "reference_images": reference_images or len(tasks[0].labels),
-                           "test": ray.put(test), "tasks": [ray.put(t) for t in tasks]},
+                           "test": ray.put(test), "tasks": [ray.put(t) for t in tasks],
+                           "verbose": verbose},
         scaling_config=ray.train.ScalingConfig(**shape),
-        run_config=ray.train.RunConfig(name=run_name, storage_path=storage),
+        run_config=ray.train.RunConfig(
+            name=run_name, storage_path=storage,
+            logging_config=ray.train.LoggingConfig(log_level="INFO" if verbose else "WARNING")),
     )
     try:
         result = trainer.fit()

@@ -25,6 +25,7 @@ import torch
 from farm.config.classifiers import JudgeConfig
 from farm.infra.atomic import replacing
 from farm.infra.errors import DataError
+from farm.infra.progress import milestone
 from farm.metrics.images import kid
 from farm.models.classifier import (ClassifierNet, augment, build_model, confusion, steps_per_epoch,
                                     train_epoch)
@@ -168,8 +169,9 @@ def _stratified_val(labels: torch.Tensor, fraction: float, generator: torch.Gene
 def train_judge(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
                 config: JudgeConfig = JudgeConfig(), device: str | torch.device = "cpu",
                 progress: Callable[[str], object] | None = print,
-                classes: Sequence[str] | None = None) -> Judge:
+                classes: Sequence[str] | None = None, verbose: bool = False) -> Judge:
     """Train on (images, labels) of the TRAIN split and return the epoch best on its val slice.
+    `progress` hears each quarter's epoch and the kept one (every epoch if `verbose`).
 
     ``images`` is float [N, 3, H, W] in [-1, 1]. Ties in val accuracy go to the lower val
     loss. With ``val_fraction == 0`` the last epoch is kept.
@@ -209,17 +211,18 @@ def train_judge(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
         order = torch.randperm(n, generator=dev_gen, device=device)
         train_loss = train_epoch(model, opt, sched, x_fit, y_fit, order, config.batch_size,
                                  dev_gen, config.augment)
-        line = f"judge epoch {epoch}/{config.epochs}: train loss {float(train_loss) / n:.4f}"
+        line = f"epoch {epoch}/{config.epochs}: train loss {float(train_loss) / n:.4f}"
         if len(val_idx):
             matrix, loss = confusion(model, x_val, y_val, num_classes)
             acc, val_loss = float(matrix.diag().sum()) / len(val_idx), float(loss) / len(val_idx)
             line += f", val acc {acc:.3f}, val loss {val_loss:.4f}"
             if best is None or (acc, -val_loss) > best[0]:
                 best = ((acc, -val_loss), epoch, copy.deepcopy(model.state_dict()))
-        say(line)
+        if milestone(epoch, config.epochs, verbose=verbose):
+            say(line)
     if best is None:
         return Judge(model, config, num_classes, classes, device, config.epochs, None)
     (acc, _), epoch, state = best
     model.load_state_dict(state)
-    say(f"judge: kept epoch {epoch} (val acc {acc:.3f})")
+    say(f"kept epoch {epoch} (val acc {acc:.3f})")
     return Judge(model, config, num_classes, classes, device, epoch, acc)

@@ -210,7 +210,8 @@ def run(settings: Settings) -> dict | None:
     with clock.phase("curves"):
         summary["figures"] = _curves(summary["trials"], experiment_dir)
     with clock.phase("evaluator"):
-        summary["evaluator"] = _evaluate(config, images, summary, store, use_gpu)
+        summary["evaluator"] = _evaluate(config, images, summary, store, use_gpu,
+                                         verbose=settings.debug)
     # The report is written from the summary, so its own seconds (a few) are not in it.
     summary["phases"] = clock.as_dict()
     summary["seconds"] = round(time.time() - started, 1)
@@ -234,8 +235,9 @@ def _curves(trials: list[dict], experiment_dir: Path) -> dict[str, str]:
         writer.close()
 
 
-def _evaluate(config, images, summary, store, use_gpu) -> dict | None:
-    """The final evaluator job for every image dataset (tables are scored in `_summarise`)."""
+def _evaluate(config, images, summary, store, use_gpu, verbose=False) -> dict | None:
+    """The final evaluator job for every image dataset (tables are scored in `_summarise`);
+    `verbose` (--debug): every classifier's step lines and Ray Train's own."""
     if not images:
         return None
     evaluator = evaluator_config(config.get("evaluator"))
@@ -244,7 +246,8 @@ def _evaluate(config, images, summary, store, use_gpu) -> dict | None:
     for dataset, prepared in images.items():
         try:
             result = evaluate_image_dataset(dataset, prepared, summary["trials"], evaluator,
-                                            store.folder, use_gpu, store.location("evaluator"))
+                                            store.folder, use_gpu, store.location("evaluator"),
+                                            verbose=verbose)
         except FarmError as exc:  # the trials' results stand; say what failed and go on
             print(f"warning: {exc}")
             section.setdefault("errors", {})[dataset] = str(exc)
@@ -272,7 +275,7 @@ def _prepare(trials, settings, data_cfg, experiment_dir, seed):
     steered = sorted({t["dataset"] for t in trials if t["kind"] in KINDS_WITH_BLACK_BOX})
     black_boxes = {n: attach_black_box(tables[n], seed) for n in steered}
     images = {n: prepare_images(n, image_root(n, settings.data_dir, settings.image_data),
-                                data_cfg, experiment_dir, seed)
+                                data_cfg, experiment_dir, seed, verbose=settings.debug)
               for n in sorted(by_modality["image"])}
     return tables, images, black_boxes
 

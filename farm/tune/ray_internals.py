@@ -27,10 +27,26 @@ CHECKPOINT_LOGGERS = ("ray.train._internal.storage", "ray.train.v2._internal.exe
 QUIET_LOGGERS = ((PLACEMENT_GROUP_CLEANER, logging.ERROR),
                  *((name, logging.WARNING) for name in CHECKPOINT_LOGGERS))
 
+# Ray Train v2's workers log "Reporting training result 1: TrainingReport(...)" at INFO under a
+# logger named after the module's FILE (`logging.getLogger(__file__)`), not `ray.train.*`, so
+# Ray Train's own `LoggingConfig` (which the evaluator sets to WARNING) does not reach it. The
+# path below Ray's package folder, so that each worker finds its own installation's.
+TRAIN_REPORT_FILE = ("train", "v2", "_internal", "execution", "context.py")
+
+
+def train_report_logger(ray_file: str) -> str:
+    """The name of that logger, given `ray.__file__`."""
+    return str(Path(ray_file).parent.joinpath(*TRAIN_REPORT_FILE))
+
+
 # The setup hook of the farm's Ray worker processes (`--debug` leaves it out). A lambda, so that
-# it travels by value: a worker runs its hook before it can import the farm.
+# it travels by value: a worker runs its hook before it can import the farm (which is also why
+# it spells out `train_report_logger` instead of calling it).
 quiet_ray_noise = (  # noqa: E731
-    lambda: [logging.getLogger(name).setLevel(level) for name, level in QUIET_LOGGERS])
+    lambda: [logging.getLogger(name).setLevel(level) for name, level in (
+        *QUIET_LOGGERS,
+        (__import__("os").path.join(__import__("os").path.dirname(__import__("ray").__file__),
+                                    *TRAIN_REPORT_FILE), logging.WARNING))])
 
 
 def started_cluster_address() -> str | None:

@@ -68,6 +68,9 @@ def test_cpu_check_runs_every_step_and_reports_each(shared_data, tmp_path):
     steps = {s["name"]: s["figures"] for s in figures["steps"]}
     assert steps["gpu-tests"]["skipped"] == 2  # no GPU here: both skip
     assert steps["smoke-farm"]["trials ok"] == steps["smoke-farm"]["trials"] > 0
+    # the farm's terminal, evaluator included, shows progress and none of the known noise
+    assert steps["smoke-farm"]["terminal noise"] == []
+    assert steps["smoke-farm"]["terminal lines"] <= 80
     modes = {r["mode"] for name in ("modes", "compile") for r in steps[name]["records"]}
     assert modes == {"fp32", "bf16", "channels-last", "bf16+channels-last", "compile"}
     assert len(steps["packing"]["rows"]) == 1

@@ -83,7 +83,18 @@ def test_training_is_deterministic_and_reports_progress():
     first = train_judge(images, labels, 3, config, progress=lines.append)
     second = train_judge(images, labels, 3, config, progress=None)
     assert torch.equal(first.logits(images), second.logits(images))
-    assert len(lines) == 3 and lines[0].startswith("judge epoch 1/2")
+    assert len(lines) == 3 and lines[0].startswith("epoch 1/2")
+
+
+def test_progress_says_each_quarter_unless_verbose():
+    """A long judge speaks at each quarter and at the kept epoch; --debug hears every epoch."""
+    images, labels = _colours(per_class=10)
+    config = JudgeConfig(arch="tiny", epochs=8, batch_size=8, seed=3)
+    quiet, verbose = [], []
+    train_judge(images, labels, 3, config, progress=quiet.append)
+    train_judge(images, labels, 3, config, progress=verbose.append, verbose=True)
+    assert [line.split(":")[0] for line in quiet[:-1]] == [f"epoch {e}/8" for e in (2, 4, 6, 8)]
+    assert len(verbose) == 9 and quiet[-1] == verbose[-1] and quiet[-1].startswith("kept epoch")
 
 
 def test_save_load_round_trip(colour_judge, tmp_path):

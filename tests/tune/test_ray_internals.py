@@ -18,7 +18,7 @@ from ray.tune.logger import JsonLoggerCallback
 
 from farm.tune.ray_internals import (CHECKPOINT_LOGGERS, PLACEMENT_GROUP_CLEANER, JsonResults,
                                      PBTHooks, forget_listed, listed_checkpoints, quiet_ray_noise,
-                                     restart_from, training_result)
+                                     restart_from, train_report_logger, training_result)
 
 UNPICKLE_AND_RUN = (
     "import logging, sys, ray.cloudpickle\n"
@@ -33,6 +33,17 @@ def test_the_quieted_modules_still_log_under_their_module_names(name):
 
     module = importlib.import_module(name)
     assert module.logger.name == name
+
+
+def test_ray_train_workers_still_announce_each_report_under_the_modules_file_name():
+    """What the hook quiets beside the module loggers: Ray Train v2's "Reporting training
+    result" INFO line, logged under the module's file path, which its LoggingConfig misses."""
+    import inspect
+
+    from ray.train.v2._internal.execution import context
+
+    assert context.logger is logging.getLogger(train_report_logger(ray.__file__))
+    assert 'f"Reporting training result {report_call_index}' in inspect.getsource(context)
 
 
 def test_ray_train_still_announces_each_checkpoint_at_info():
@@ -144,6 +155,7 @@ def test_the_quieting_hook_travels_by_value_and_quiets_only_its_loggers(tmp_path
     assert logging.getLogger(PLACEMENT_GROUP_CLEANER).getEffectiveLevel() == logging.ERROR
     for name in CHECKPOINT_LOGGERS:
         assert logging.getLogger(name).getEffectiveLevel() == logging.WARNING
+    assert logging.getLogger(train_report_logger(ray.__file__)).level == logging.WARNING
 
 
 class _Trial:
