@@ -98,6 +98,11 @@ def gpus_available() -> bool:
     return ray.cluster_resources().get("GPU", 0) > 0
 
 
+def cpus() -> float:
+    """The CPUs the cluster offers now (an autoscaled cluster's count at the end of the run)."""
+    return float(ray.cluster_resources().get("CPU", 0))
+
+
 def check_storage_shared(store: Store) -> None:
     """On a cluster of several nodes, every node must reach the experiment's storage (Tune
     writes checkpoints from the worker nodes): a marker written in a folder must be readable on

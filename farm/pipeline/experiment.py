@@ -34,7 +34,7 @@ from farm.evaluation.table_scores import (field_scores, real_plus_synthetic,
                                           smote_baseline, trtr, tstr)
 from farm.infra.atomic import replacing
 from farm.infra.errors import ConfigError, FarmError
-from farm.infra.phases import PhaseClock
+from farm.infra.phases import PhaseClock, phase_use
 from farm.infra.storage import Store, experiment_store
 from farm.pipeline.export import (draw_images, provenance, sample_from_checkpoint,
                                   write_black_box_figures, write_csv_atomic, write_trial_figures)
@@ -214,6 +214,11 @@ def run(settings: Settings) -> dict | None:
                                          verbose=settings.debug)
     # The report is written from the summary, so its own seconds (a few) are not in it.
     summary["phases"] = clock.as_dict()
+    summary["phase_use"] = phase_use(
+        summary["phases"],
+        # a resumed run's trials count time from before it started: no busy share for them
+        [] if settings.resume else _trial_work(summary["trials"]),
+        cluster.cpus(), _classifier_seconds(summary.get("evaluator")))
     summary["seconds"] = round(time.time() - started, 1)
     summary["disk_bytes"] = store.disk_bytes()  # best-K checkpoints keep this bounded
     _write_json(summary, experiment_dir / "summary.json")
@@ -221,6 +226,17 @@ def run(settings: Settings) -> dict | None:
     store.push()
     print(format_summary(summary, store))
     return summary
+
+
+def _trial_work(records: list[dict]) -> list[tuple[float, float]]:
+    """(Tune seconds, CPUs) of every trial that reported, for `phase_use`."""
+    return [(r["train_seconds"], r.get("cpus", 1.0)) for r in records if r.get("train_seconds")]
+
+
+def _classifier_seconds(section: dict | None) -> float:
+    """The evaluator's classifiers' own seconds, over every dataset."""
+    datasets = ((section or {}).get("datasets") or {}).values()
+    return float(sum(data.get("classifier_seconds") or 0.0 for data in datasets))
 
 
 def _curves(trials: list[dict], experiment_dir: Path) -> dict[str, str]:
@@ -323,6 +339,7 @@ def _summarise(name, settings, seed, tables, images, outcomes, store, data_cfg,
                  "status": "error" if outcome.error else "ok", "error": outcome.error,
                  "best_epoch": outcome.best_epoch, "last_epoch": outcome.last_epoch,
                  "epochs": spec["epochs"], "train_seconds": outcome.train_seconds,
+                 "cpus": float(spec["resources"].get("cpu", 1)),
                  "select_metric": spec["select"]["metric"],
                  "select_mode": spec["select"]["mode"],
                  "metrics": outcome.best_metrics, "checkpoint": outcome.checkpoint_path,

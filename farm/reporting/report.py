@@ -238,7 +238,7 @@ def _title(summary: dict) -> str:
         meta.append(f"{seconds:.0f} s")
     if summary.get("disk_bytes"):
         meta.append(f"{_size(summary['disk_bytes'])} on disk")
-    phases = format_phases(summary.get("phases"))
+    phases = format_phases(summary.get("phases"), summary.get("phase_use"))
     return (f"<h1>GAN Farm: {_e(summary.get('name', 'experiment'))}</h1>"
             f'<p class="meta">{" · ".join(meta)}</p>'
             + (f'<p class="meta">where the time went: {_e(phases)}</p>' if phases else ""))
@@ -581,7 +581,8 @@ def _render_markdown(summary: dict, summary_path: Path, figures: _Figures) -> st
              + ". "
              "The full report with every figure is `report.html`.", ""]
     if summary.get("phases"):
-        lines += [f"Where the time went: {format_phases(summary['phases'])}.", ""]
+        went = format_phases(summary["phases"], summary.get("phase_use"))
+        lines += [f"Where the time went: {went}.", ""]
     lines += _md_headline(summary)
     lines += _md_trials(summary)
     lines += _md_figures(summary, figures)

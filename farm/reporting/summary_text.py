@@ -55,7 +55,8 @@ def format_summary(summary: dict, store: Store) -> str:
              f"{summary.get('seconds', 0):.0f} s, {summary.get('disk_bytes', 0) / 2**20:.1f} MB "
              "on disk"]
     if summary.get("phases"):
-        lines.append(f"  where the time went: {format_phases(summary['phases'])}")
+        went = format_phases(summary["phases"], summary.get("phase_use"))
+        lines.append(f"  where the time went: {went}")
     for dataset, info in summary["datasets"].items():
         if info["kind"] == "image":
             lines.append(f"  {dataset}: judge accuracy on held-out real images "

@@ -3,7 +3,7 @@ judge's seconds carved out of prepare's."""
 
 import time
 
-from farm.infra.phases import PhaseClock, format_phases
+from farm.infra.phases import PhaseClock, format_phases, phase_use
 
 
 def test_phases_keep_their_order_and_add_up_when_entered_again(monkeypatch):
@@ -43,3 +43,17 @@ def test_the_line_gives_seconds_and_shares():
     assert format_phases({"trials": 75.0, "evaluator": 25.0}) == \
         "trials 75 s (75%) · evaluator 25 s (25%)"
     assert format_phases(None) == "" and format_phases({}) == ""
+
+
+def test_busy_shares_of_the_trials_cores_and_the_evaluators_classifiers():
+    """Two 1-CPU trials of 30 s and one 2-CPU trial of 10 s in a 50 s phase on 2 cores keep
+    them 80% busy; classifiers that trained 90 s of a 100 s evaluator keep it 90% busy."""
+    seconds = {"prepare": 5.0, "trials": 50.0, "evaluator": 100.0}
+    use = phase_use(seconds, [(30.0, 1.0), (30.0, 1.0), (10.0, 2.0)], 2.0, 90.0)
+    assert use == {"trials": {"work_seconds": 80.0, "cores": 2.0, "busy": 0.8},
+                   "evaluator": {"work_seconds": 90.0, "busy": 0.9}}
+    assert format_phases(seconds, use) == ("prepare 5 s (3%) · trials 50 s (32%, cores 80% busy)"
+                                           " · evaluator 100 s (65%, classifiers 90% of it)")
+    # nothing known, nothing said: no trials (a resumed run), no evaluator, no cores
+    assert phase_use(seconds, [], 2.0, 0.0) == {}
+    assert phase_use(seconds, [(30.0, 1.0)], 0.0, 0.0) == {}

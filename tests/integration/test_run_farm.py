@@ -173,6 +173,11 @@ def test_evaluator_pools_and_scores_images_on_the_held_out_split(tiny_run):
     assert list(phases)[:4] == ["prepare", "judge", "ray start", "trials"]
     assert {"export", "curves", "evaluator"} <= set(phases) and phases["evaluator"] > 0
     assert sum(phases.values()) <= summary["seconds"] + 1
+    use = summary["phase_use"]  # how much of the trials and the evaluator was the work itself
+    assert 0 < use["trials"]["busy"] <= 1 and use["trials"]["cores"] == 2
+    assert 0 < use["evaluator"]["busy"] <= 1
+    assert use["evaluator"]["work_seconds"] == summary["evaluator"]["datasets"]["fids30"][
+        "classifier_seconds"]
     section = summary["evaluator"]
     assert section["config"]["arch"] == "tiny" and section["workers"] >= 1
     fids = section["datasets"]["fids30"]
