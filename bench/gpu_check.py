@@ -72,10 +72,11 @@ MIN_STEP_S = 10  # a step offered less than this of the budget is skipped, not s
 TAIL_LINES = 20
 # What a farm's terminal must not show (issue 19): Ray's checkpoint lines, Tune's Ray-temp
 # TensorBoard hint, its nested-config trial names, status tables and config boxes, scipy's
-# warnings from inside the trials, the evaluator's step lines and Ray Train's worker-group banner.
+# warnings from inside the trials, the evaluator's step lines, Ray Train's worker-group banner
+# and its per-report line.
 TERMINAL_NOISE = ("Checkpoint successfully created", "To visualize your results with TensorBoard",
                   "'index':", "RuntimeWarning", "Trial status:", "started with configuration",
-                  "): step ", "Started training worker group")
+                  "): step ", "Started training worker group", "Reporting training result")
 
 
 @dataclass(frozen=True)

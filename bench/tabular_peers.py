@@ -57,11 +57,11 @@ def fit_smote(prepared: PreparedTable, seed: int) -> pd.DataFrame:
 
 def fit_forest_flow(prepared: PreparedTable, seed: int, n_t: int, duplicate_k: int,
                     n_jobs: int = 1) -> pd.DataFrame:
-    """`n_jobs` 1 (the default) fits one multi-output XGBoost per noise level and class; more
-    jobs make ForestDiffusion fit one model per column instead (another algorithm, not just
-    faster), so the bench keeps 1 unless asked. Nominal columns as integer codes (`cat_indexes` when 3 or more categories, else
+    """Nominal columns as integer codes (`cat_indexes` when 3 or more categories, else
     `bin_indexes`), integer columns as `int_indexes`, the target as `label_y` (one model per
-    class, as its paper does for classification tables)."""
+    class, as its paper does for classification tables). `n_jobs` 1 (the default) fits one
+    multi-output XGBoost per noise level and class; more jobs make ForestDiffusion fit one model
+    per column instead (another algorithm, not just faster), so the bench keeps 1 unless asked."""
     from ForestDiffusion import ForestDiffusionModel
 
     train = prepared.train_frame()
@@ -77,7 +77,8 @@ def fit_forest_flow(prepared: PreparedTable, seed: int, n_t: int, duplicate_k: i
     labels, classes = pd.factorize(train[target])
     model = ForestDiffusionModel(X.to_numpy(dtype=np.float64), label_y=labels, n_t=n_t,
                                  duplicate_K=duplicate_k, cat_indexes=cat, bin_indexes=binary,
-                                 int_indexes=integer, diffusion_type="flow", n_jobs=n_jobs, seed=seed)
+                                 int_indexes=integer, diffusion_type="flow", n_jobs=n_jobs,
+                                 seed=seed)
     # ForestDiffusion 1.0.6 rounds integer columns in place in `clip_extremes`, on the read-only
     # array pandas 3 hands back from `clean_onehot_data`: give it a writable copy
     clean = model.clean_onehot_data

@@ -411,11 +411,11 @@ def write_json(rows: list[dict], args, command: str) -> None:
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"commit": _git_revision(), "command": command,
-                                   "preset": None if args.skip_farm else args.preset,
-                                   "forest_flow": {"n_t": args.forest_flow_nt,
-                                                   "duplicate_K": args.forest_flow_k,
-                                                   "n_jobs": args.forest_flow_jobs},
-                                   "records": records}, indent=2))
+                               "preset": None if args.skip_farm else args.preset,
+                               "forest_flow": {"n_t": args.forest_flow_nt,
+                                               "duplicate_K": args.forest_flow_k,
+                                               "n_jobs": args.forest_flow_jobs},
+                               "records": records}, indent=2))
     say(f"wrote {out}")
 
 
