@@ -80,8 +80,25 @@ class ConfidenceParams(TabularParams):
             raise ValueError(f"error_tolerance must be in [0, 1), got {self.error_tolerance}")
 
 
+AUTOCAST = ("", "bf16")   # an image trial's `autocast`: none, or bfloat16 (farm/gan/precision.py)
+
+
 @dataclass(frozen=True)
-class ImageParams:
+class StepSettings:
+    """How an image trial's GAN steps run on its device, whatever the family (farm/gan/
+    precision.py): the same model and step, laid out or rounded for speed. Off by default, so a
+    preset that wants them says so; evaluation, export and checkpoints stay float32."""
+
+    channels_last: bool = False     # G, D and the real images in channels-last memory
+    autocast: str = ""              # "bf16": the steps under bfloat16 autocast; "" = off
+
+    def __post_init__(self):
+        if self.autocast not in AUTOCAST:
+            raise ValueError(f"autocast must be one of {AUTOCAST}, got {self.autocast!r}")
+
+
+@dataclass(frozen=True)
+class ImageParams(StepSettings):
     """Every setting of a fruit-pairs or spiked trial (farm/families/fruit_pairs.py,
     spiked.py); the defaults are the fruit report's."""
 
@@ -110,7 +127,7 @@ class ImageParams:
 
 
 @dataclass(frozen=True)
-class ConditionalParams:
+class ConditionalParams(StepSettings):
     """Every setting of a conditional trial (farm/families/conditional.py). Adam (0.0, 0.999)
     with D's rate four times G's (the two time-scale rule, as in SAGAN), one D step per G step."""
 
@@ -135,6 +152,7 @@ class ConditionalParams:
     grid_images: int = 8            # per class: one grid row each
 
     def __post_init__(self):
+        super().__post_init__()
         check_transition(self.transition_start, self.transition_end)
 
 

@@ -20,6 +20,7 @@ from farm.config.family_params import params_from
 from farm.families.kinds import kind_of
 from farm.gan.checkpoint import load_state, random_streams, restore, save_state
 from farm.gan.gan_loop import gan_epoch, read_back, shuffled_batches
+from farm.gan.precision import StepPrecision
 from farm.tune.schedulers import RANK, SMOOTHED, select_rank, smoothed
 
 
@@ -70,8 +71,10 @@ def train_gan(config: dict, datasets: dict) -> None:
         start = state["epoch"] + 1
         history = list(state.get("history", []))
     order = random_streams(state, seed, start)
+    precision = StepPrecision.of(params)
+    precision.lay_out(pair)
 
-    real = kind.real_rows(data, device)
+    real = precision.rows(kind.real_rows(data, device))
     window: list[dict] = []
     select = spec["select"]["metric"]
     scheduler = spec.get("scheduler") or {}
@@ -80,7 +83,8 @@ def train_gan(config: dict, datasets: dict) -> None:
     tick = time.perf_counter()
     for epoch in range(start, spec["epochs"] + 1):
         batches = shuffled_batches(real, params.batch_size, order)
-        window.append(gan_epoch(pair, batches, game, epoch, sync=False))
+        with precision.steps(device):
+            window.append(gan_epoch(pair, batches, game, epoch, sync=False))
         if epoch % spec["eval_every"] and epoch != spec["epochs"]:
             continue
         train_seconds = time.perf_counter() - tick
