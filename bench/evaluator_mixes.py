@@ -1,9 +1,10 @@
 """Which way of adding synthetic images makes them help? One pool under several `mix` settings.
 
 The evaluator's answer depends on the protocol as much as on the images (issue 18). This bench
-takes one pool of a run, either the pool the farm chose (its summary's `best_pool`) or the
+takes one pool of a run, either the pool the farm chose (its summary's `best_pool`), the
 images of one all-class checkpoint (`--checkpoint TRIAL/checkpoint_N`, drawn as the export
-draws them), and trains, per classifier seed:
+draws them), or a blend of several (comma-separated: every class takes its images in turn from
+each), and trains, per classifier seed:
 
 * the ceiling (the real train split alone; in `distill` it is the teacher, as in the farm's job);
 * for each mix: real + the pool, and real + as many noise images (the control), both under it.
@@ -60,21 +61,39 @@ def parse_mix(text: str, base: EvaluatorConfig) -> EvaluatorConfig:
     return config
 
 
+def checkpoint_draw(experiment: Path, checkpoint: str, prepared, config: dict) -> dict:
+    """{class: uint8 images} of one all-class checkpoint, drawn as the export draws them."""
+    folder = experiment / "tune" / checkpoint
+    spec = json.loads((folder.parent / "params.json").read_text())["trial"]
+    images_cfg = config["data"].get("images", {})
+    return draw_images(spec, folder, prepared.trial_data,
+                       int(images_cfg.get("synthetic_per_class", 32)),
+                       int(images_cfg.get("judge_filter", 1)))[0]
+
+
+def blended(draws: list[dict], classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) with every class's images taken in turn from each draw: as many as one
+    draw holds, so a blend of k checkpoints is as big as one, and no class's images come from
+    one generator alone (a generator's look would otherwise be a cue to the label)."""
+    xs, ys = [], []
+    for label, name in enumerate(classes):
+        n = len(draws[0][name])
+        picked = [draws[i % len(draws)][name][i // len(draws)] for i in range(n)]
+        xs.append(np.stack(picked))
+        ys.append(np.full(n, label, dtype=np.int64))
+    return np.concatenate(xs), np.concatenate(ys)
+
+
 def pool_images(experiment: Path, summary: dict | None, dataset: str, checkpoint: str | None,
                 prepared, config: dict) -> tuple[str, np.ndarray, np.ndarray]:
-    """(what the pool is, images, labels): one checkpoint's draw, or the farm's chosen pool."""
+    """(what the pool is, images, labels): one checkpoint's draw, a blend of several
+    (comma-separated), or the farm's chosen pool."""
     classes = list(prepared.images.classes)
     if checkpoint:
-        folder = experiment / "tune" / checkpoint
-        spec = json.loads((folder.parent / "params.json").read_text())["trial"]
-        images_cfg = config["data"].get("images", {})
-        by_class, _, _ = draw_images(spec, folder, prepared.trial_data,
-                                     int(images_cfg.get("synthetic_per_class", 32)),
-                                     int(images_cfg.get("judge_filter", 1)))
-        x = np.concatenate([by_class[name] for name in classes])
-        y = np.concatenate([np.full(len(by_class[name]), label, dtype=np.int64)
-                            for label, name in enumerate(classes)])
-        return checkpoint, x, y
+        names = checkpoint.split(",")
+        x, y = blended([checkpoint_draw(experiment, name, prepared, config) for name in names],
+                       classes)
+        return (checkpoint if len(names) == 1 else f"blend of {checkpoint}"), x, y
     section = summary["evaluator"]["datasets"][dataset]
     best = section["best_pool"]
     folder = experiment / "synthetic" / dataset / "pools" / best
@@ -110,8 +129,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("experiment", type=Path)
     parser.add_argument("--dataset", default="fids30")
-    parser.add_argument("--checkpoint", help="TRIAL/checkpoint_N under the run's tune folder "
-                        "(default: the farm's chosen pool)")
+    parser.add_argument("--checkpoint", help="TRIAL/checkpoint_N under the run's tune folder, or "
+                        "several, comma-separated, blended into every class (default: the "
+                        "farm's chosen pool)")
     parser.add_argument("--mixes", default="extra,distill:1.0")
     parser.add_argument("--seeds", type=int, help="classifier seeds (default: the config's)")
     parser.add_argument("--passes", type=int, help="passes over the real train split")

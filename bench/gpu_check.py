@@ -202,7 +202,7 @@ def packing_rows(log: Path, classes: int) -> dict:
 def plan_steps(args, sizes: Sizes, work: Path) -> list[Step]:
     py, data = sys.executable, (["--data-dir", str(args.data_dir)] if args.data_dir else [])
     tests = gpu_tests()
-    speed = [py, str(REPO / "bench" / "speed.py"), *data]
+    speed = [py, str(REPO / "bench" / "speed.py"), *data, "--json", ""]  # rows: from its log
     farm_dir = work / "farm"
     return [
         Step("gpu-tests", "the tests that need a GPU" if tests else "no test asks for CUDA",

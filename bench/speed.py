@@ -31,7 +31,6 @@ reads them, also from a run stopped at its time limit). Asserts nothing about th
 from __future__ import annotations
 
 import argparse
-import contextlib
 import itertools
 import json
 import os
@@ -58,6 +57,7 @@ from farm.data.images import to_unit_range  # noqa: E402
 from farm.data.trial_data import ImageData  # noqa: E402
 from farm.families.kinds import kind_of  # noqa: E402
 from farm.gan.diffaugment import augmented  # noqa: E402
+from farm.gan.precision import StepPrecision  # noqa: E402
 from farm.gan.gan_loop import gan_epoch, shuffled_batches  # noqa: E402
 from farm.metrics.judge import Judge  # noqa: E402
 from farm.models.classifier import build_model  # noqa: E402
@@ -103,10 +103,24 @@ def timed(fn, device: torch.device) -> tuple[float, object]:
     return time.perf_counter() - start, out
 
 
+RESULTS = REPO / "bench" / "results" / "speed.json"
+RECORDS: list[dict] = []  # every row measured, for --json at the end
+
+
 def record(section: str, **fields) -> None:
     """Print one measured row as JSON at once, so a caller that stops this run at a time limit
     (bench/gpu_check.py) keeps the rows measured so far."""
-    print(SPEED_RECORD + json.dumps({"section": section, **fields}), flush=True)
+    row = {"section": section, **fields}
+    RECORDS.append(row)
+    print(SPEED_RECORD + json.dumps(row), flush=True)
+
+
+def write_json(path: Path, device, args) -> None:
+    """The headline figures: every measured row with the commit, command and device."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"commit": git_commit(), "command": command_line(),
+                                "device": device_words(device), "threads": args.threads,
+                                "preset": args.preset, "records": RECORDS}, indent=2) + "\n")
 
 
 # --------------------------------------------------------------------------- planned trials
@@ -208,11 +222,15 @@ def farm_steps(trial, params, data, device, steps, warmup):
     """The farm's step: the family's build/game/real_rows and `gan_epoch` epoch after epoch as
     the trainable runs them. Returns (seconds, images, pair, view, steps per epoch)."""
     view, pair, real, game, order = built_trial(trial, params, data, device)
+    precision = StepPrecision.of(params)  # the trial's own channels_last and autocast
+    precision.lay_out(pair)
+    real = precision.rows(real)
     epochs = 0
-    if warmup:
-        _, epochs = train_steps(pair, real, params.batch_size, order, game, warmup, 1)
-    seconds, (images, _) = timed(lambda: train_steps(pair, real, params.batch_size, order, game,
-                                                     steps, epochs + 1), device)
+    with precision.steps(device):
+        if warmup:
+            _, epochs = train_steps(pair, real, params.batch_size, order, game, warmup, 1)
+        seconds, (images, _) = timed(lambda: train_steps(pair, real, params.batch_size, order,
+                                                         game, steps, epochs + 1), device)
     n = (real[0] if isinstance(real, tuple) else real).shape[0]
     return seconds, images, pair, view, steps_per_epoch(n, params.batch_size)
 
@@ -372,7 +390,8 @@ def image_section(args, config, device, lines: list[str]) -> None:
               "(single pairs of the conditional family gave 0.89 to 1.13 on a CPU); medians, "
               "and the range of the per-round ratio. "
               "Images/s = real images D trained on per second. **farm**: the family's "
-              "build/game/real_rows and `gan_epoch` on device-resident images, one call per "
+              "build/game/real_rows and `gan_epoch` on device-resident images, with the "
+              "trial's own `channels_last` and `autocast`, one call per "
               "pass over the rows as the trainable runs it (a host sync at the end of each: "
               "every `steps / epoch` steps; a fruit-pairs class of FIDS30 has 17-37 train "
               "images). **reference**: the same networks and optimizers (built by the "
@@ -410,22 +429,18 @@ def parse_modes(text: str) -> list[str]:
     return modes
 
 
-def channels_last(real):
-    """The real rows in channels-last memory (images only: a tuple's labels stay as they are)."""
-    if isinstance(real, tuple):
-        return (real[0].contiguous(memory_format=torch.channels_last), *real[1:])
-    return real.contiguous(memory_format=torch.channels_last)
-
-
 class ModeRun:
     """One image trial built as the trainable builds it, then changed in place by a mode:
-    modules and images to channels-last, G and D compiled (nn.Module.compile keeps the
-    objects the family's Game and EMA hooks hold), steps run under bf16 autocast. The
-    warm-up steps are timed apart: with `compile` they hold the compilation."""
+    `channels-last` and `bf16` are the farm's own `channels_last` and `autocast` settings
+    (farm.gan.precision, what the trainable applies), `compile` compiles G and D
+    (nn.Module.compile keeps the objects the family's Game and EMA hooks hold). The warm-up
+    steps are timed apart: with `compile` they hold the compilation."""
 
     def __init__(self, trial, params, data, device, mode: str, warmup: int):
         self.mode, self.device, self.batch = mode, device, params.batch_size
         self.parts = set(mode.split("+"))
+        self.precision = StepPrecision(channels_last="channels-last" in self.parts,
+                                       autocast="bf16" if "bf16" in self.parts else "")
         self.seconds: list[float] = []
         self.images, self.warmup_s, self.error = 0, 0.0, None
         try:
@@ -437,24 +452,15 @@ class ModeRun:
             self.fail(error)
 
     def _apply(self, real):
-        pair = self.pair
-        if "channels-last" in self.parts:
-            pair.generator.to(memory_format=torch.channels_last)
-            pair.discriminator.to(memory_format=torch.channels_last)
-            real = channels_last(real)
+        self.precision.lay_out(self.pair)
         if "compile" in self.parts:
-            pair.generator.compile()
-            pair.discriminator.compile()
-        return real
-
-    def _autocast(self):
-        if "bf16" in self.parts:
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+            self.pair.generator.compile()
+            self.pair.discriminator.compile()
+        return self.precision.rows(real)
 
     def steps(self, count: int) -> tuple[float, int]:
         """(seconds, images) of `count` steps, epochs carried on from the last call."""
-        with self._autocast():
+        with self.precision.steps(self.device):
             seconds, (images, epochs) = timed(
                 lambda: train_steps(self.pair, self.real, self.batch, self.order, self.game,
                                     count, self.epoch), self.device)
@@ -752,6 +758,9 @@ def main() -> None:
                         help="time only the --modes table (no farm/reference rounds, "
                              "evaluations, tables)")
     parser.add_argument("--out", type=Path, help="also write the report here")
+    parser.add_argument("--json", default=str(RESULTS),
+                        help="every measured row as JSON (default bench/results/speed.json; "
+                             "'' for none)")
     args = parser.parse_args()
     if args.steps < 1 or args.warmup < 0 or args.tabular_epochs < 1 or args.eval_repeats < 1:
         parser.error("--steps, --tabular-epochs and --eval-repeats must be >= 1, --warmup >= 0")
@@ -790,6 +799,8 @@ def main() -> None:
         profile_trial(args, config, device, body)
     body.append(f"Wall time of the whole benchmark: {time.perf_counter() - started:.0f} s.")
     emit(lines + body, args.out)
+    if args.json:
+        write_json(Path(args.json), device, args)
 
 
 if __name__ == "__main__":

@@ -51,8 +51,11 @@ class StepPrecision:
         return real.contiguous(memory_format=torch.channels_last) if real.dim() == 4 else real
 
     def steps(self, device: torch.device):
-        """The context the training steps run in: bf16 autocast, or nothing."""
+        """The context the training steps run in: bf16 autocast, or nothing. Autocast's weight
+        cache is off: it keeps each weight's bf16 copy until the context exits, and an epoch's
+        optimizer steps change the weights inside it, so with the cache every forward pass of
+        an epoch would use the weights the epoch began with."""
         dtype = AUTOCAST_DTYPES[self.autocast]
         if dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(device.type, dtype=dtype)
+        return torch.autocast(device.type, dtype=dtype, cache_enabled=False)

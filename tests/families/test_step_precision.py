@@ -52,6 +52,25 @@ def test_rows_lay_out_images_only():
     assert StepPrecision().rows(images) is images
 
 
+def test_within_one_context_every_forward_pass_sees_the_weights_as_they_are_now():
+    """An epoch's steps share one context: a step's update must reach the next forward pass
+    (autocast's weight cache would keep the bf16 copy made before it)."""
+    torch.manual_seed(0)
+    layer = torch.nn.Conv2d(3, 4, 3)
+    x = torch.randn(2, 3, 8, 8)
+    opt = torch.optim.SGD(layer.parameters(), lr=0.1)
+    with StepPrecision(autocast="bf16").steps(CPU):
+        before = layer(x)
+        assert before.dtype == torch.bfloat16  # the step does run in bf16
+        before.float().square().mean().backward()
+        opt.step()
+        after = layer(x)
+    with StepPrecision(autocast="bf16").steps(CPU):
+        fresh = layer(x)
+    assert not torch.equal(before, after)
+    assert torch.equal(after, fresh)
+
+
 @pytest.mark.parametrize("kind", sorted(TINY))
 def test_fast_steps_train_the_same_pair_in_place(kind, data):
     family, view, params, pair, game = _trial(kind, data, **FAST)
@@ -61,9 +80,12 @@ def test_fast_steps_train_the_same_pair_in_place(kind, data):
     before = {name: p.detach().clone() for name, p in pair.generator.named_parameters()}
     precision.lay_out(pair)
     assert pair.g_opt.param_groups[0]["params"][0] is held  # the optimizer trains these
-    conv = next(p for p in pair.discriminator.parameters() if p.dim() == 4)
-    assert conv.is_contiguous(memory_format=torch.channels_last)
+    for module in (pair.generator, pair.discriminator):
+        conv = next(p for p in module.parameters() if p.dim() == 4)
+        assert conv.is_contiguous(memory_format=torch.channels_last)
     real = precision.rows(family.real_rows(view, CPU))
+    images = real[0] if isinstance(real, tuple) else real
+    assert images.is_contiguous(memory_format=torch.channels_last)
     for epoch in (1, 2):
         with precision.steps(CPU):
             stats = gan_epoch(pair, shuffled_batches(real, 8, torch.Generator().manual_seed(0)),
