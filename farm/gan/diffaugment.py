@@ -95,11 +95,14 @@ def parse_policy(policy: str) -> tuple[str, ...]:
 
 def diff_augment(x: torch.Tensor, policy: str = "",
                  generator: torch.Generator | None = None) -> torch.Tensor:
-    """Images [N, C, H, W] through the policy's transforms, each drawn afresh per image."""
+    """Images [N, C, H, W] through the policy's transforms, each drawn afresh per image, in the
+    memory layout they came in (channels-last stays so: farm.gan.precision)."""
+    layout = torch.channels_last if x.dim() == 4 and not x.is_contiguous() \
+        and x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
     for name in parse_policy(policy):
         for op in AUGMENTATIONS[name]:
             x = op(x, generator)
-    return x.contiguous()
+    return x.contiguous(memory_format=layout)
 
 
 class Augmented(nn.Module):

@@ -136,10 +136,18 @@ def run_trials(trials: list[dict], datasets: dict, store: Store, use_gpu: bool,
 
 
 def finished(grid):
-    """The grid, once every trial has ended (done, stopped early or failed). Tune returns from
-    an interrupted run (Ctrl-C) as from a finished one; the farm would then export and score
-    half-grown trials as if they were done."""
-    unfinished = len(grid) - grid.num_terminated - grid.num_errors
+    """The grid, once every trial has ended: done, stopped early by its scheduler, or failed.
+    Tune returns from an interrupted run (Ctrl-C) as from a finished one, with every trial
+    TERMINATED, even those that never started; the farm would then export and score half-grown
+    trials as if they were done. What tells them apart is Tune's `done` metric, true in the last
+    result of a trial that returned or that its scheduler stopped, or (after a killed driver,
+    whose saved state can predate that last result) the trial's planned last epoch reached."""
+    def ended(result) -> bool:
+        metrics, planned = result.metrics or {}, (result.config or {}).get("trial", {})
+        return result.error is not None or bool(metrics.get("done")) or \
+            metrics.get("epoch", 0) >= planned.get("epochs", float("inf"))  # never started: {}
+
+    unfinished = sum(1 for result in grid if not ended(result))
     if unfinished:
         raise FarmError(f"interrupted with {unfinished} of {len(grid)} trials unfinished; Tune "
                         "saved their state: go on with --resume --name <this experiment>")

@@ -37,6 +37,14 @@ def test_shape_and_dtype_are_kept(policy, size):
     assert torch.isfinite(out).all()
 
 
+def test_channels_last_images_come_back_channels_last_with_the_same_values_but_rounding():
+    x = _images(size=16)
+    laid = x.contiguous(memory_format=torch.channels_last)
+    out = diff_augment(laid, FULL, _rng())
+    assert out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()
+    assert torch.allclose(out, diff_augment(x, FULL, _rng()), atol=1e-6)  # sums reordered
+
+
 def test_empty_policy_is_the_identity_and_wraps_nothing():
     x = _images()
     assert torch.equal(diff_augment(x, ""), x) and torch.equal(diff_augment(x, " , "), x)

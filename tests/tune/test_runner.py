@@ -1,8 +1,11 @@
 """Reading back each trial's kept epoch, and resuming an experiment Tune saved before the
 farm's modules moved into folders."""
 
+import os
 import pickle
+import signal
 import sys
+import time
 
 import pytest
 from ray import tune
@@ -43,17 +46,50 @@ def test_the_kept_epoch_follows_the_reported_rank_where_a_tie_break_made_one(tmp
     assert best_kept(plain, "useful", "max")[0].path == str(tmp_path / "first")
 
 
-class _Grid(list):
-    def __init__(self, size, terminated, errors):
-        super().__init__(range(size))
-        self.num_terminated, self.num_errors = terminated, errors
+class _Result:
+    def __init__(self, done=None, error=None, epoch=3):
+        self.metrics = {} if done is None else {"done": done, "epoch": epoch}
+        self.error = error
+        self.config = {"trial": {"epochs": 10}}
 
 
 def test_an_interrupted_run_stops_instead_of_exporting_half_grown_trials():
-    done = _Grid(5, 4, 1)
+    done = [_Result(True), _Result(True), _Result(error=RuntimeError("failed")),
+            _Result(False, epoch=10)]  # its `done` result lost with a killed driver
     assert finished(done) is done
-    with pytest.raises(FarmError, match="interrupted with 2 of 5 trials unfinished.*--resume"):
-        finished(_Grid(5, 3, 0))
+    interrupted = [_Result(True), _Result(False), _Result(None)]  # running, never started
+    with pytest.raises(FarmError, match="interrupted with 2 of 3 trials unfinished.*--resume"):
+        finished(interrupted)
+
+
+def _counting(config):
+    for epoch in range(1, config["trial"]["epochs"] + 1):
+        time.sleep(0.2)
+        tune.report({"epoch": epoch})
+        if epoch == 3:  # a long trial under way: Tune's own stop signal, handled like Ctrl-C
+            os.kill(config["driver"], signal.SIGUSR1)
+
+
+@pytest.mark.timeout(120)
+def test_a_real_interrupted_tune_run_is_seen_as_one(tmp_path):
+    """Ray Tune 2.60 marks every trial TERMINATED after a stop signal, also the one it cut
+    short and the one it never started: the farm must still see an interrupted run."""
+    import ray
+
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
+    try:
+        # one CPU: the short trial ends, the next one stops the run, the last never starts
+        trials = [{"epochs": n} for n in (2, 200, 200)]
+        grid = tune.Tuner(_counting, param_space={"trial": tune.grid_search(trials),
+                                                  "driver": os.getpid()},
+                          run_config=tune.RunConfig(storage_path=str(tmp_path), name="cut",
+                                                    verbose=0)).fit()
+    finally:
+        ray.shutdown()
+    assert grid.num_terminated == 3  # what the farm used to trust
+    with pytest.raises(FarmError, match="interrupted with 2 of 3 trials unfinished"):
+        finished(grid)
 
 
 def test_tune_state_pickled_under_the_old_module_paths_loads_on_resume():
