@@ -4,7 +4,7 @@ Two settings of every image family (farm.config.family_params.StepSettings), bot
 default: `channels_last` puts G, D and the real images in channels-last memory, which oneDNN's
 CPU convolutions and cuDNN's tensor cores prefer; `autocast: bf16` runs the steps under
 bfloat16 autocast (weights, optimizer state and the EMA stay float32; bf16 has float32's range,
-so no loss scaling). On one CPU core the `conditional` step ran 2.3x faster with both
+so no loss scaling). On one CPU core the `conditional` step ran 2.5x faster with both
 (bench/speed.py --modes; bench/RESULTS.md). Only the training steps change: evaluation, export,
 pictures and checkpoints see float32 weights, so a checkpoint loads into any float32 model.
 """
