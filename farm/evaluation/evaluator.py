@@ -457,6 +457,8 @@ def evaluate(name: str, tasks: list[Task], test: Task, classes, config: Evaluato
     )
     try:
         result = trainer.fit()
+    except SystemExit as exc:  # Ctrl-C: Ray Train's own handler aborts the job, then exits the
+        raise KeyboardInterrupt from exc  # process, silently and with status 1
     except Exception as exc:  # noqa: BLE001 - Ray wraps the worker's error
         raise FarmError(f"the evaluator job for {name} failed: {type(exc).__name__}: "
                         f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from exc

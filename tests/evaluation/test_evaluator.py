@@ -303,3 +303,29 @@ def test_each_seed_purpose_and_rank_draws_its_own_stream():
             for seed in (0, 1) for purpose in (ORDER, AUGMENT) for rank in (0, 1)}
     assert len(set(seen.values())) == len(seen)
     assert first(stream(0, AUGMENT, 1)) == first(stream(0, AUGMENT, 1))  # reproducible
+
+
+def test_ctrl_c_in_the_evaluator_job_is_an_interrupt_not_a_silent_exit(monkeypatch, tmp_path):
+    """Ray Train's SIGINT handler aborts the job and calls sys.exit, which would end the farm
+    with status 1 and no word; the farm says "interrupted" instead (farm.pipeline.cli)."""
+    import sys
+
+    import ray
+    import ray.train.torch
+
+    class AbortedByCtrlC:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def fit(self):
+            sys.exit(0)  # what the handler does once the controller has aborted
+
+    monkeypatch.setattr(ray.train.torch, "TorchTrainer", AbortedByCtrlC)
+    monkeypatch.setattr(ray, "put", lambda value: value)
+    monkeypatch.setattr(evaluator_module, "scaling", lambda config, use_gpu: {
+        "num_workers": 1, "use_gpu": False, "resources_per_worker": {"CPU": 1.0}})
+    rng = np.random.default_rng(0)
+    task = Task("real", *_blobs(12, rng))
+    with pytest.raises(KeyboardInterrupt):
+        evaluator_module.evaluate("blobs", [task], task, ["a", "b", "c"], EvaluatorConfig(),
+                                  tmp_path, use_gpu=False)
