@@ -43,7 +43,7 @@ from farm.config.classifiers import EvaluatorConfig, evaluator_config  # noqa: E
 from farm.config.load import load_config  # noqa: E402
 from farm.evaluation.evaluate_pools import noise_control, real_plus, verdict  # noqa: E402
 from farm.evaluation.evaluator import seed_configs, tested, train_classifier  # noqa: E402
-from farm.evaluation.pools import read_pool  # noqa: E402
+from farm.evaluation.pools import interleaved, read_pool  # noqa: E402
 from farm.metrics.paired import paired_gain  # noqa: E402
 from farm.models.classifier import scores  # noqa: E402
 from farm.pipeline.export import draw_images  # noqa: E402
@@ -72,15 +72,13 @@ def checkpoint_draw(experiment: Path, checkpoint: str, prepared, config: dict) -
 
 
 def blended(draws: list[dict], classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(images, labels) with every class's images taken in turn from each draw: as many as one
-    draw holds, so a blend of k checkpoints is as big as one, and no class's images come from
-    one generator alone (a generator's look would otherwise be a cue to the label)."""
+    """(images, labels) with every class's images taken in turn from each draw, as the farm's
+    `<family>-blend` pool takes them: as many as one draw holds."""
     xs, ys = [], []
     for label, name in enumerate(classes):
-        n = len(draws[0][name])
-        picked = [draws[i % len(draws)][name][i // len(draws)] for i in range(n)]
+        picked = interleaved([list(draw[name]) for draw in draws])
         xs.append(np.stack(picked))
-        ys.append(np.full(n, label, dtype=np.int64))
+        ys.append(np.full(len(picked), label, dtype=np.int64))
     return np.concatenate(xs), np.concatenate(ys)
 
 

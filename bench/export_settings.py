@@ -41,6 +41,7 @@ sys.path.insert(0, str(REPO))
 from farm.config.classifiers import evaluator_config
 from farm.evaluation.evaluate_pools import noise_control, real_plus
 from farm.evaluation.evaluator import Task, fit_and_test
+from farm.evaluation.pools import interleaved
 from farm.models.classifier import scores
 from farm.pipeline.export import draw_images
 
@@ -51,25 +52,29 @@ def _ints(text: str) -> list[int]:
 
 def pool_images(experiment: Path, trials: dict, members: dict, train, per_class: int,
                 judge_filter: int, cache: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(uint8 images, labels) of one pool drawn again: each class from its member's checkpoint.
-    An all-class trial is drawn once per setting and serves every class it is a member for."""
+    """(uint8 images, labels) of one pool drawn again: each class from its members' checkpoints
+    (in turn, for a blend). An all-class trial is drawn once per setting and serves every class
+    it is a member for."""
     xs, ys = [], []
     for label, name in enumerate(train.classes):
         if name not in members:
             continue
-        trial = trials[members[name]]
-        key = (trial["trial"], per_class, judge_filter)
-        if key not in cache:
-            cache[key] = draw_images(_spec(experiment, trial),
-                                     _checkpoint(experiment, trial, trial["checkpoint"]), train,
-                                     per_class, judge_filter)[0]
-        xs.append(cache[key][name])
-        ys.append(np.full(len(cache[key][name]), label, dtype=np.int64))
+        draws = []
+        for trial in (trials[t] for t in members[name]):
+            key = (trial["trial"], per_class, judge_filter)
+            if key not in cache:
+                cache[key] = draw_images(_spec(experiment, trial),
+                                         _checkpoint(experiment, trial, trial["checkpoint"]),
+                                         train, per_class, judge_filter)[0]
+            draws.append(list(cache[key][name]))
+        images = np.stack(interleaved(draws))
+        xs.append(images)
+        ys.append(np.full(len(images), label, dtype=np.int64))
     return np.concatenate(xs), np.concatenate(ys)
 
 
 def single_trial_pools(trials: dict, wanted: str, classes) -> dict[str, dict]:
-    """{"trial <name> (GAN seed s)": {"members": every class -> that trial}} for the all-class
+    """{"trial <name> (GAN seed s)": {"members": every class -> [that trial]}} for the all-class
     trials named in `wanted` (trial names, or a family for all of its trials)."""
     keys = set(wanted.split(","))
     chosen = [t for t in trials.values() if t["trial"] in keys or t["family"] in keys]
@@ -78,7 +83,7 @@ def single_trial_pools(trials: dict, wanted: str, classes) -> dict[str, dict]:
         raise SystemExit(f"--trials {wanted}: " + (f"{per_class[0]} grows one class, not a pool"
                          if per_class else "no trial or family of that name"))
     return {f"trial {t['trial']} (GAN seed {t['seed']})":
-            {"members": dict.fromkeys(classes, t["trial"])}
+            {"members": {c: [t["trial"]] for c in classes}}
             for t in chosen if t.get("status") == "ok" and t.get("checkpoint")}
 
 

@@ -12,8 +12,8 @@ from torch.utils.tensorboard import SummaryWriter
 from farm.config.classifiers import EvaluatorConfig
 from farm.data.images import to_unit_range
 from farm.evaluation.evaluator import REAL, Task, evaluate
-from farm.evaluation.pools import (USEFUL, best_of, candidates, class_kid, class_metric, read_pool,
-                                   same_as, write_pool)
+from farm.evaluation.pools import (BLEND, USEFUL, best_of, candidates, class_kid, class_metric,
+                                   member_names, read_pool, same_as, write_pool)
 from farm.families.image_common import judge_for, useful_scores
 from farm.metrics.paired import paired_gain
 from farm.reporting import figures
@@ -95,17 +95,19 @@ def pools_to_train(section_pools: dict, trained: dict, which: str) -> tuple[str,
     return best, rule, {best: trained[best]}
 
 
-def _mean_kid(members: dict[str, dict]) -> float:
-    return float(np.mean([class_kid(t, c) for c, t in members.items()]))
+def _pairs(members: dict[str, list[dict]]) -> list[tuple[str, dict]]:
+    """(class, trial) for every member of every class."""
+    return [(c, t) for c, ts in members.items() for t in ts]
 
 
-def _at_chosen_epochs(members: dict[str, dict], grown_by: list[dict]) -> dict:
+def _at_chosen_epochs(members: dict[str, list[dict]], grown_by: list[dict]) -> dict:
     """What the pool's members scored when they were chosen (train split only), and what the
     trials it chose from cost to grow."""
-    accuracy = [class_metric(t, c, "judge_accuracy") for c, t in members.items()]
+    pairs = _pairs(members)
+    accuracy = [class_metric(t, c, "judge_accuracy") for c, t in pairs]
     accuracy = [a for a in accuracy if a is not None]
-    useful = [class_metric(t, c, USEFUL) for c, t in members.items()]
-    return {"mean_kid": _mean_kid(members),
+    useful = [class_metric(t, c, USEFUL) for c, t in pairs]
+    return {"mean_kid": float(np.mean([class_kid(t, c) for c, t in pairs])),
             "mean_usefulness": (float(np.mean(useful))
                                 if useful and all(u is not None for u in useful) else None),
             "mean_judge_accuracy": float(np.mean(accuracy)) if accuracy else None,
@@ -130,18 +132,17 @@ def evaluate_image_dataset(dataset: str, prepared, trials: list[dict], config: E
         return None
     section_pools, trained = {}, {}
     for name, members in pools.items():
-        for trial in members.values():
+        for _, trial in _pairs(members):
             trial.setdefault("pools", [])
             if name not in trial["pools"]:
                 trial["pools"].append(name)
         other = same_as(pools, name)
         if other:
-            section_pools[name] = {"same_as": other,
-                                   "members": {c: t["trial"] for c, t in members.items()}}
+            section_pools[name] = {"same_as": other, "members": member_names(members)}
             continue
         folder = experiment_dir / "synthetic" / dataset / "pools" / name
         section_pools[name] = write_pool(folder, name, dataset, members)
-        section_pools[name].update(_at_chosen_epochs(members, grown_by[name]))
+        section_pools[name].update(_at_chosen_epochs(members, grown_by[name.removesuffix(BLEND)]))
         trained[name] = read_pool(folder, classes)
         section_pools[name]["usefulness"] = pool_usefulness(prepared.trial_data, *trained[name])
 
@@ -187,7 +188,7 @@ def evaluate_image_dataset(dataset: str, prepared, trials: list[dict], config: E
             over_control=gain_over(both, control) if control else None)
         section_pools[name]["verdict"] = verdict(gain, section_pools[name]["over_control"],
                                                  control_gain)
-    pictures = _pictures(prepared, pools[best], trained, classes, dataset, best)
+    pictures = _pictures(prepared, trained, classes, dataset, best)
     paths = {}
     for key, fig in pictures.items():
         writer.add_figure(f"evaluator/{key}", fig, close=False)
@@ -202,7 +203,7 @@ def evaluate_image_dataset(dataset: str, prepared, trials: list[dict], config: E
             "classifier_seconds": round(sum(r["seconds"] for r in results.values()), 1)}
 
 
-def _pictures(prepared, members, trained, classes, dataset, best) -> dict:
+def _pictures(prepared, trained, classes, dataset, best) -> dict:
     """The real train images beside the best pool's, per class; t-SNE of each pool vs real."""
     data = prepared.trial_data
     x_best, y_best = trained[best]

@@ -7,9 +7,18 @@ judge trained on), so choosing never looks at the test split. Runs made before t
 existed have no usefulness score and fall back to the lowest KID to the class's train images.
 There is one pool per image family (per family and variant when a family grew several
 variants, so that one setting can be compared with another on the same split) and one,
-`best-per-class`, over all of them. Each is an ImageFolder (`<class>/<n>.png`) with a
-`manifest.json` naming, for every file, the trial, checkpoint, epoch and seeds that made it.
-A pool is written beside its final place and renamed into it whole.
+`best-per-class`, over all of them.
+
+Where a family grew a class in several trials (GAN seeds), a `<family>-blend` pool takes the
+class's images in turn from every one of them, as many as one trial exports. It picks nothing
+per class: with 5 val images a class, picking per class chose noise (laptop-7: the pick scored
+0.176 CAS where each seed's own checkpoint scored 0.25 to 0.28), and a blend's classes do not
+carry one generator's look as a cue to their label.
+
+Members are {class: [trial, ...]}: one trial for a pick, several for a blend. Each pool is an
+ImageFolder (`<class>/<n>.png`) with a `manifest.json` naming, for every file, the trial,
+checkpoint, epoch and seeds that made it. A pool is written beside its final place and renamed
+into it whole.
 """
 
 from __future__ import annotations
@@ -30,6 +39,9 @@ RULE = ("for each class, the trial whose chosen epoch was most useful for that c
         "probe in the judge's features, trained on its images, tested on the val slice)")
 KID_RULE = ("for each class, the trial whose chosen epoch has the lowest KID for that class "
             "(judge features, real train split)")
+BLEND = "-blend"
+BLEND_RULE = ("for each class, its images in turn from every trial of the family that grew it, "
+              "each at its chosen epoch; as many images as one trial exports")
 
 
 def class_metric(trial: dict, name: str, metric: str = "kid") -> float | None:
@@ -54,21 +66,31 @@ def class_usefulness(trial: dict, name: str) -> float | None:
     return class_metric(trial, name, USEFUL)
 
 
-def best_members(trials: list[dict], classes) -> dict[str, dict]:
-    """{class: trial} most useful for each class, or, when any candidate has no usefulness
+def makes(trial: dict, name: str) -> bool:
+    """Whether a trial grew images of class `name` (it has a score for it)."""
+    return class_kid(trial, name) < math.inf or class_usefulness(trial, name) is not None
+
+
+def best_members(trials: list[dict], classes) -> dict[str, list[dict]]:
+    """{class: [trial]} most useful for each class, or, when any candidate has no usefulness
     score (an older run), with the lowest KID (ties go to the earlier trial)."""
     members = {}
     for name in classes:
-        makes = [t for t in trials if class_kid(t, name) < math.inf
-                 or class_usefulness(t, name) is not None]
-        if not makes:
+        candidates_ = [t for t in trials if makes(t, name)]
+        if not candidates_:
             continue
-        if all(class_usefulness(t, name) is not None for t in makes):
-            members[name] = max(makes, key=lambda t: (class_usefulness(t, name),
-                                                      -trials.index(t)))
+        if all(class_usefulness(t, name) is not None for t in candidates_):
+            best = max(candidates_, key=lambda t: (class_usefulness(t, name), -trials.index(t)))
         else:
-            members[name] = min(makes, key=lambda t: (class_kid(t, name), trials.index(t)))
+            best = min(candidates_, key=lambda t: (class_kid(t, name), trials.index(t)))
+        members[name] = [best]
     return members
+
+
+def blend_members(trials: list[dict], classes) -> dict[str, list[dict]]:
+    """{class: every trial that grew it}, in trial order."""
+    members = {name: [t for t in trials if makes(t, name)] for name in classes}
+    return {name: ts for name, ts in members.items() if ts}
 
 
 def pool_name(trial: dict, variants_of: dict[str, set]) -> str:
@@ -92,46 +114,70 @@ def candidates(trials: list[dict]) -> dict[str, list[dict]]:
     return groups
 
 
-def choose_pools(trials: list[dict], classes) -> dict[str, dict[str, dict]]:
-    """{pool name: {class: trial}}: one pool per family (per family and variant when it grew
-    several), then best-per-class over all."""
+def choose_pools(trials: list[dict], classes) -> dict[str, dict[str, list[dict]]]:
+    """{pool name: {class: [trial, ...]}}: one pool per family (per family and variant when it
+    grew several), best-per-class over all, and a blend per family that grew a class twice."""
     return best_of(candidates(trials), classes)
 
 
-def best_of(groups: dict[str, list[dict]], classes) -> dict[str, dict[str, dict]]:
-    """{pool name: {class: trial}} from each group of candidates; empty pools dropped."""
-    pools = {name: best_members(group, classes) for name, group in groups.items()}
+def best_of(groups: dict[str, list[dict]], classes) -> dict[str, dict[str, list[dict]]]:
+    """{pool name: {class: [trial, ...]}} from each group of candidates: the per-class pick,
+    and `<group>-blend` for each family group where some class has several trials. Empty pools
+    are dropped."""
+    pools = {}
+    for name, group in groups.items():
+        pools[name] = best_members(group, classes)
+        blend = blend_members(group, classes)
+        if name != BEST_PER_CLASS and any(len(ts) > 1 for ts in blend.values()):
+            pools[name + BLEND] = blend
     return {name: members for name, members in pools.items() if members}
 
 
-def same_as(pools: dict[str, dict[str, dict]], name: str) -> str | None:
+def member_names(members: dict[str, list[dict]]) -> dict[str, list[str]]:
+    """{class: [trial name, ...]}: a pool's members as the summary records them."""
+    return {c: [t["trial"] for t in ts] for c, ts in members.items()}
+
+
+def same_as(pools: dict[str, dict[str, list[dict]]], name: str) -> str | None:
     """An earlier pool with exactly the same members, if any (then it need not be retrained)."""
-    members = {c: t["trial"] for c, t in pools[name].items()}
+    members = member_names(pools[name])
     for other, its in pools.items():
         if other == name:
             return None
-        if {c: t["trial"] for c, t in its.items()} == members:
+        if member_names(its) == members:
             return other
     return None
 
 
-def write_pool(folder: Path, pool: str, dataset: str, members: dict[str, dict]) -> dict:
-    """Copy each member trial's images of its class into one ImageFolder with a manifest."""
+def interleaved(lists: list[list]) -> list:
+    """Items taken in turn from each list, as many as the shortest list holds: one trial's
+    worth, so a blend is as big as a pick."""
+    n = min(len(items) for items in lists)
+    return [lists[i % len(lists)][i // len(lists)] for i in range(n)]
+
+
+def write_pool(folder: Path, pool: str, dataset: str, members: dict[str, list[dict]]) -> dict:
+    """Copy each class's member trials' images of it into one ImageFolder with a manifest."""
     files = []
     with replacing_folder(folder) as staging:
-        for name, trial in members.items():
-            source = Path(trial["synthetic_dir"])
-            records = [r for r in read_manifest(source)["files"] if r["class"] == name]
+        for name, trials in members.items():
+            per_trial = []
+            for trial in trials:
+                source = Path(trial["synthetic_dir"])
+                per_trial.append([(trial, source, r) for r in read_manifest(source)["files"]
+                                  if r["class"] == name])
             (staging / name).mkdir()
-            for i, record in enumerate(records):
+            for i, (trial, source, record) in enumerate(interleaved(per_trial)):
                 target = f"{name}/{i:04d}.png"
                 shutil.copyfile(source / record["file"], staging / target)
                 files.append({**record, "file": target, "source": str(source / record["file"]),
                               "kid": class_kid(trial, name),
                               "useful": class_usefulness(trial, name)})
-        by_use = all(class_usefulness(t, c) is not None for c, t in members.items())
-        manifest = {"pool": pool, "dataset": dataset, "rule": RULE if by_use else KID_RULE,
-                    "members": {c: t["trial"] for c, t in members.items()}, "files": files}
+        blend = any(len(ts) > 1 for ts in members.values())
+        by_use = all(class_usefulness(t, c) is not None for c, ts in members.items() for t in ts)
+        manifest = {"pool": pool, "dataset": dataset,
+                    "rule": BLEND_RULE if blend else RULE if by_use else KID_RULE,
+                    "members": member_names(members), "files": files}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return {"dir": str(folder), "manifest": str(folder / MANIFEST), "images": len(files),
             "members": manifest["members"]}

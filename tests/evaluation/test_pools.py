@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from farm.data.images import write_image_folder
-from farm.evaluation.pools import (BEST_PER_CLASS, choose_pools, class_kid, read_pool, same_as,
-                                   write_pool)
+from farm.evaluation.pools import (BEST_PER_CLASS, BLEND_RULE, choose_pools, class_kid,
+                                   member_names, read_pool, same_as, write_pool)
 
 
 def _trial(name, family, cls, metrics, folder=None):
@@ -34,17 +34,18 @@ def test_pools_per_family_and_best_per_class():
               _trial("s1", "spiked", None, {"kid/apples": 0.3, "kid/bananas": 0.1}),
               {**_trial("x", "spiked", None, {"kid/apples": 0.0}), "status": "error"}]
     pools = choose_pools(trials, ["apples", "bananas"])
-    names = {p: {c: t["trial"] for c, t in m.items()} for p, m in pools.items()}
-    assert names == {"fruit-pairs": {"apples": "a2", "bananas": "b1"},
-                     "spiked": {"apples": "s1", "bananas": "s1"},
-                     BEST_PER_CLASS: {"apples": "a2", "bananas": "s1"}}
+    names = {p: member_names(m) for p, m in pools.items()}
+    assert names == {"fruit-pairs": {"apples": ["a2"], "bananas": ["b1"]},
+                     "fruit-pairs-blend": {"apples": ["a1", "a2"], "bananas": ["b1"]},
+                     "spiked": {"apples": ["s1"], "bananas": ["s1"]},
+                     BEST_PER_CLASS: {"apples": ["a2"], "bananas": ["s1"]}}
     assert same_as(pools, BEST_PER_CLASS) is None
 
 
 def test_a_single_family_gets_no_duplicate_pool_and_same_as_finds_twins():
     trials = [_trial("a", "fruit-pairs", "apples", {"kid": 0.5})]
     assert list(choose_pools(trials, ["apples"])) == ["fruit-pairs"]
-    twins = {"f": {"apples": trials[0]}, "g": {"apples": trials[0]}}
+    twins = {"f": {"apples": [trials[0]]}, "g": {"apples": [trials[0]]}}
     assert same_as(twins, "g") == "f" and same_as(twins, "f") is None
 
 
@@ -56,12 +57,13 @@ def test_write_pool_copies_member_images_with_provenance(tmp_path):
         write_image_folder(by_class, tmp_path / name, {"trial": name, "checkpoint": f"/ck/{name}",
                                                        "epoch": 7, "seed": 1, "sample_seed": 8})
         sources[name] = by_class
-    members = {"apples": _trial("t-apples", "fruit-pairs", "apples", {"kid": 0.1},
-                                tmp_path / "t-apples"),
-               "bananas": _trial("t-all", "spiked", None, {"kid/bananas": 0.2},
-                                 tmp_path / "t-all")}
+    members = {"apples": [_trial("t-apples", "fruit-pairs", "apples", {"kid": 0.1},
+                                 tmp_path / "t-apples")],
+               "bananas": [_trial("t-all", "spiked", None, {"kid/bananas": 0.2},
+                                  tmp_path / "t-all")]}
     info = write_pool(tmp_path / "pools" / "best", "best", "fruit", members)
-    assert info["images"] == 6 and info["members"] == {"apples": "t-apples", "bananas": "t-all"}
+    assert info["images"] == 6 and info["members"] == {"apples": ["t-apples"],
+                                                       "bananas": ["t-all"]}
     manifest = json.loads((tmp_path / "pools" / "best" / "manifest.json").read_text())
     for record in manifest["files"]:
         assert (tmp_path / "pools" / "best" / record["file"]).is_file()
@@ -74,13 +76,42 @@ def test_write_pool_copies_member_images_with_provenance(tmp_path):
     assert [p.name for p in (tmp_path / "pools").iterdir()] == ["best"]  # no staging left
 
 
+def test_a_blend_takes_each_class_in_turn_from_every_seed_as_many_as_one_exports(tmp_path):
+    """Three seeds of an all-class family export 4 images a class each; the blend holds 4 a
+    class, taken s0, s1, s2, s0, and its manifest names the trial behind every file."""
+    rng = np.random.default_rng(1)
+    trials, sources = [], {}
+    for seed in range(3):
+        name = f"cond-{seed}"
+        by_class = {c: rng.integers(0, 255, (4, 8, 8, 3), dtype=np.uint8)
+                    for c in ("apples", "kiwi")}
+        write_image_folder(by_class, tmp_path / name, {"trial": name, "seed": seed})
+        sources[name] = by_class
+        trials.append(_trial(name, "conditional", None,
+                             {"useful/apples": 0.1 * seed, "useful/kiwi": 0.3 - 0.1 * seed,
+                              "kid/apples": 1.0, "kid/kiwi": 1.0}, tmp_path / name))
+    pools = choose_pools(trials, ["apples", "kiwi"])
+    assert set(pools) == {"conditional", "conditional-blend"}
+    assert member_names(pools["conditional"]) == {"apples": ["cond-2"], "kiwi": ["cond-0"]}
+    info = write_pool(tmp_path / "pools" / "b", "conditional-blend", "fruit",
+                      pools["conditional-blend"])
+    assert info["images"] == 8
+    manifest = json.loads((tmp_path / "pools" / "b" / "manifest.json").read_text())
+    assert manifest["rule"] == BLEND_RULE
+    assert [r["trial"] for r in manifest["files"]] == ["cond-0", "cond-1", "cond-2", "cond-0"] * 2
+    images, labels = read_pool(tmp_path / "pools" / "b", ["apples", "kiwi"])
+    assert labels.tolist() == [0] * 4 + [1] * 4
+    np.testing.assert_array_equal(images[3], sources["cond-0"]["apples"][1])
+    np.testing.assert_array_equal(images[5], sources["cond-1"]["kiwi"][0])
+
+
 def test_a_failed_pool_write_leaves_the_old_pool_and_no_staging(tmp_path):
     write_image_folder({"apples": np.zeros((2, 8, 8, 3), np.uint8)}, tmp_path / "t", {"trial": "t"})
     member = _trial("t", "fruit-pairs", "apples", {"kid": 0.1}, tmp_path / "t")
-    write_pool(tmp_path / "pools" / "p", "p", "fruit", {"apples": member})
+    write_pool(tmp_path / "pools" / "p", "p", "fruit", {"apples": [member]})
     (tmp_path / "t" / "apples" / "0001.png").unlink()  # a member's file vanished
     with pytest.raises(FileNotFoundError):
-        write_pool(tmp_path / "pools" / "p", "p", "fruit", {"apples": member})
+        write_pool(tmp_path / "pools" / "p", "p", "fruit", {"apples": [member]})
     assert [p.name for p in (tmp_path / "pools").iterdir()] == ["p"]
     assert len(json.loads((tmp_path / "pools" / "p" / "manifest.json").read_text())["files"]) == 2
 
@@ -90,9 +121,9 @@ def test_a_family_with_several_variants_gets_a_pool_per_variant():
               {**_trial("p2", "fruit-pairs", "apples", {"kid": 0.2}), "variant": "diffaug"},
               {**_trial("s1", "spiked", None, {"kid/apples": 0.3}), "variant": "g1"}]
     pools = choose_pools(trials, ["apples"])
-    assert {p: m["apples"]["trial"] for p, m in pools.items()} == {
-        "fruit-pairs.report": "p1", "fruit-pairs.diffaug": "p2", "spiked": "s1",
-        BEST_PER_CLASS: "p2"}
+    assert {p: member_names(m)["apples"] for p, m in pools.items()} == {
+        "fruit-pairs.report": ["p1"], "fruit-pairs.diffaug": ["p2"], "spiked": ["s1"],
+        BEST_PER_CLASS: ["p2"]}
 
 
 def test_members_are_chosen_by_usefulness_where_every_candidate_has_it():
@@ -105,16 +136,17 @@ def test_members_are_chosen_by_usefulness_where_every_candidate_has_it():
               _trial("s2", "spiked", None, {"kid/apples": 0.4, "kid/bananas": 0.2,
                                             "useful/apples": 0.3, "useful/bananas": 0.7})]
     pools = choose_pools(trials, ["apples", "bananas"])
-    names = {p: {c: t["trial"] for c, t in m.items()} for p, m in pools.items()}
-    assert names[BEST_PER_CLASS] == {"apples": "a2", "bananas": "s2"}
-    assert names["spiked"] == {"apples": "s1", "bananas": "s2"}
+    names = {p: member_names(m) for p, m in pools.items()}
+    assert names[BEST_PER_CLASS] == {"apples": ["a2"], "bananas": ["s2"]}
+    assert names["spiked"] == {"apples": ["s1"], "bananas": ["s2"]}
+    assert names["spiked-blend"] == {"apples": ["s1", "s2"], "bananas": ["s1", "s2"]}
 
 
 def test_an_older_run_without_usefulness_falls_back_to_kid():
     trials = [_trial("a1", "fruit-pairs", "apples", {"kid": 0.1}),
               _trial("a2", "fruit-pairs", "apples", {"kid": 0.5, "useful": 0.9})]
     pools = choose_pools(trials, ["apples"])
-    assert pools["fruit-pairs"]["apples"]["trial"] == "a1"
+    assert pools["fruit-pairs"]["apples"][0]["trial"] == "a1"
 
 
 def test_a_pool_helps_only_when_its_whole_interval_is_above_zero_and_the_noise_control():

@@ -218,7 +218,7 @@ def test_evaluator_pools_and_scores_images_on_the_held_out_split(tiny_run):
             assert name in made_by["pools"]
     # best-per-class takes, for each class, the trial whose images were most useful for it
     best = fids["pools"]["best-per-class"]["members"]
-    for cls, trial in best.items():
+    for cls, [trial] in best.items():
         candidates = [t for t in summary["trials"] if t["dataset"] == "fids30"
                       and (t["class"] == cls or t["class"] is None)]
         useful = {t["trial"]: (t["metrics"].get("useful") if t["class"] is not None
