@@ -25,7 +25,7 @@ FAMILY_KEYS = {"kind", "description", "datasets", "epochs", "eval_every", "resou
                "per_class", "samples", "scheduler"}
 VARIANT_AXIS = "variant"  # a search axis over the family's named bundles of settings
 RESOURCE_KEYS = {"cpu", "gpu"}
-SELECT_KEYS = {"metric", "mode", "tie", "tie_mode", "tolerance"}
+SELECT_KEYS = {"metric", "mode", "tie", "tie_mode", "tolerance", "floor"}
 SCHEDULER_KEYS = {"asha": {"kind", "grace_period", "reduction_factor", "smoothing"},
                   "pbt": {"kind", "grace_period", "smoothing", "perturbation_interval",
                           "quantile_fraction", "mutations"}}
@@ -225,6 +225,12 @@ def _check_family(name: str, section: Any, kind: str | None, where: Path) -> str
             raise ConfigError(f"{path}.select.tolerance must be a number above 0 and "
                               f"select.tie a metric name, got {select.get('tolerance')!r} and "
                               f"{select.get('tie')!r}", where=where)
+        floor = select.get("floor", {})
+        if not isinstance(floor, dict) or not all(
+                isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
+                for k, v in floor.items()):
+            raise ConfigError(f"{path}.select.floor must map metric names to minimums, e.g. "
+                              f"{{diversity: 0.2}}, got {floor!r}", where=where)
     for key in ("epochs", "eval_every", "keep_checkpoints", "seeds", "samples"):
         value = section.get(key, 1)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

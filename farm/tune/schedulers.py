@@ -45,6 +45,9 @@ def rank(value: float, mode: str) -> float:
     return float(value) if mode == "min" else -float(value)
 
 
+FLOORED = 1e6  # added to the rank of an epoch below a floor: after every epoch above them all
+
+
 def select_rank(metrics: dict, select: dict) -> float | None:
     """The checkpoint's place in the trial's ranking, lower is better; None without the metric.
 
@@ -52,11 +55,18 @@ def select_rank(metrics: dict, select: dict) -> float | None:
     min by default) and `tolerance`, values of the first within the same `tolerance` step count
     as equal and the second decides among them: a pair whose usefulness is 0.000 at every
     evaluation (its images never pass for its class yet) then keeps its best-KID epoch instead of
-    its first one, before it has learned anything."""
+    its first one, before it has learned anything. With `floor` ({metric: minimum}), an epoch
+    below a minimum ranks after every epoch that meets them all: a pair is not kept at an epoch
+    whose images are one picture (diversity under 0.2) when another epoch's are not."""
     metric, mode = select["metric"], select.get("mode", "max")
     if metric not in metrics:
         return None
-    first = rank(metrics[metric], mode)
+    below = any(name in metrics and metrics[name] < minimum
+                for name, minimum in (select.get("floor") or {}).items())
+    return _ranked(metrics, select, rank(metrics[metric], mode)) + (FLOORED if below else 0.0)
+
+
+def _ranked(metrics: dict, select: dict, first: float) -> float:
     tie, tolerance = select.get("tie"), select.get("tolerance")
     if not tie or not tolerance or tie not in metrics:
         return first

@@ -1074,7 +1074,10 @@ def test_impossible_pbt_intervals_are_named(trials, extra, fragment):
     ("{metric: select/score, mode: max, tie: kid}", "needs tie and tolerance together"),
     ("{metric: select/score, mode: max, tie: kid, tolerance: 0}", "tolerance must be a number"),
     ("{metric: select/score, mode: max, tie: kid, tolerance: 0.01, tie_mode: low}",
-     "select.tie_mode must be 'max' or 'min'")])
+     "select.tie_mode must be 'max' or 'min'"),
+    ("{metric: select/score, mode: max, floor: diversity}", "select.floor must map metric names"),
+    ("{metric: select/score, mode: max, floor: {diversity: high}}",
+     "select.floor must map metric names")])
 def test_a_select_tie_break_needs_a_metric_a_positive_tolerance_and_a_mode(trials, select,
                                                                             problem):
     path = edit(trials / "tabular.yaml", "{metric: select/score, mode: max}", select)
@@ -1088,3 +1091,6 @@ def test_a_select_tie_break_loads(trials):
     select = load_config(trials, "smoke")["families"][FAMILY]["select"]
     assert select == {"metric": "select/score", "mode": "max", "tie": "detection_auc",
                       "tolerance": 0.01}
+    edit(trials / "tabular.yaml", "tolerance: 0.01}", "tolerance: 0.01, floor: {diversity: 0.2}}")
+    select = load_config(trials, "smoke")["families"][FAMILY]["select"]
+    assert select["floor"] == {"diversity": 0.2}

@@ -302,3 +302,22 @@ def test_select_rank_breaks_ties_within_tolerance_by_the_second_metric():
     higher = {**tie, "tie": "diversity", "tie_mode": "max"}
     assert select_rank({"useful": 0.0, "diversity": 0.5}, higher) < \
         select_rank({"useful": 0.0, "diversity": 0.1}, higher)
+
+
+def test_an_epoch_below_a_floor_ranks_after_every_epoch_above_it():
+    """laptop-7's oranges pair: usefulness ties at about 0.00 everywhere, and KID kept epoch 10,
+    whose images were one picture (diversity 0.00); epoch 100's had diversity 0.25."""
+    from farm.tune.schedulers import select_rank
+
+    select = {"metric": "useful", "mode": "max", "tie": "kid", "tolerance": 0.01,
+              "floor": {"diversity": 0.2}}
+    epochs = {10: {"useful": 0.008, "kid": 0.5, "diversity": 0.0},
+              60: {"useful": 0.30, "kid": 0.9, "diversity": 0.1},
+              100: {"useful": 0.002, "kid": 0.8, "diversity": 0.25},
+              110: {"useful": 0.001, "kid": 0.9}}  # diversity not measured: not held against it
+    order = sorted(epochs, key=lambda e: select_rank(epochs[e], select))
+    assert order == [100, 110, 60, 10]
+    # without the floor the tie-break keeps epoch 10, as laptop-7 did
+    plain = {k: v for k, v in select.items() if k != "floor"}
+    assert min(epochs, key=lambda e: select_rank(epochs[e], plain)) == 60
+    assert min((10, 100), key=lambda e: select_rank(epochs[e], plain)) == 10
