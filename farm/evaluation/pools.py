@@ -76,13 +76,13 @@ def best_members(trials: list[dict], classes) -> dict[str, list[dict]]:
     score (an older run), with the lowest KID (ties go to the earlier trial)."""
     members = {}
     for name in classes:
-        candidates_ = [t for t in trials if makes(t, name)]
-        if not candidates_:
+        scored = [t for t in trials if makes(t, name)]
+        if not scored:
             continue
-        if all(class_usefulness(t, name) is not None for t in candidates_):
-            best = max(candidates_, key=lambda t: (class_usefulness(t, name), -trials.index(t)))
+        if all(class_usefulness(t, name) is not None for t in scored):
+            best = max(scored, key=lambda t: (class_usefulness(t, name), -trials.index(t)))
         else:
-            best = min(candidates_, key=lambda t: (class_kid(t, name), trials.index(t)))
+            best = min(scored, key=lambda t: (class_kid(t, name), trials.index(t)))
         members[name] = [best]
     return members
 
