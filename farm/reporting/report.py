@@ -272,7 +272,10 @@ def _image_headline(dataset: str, info: dict, ev: dict | None) -> str:
                "images, its mean probability of the right class on the val slice (real train "
                "images no GAN saw); the best pool is chosen by it. Mean KID and judge accuracy: "
                "the pool's members at their chosen epochs (fit images). None of them reads the "
-               "test split. GAN time: what the trials it chose from took to grow.</p>")
+               "test split. GAN time: what the trials it chose from took to grow. A pool "
+               "named <code>&lt;family&gt;-blend</code> takes every class's images in turn from "
+               "each of the family's trials (its GAN seeds) instead of picking one per "
+               "class.</p>")
     out.append(_protocol_line(ev, html=True))
     out.append(_control_line(ev, html=True))
     verdicts = _verdict_lines(ev)
