@@ -131,6 +131,9 @@ def main() -> None:
     parser.add_argument("--classifier-seeds", type=int, default=1)
     parser.add_argument("--passes", type=int, help="classifier passes (default: the run's)")
     parser.add_argument("--out", type=Path, help="also write the Markdown here")
+    parser.add_argument("--reuse", type=Path, metavar="JSON",
+                        help="an earlier laptop-settings.json: its units of the same run, "
+                             "protocol and classifier seeds are not trained again")
     args = parser.parse_args()
 
     first = args.runs[0]
@@ -147,12 +150,20 @@ def main() -> None:
     reference = len(real.labels)
     configs = seed_configs(evaluator)
 
+    earlier = {}
+    if args.reuse:
+        stored = json.loads(args.reuse.read_text())
+        if stored["protocol"] == evaluator.describe():
+            earlier = {(r["family"], r["variant"], r["seed"], r["run"]): r["cas"]
+                       for r in stored["units"]}
     rows = []
     started = time.perf_counter()
     for (family, variant, seed), unit in sorted(units(args.runs, args.dataset).items(),
                                                 key=lambda kv: tuple(map(str, kv[0]))):
         x, y = unit_images(unit["trials"], classes)
-        accuracies = cas(x, y, test, len(classes), configs, reference)
+        accuracies = earlier.get((family, variant, seed, unit["run"]))
+        if accuracies is None:
+            accuracies = cas(x, y, test, len(classes), configs, reference)
         row = {"family": family, "variant": variant, "seed": seed, "run": unit["run"],
                "images": int(len(y)), "cas": accuracies, **unit_quality(unit["trials"], classes)}
         rows.append(row)
