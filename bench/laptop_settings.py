@@ -130,6 +130,9 @@ def main() -> None:
     parser.add_argument("--data-dir", help="where the dataset is, if not where the run found it")
     parser.add_argument("--classifier-seeds", type=int, default=1)
     parser.add_argument("--passes", type=int, help="classifier passes (default: the run's)")
+    parser.add_argument("--protocol-from", type=Path, metavar="RUN",
+                        help="the run whose evaluator settings train every unit (default: the "
+                             "first run)")
     parser.add_argument("--out", type=Path, help="also write the Markdown here")
     parser.add_argument("--reuse", type=Path, metavar="JSON",
                         help="an earlier laptop-settings.json: its units of the same run, "
@@ -142,6 +145,8 @@ def main() -> None:
         other, _ = prepared_dataset(run, args.dataset, args.data_dir)
         if list(other.split.test) != list(prepared.split.test):
             raise SystemExit(f"{run}: another test split than {first}'s; compare runs of one split")
+    if args.protocol_from:
+        config = json.loads((args.protocol_from / "run.json").read_text())["config"]
     evaluator = evaluator_config(config.get("evaluator"))
     evaluator = dataclasses.replace(evaluator, seeds=args.classifier_seeds,
                                     epochs=args.passes or evaluator.epochs)
