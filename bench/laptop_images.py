@@ -35,7 +35,7 @@ import torch
 from scipy import stats
 
 from common import emit
-from image_epochs import prepared_dataset, reference_sets
+from image_epochs import COLLAPSED, prepared_dataset, reference_sets
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -49,7 +49,6 @@ from farm.models.classifier import scores  # noqa: E402
 from farm.pipeline.export import draw_images  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "laptop-images.json"
-COLLAPSED = 0.2  # diversity below this: a class's images are all but one picture
 FIELDS = ("commit", "run_commit", "minutes", "ceiling", "ceiling_seeds", "noise_gain",
           "noise_gain_ci", "pools", "selection_spearman", "kid_spearman",
           "kept_beats_last_share", "collapsed_pair_classes", "protocol", "test_images")

@@ -33,19 +33,18 @@ import numpy as np
 import torch
 
 from common import emit, git_commit, host_cpu
-from image_epochs import prepared_dataset, real_and_test
+from image_epochs import COLLAPSED, prepared_dataset, real_and_test
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from farm.config.classifiers import evaluator_config  # noqa: E402
 from farm.evaluation.evaluator import Task, fit_and_test, seed_configs  # noqa: E402
-from farm.evaluation.pools import class_metric, read_pool  # noqa: E402
+from farm.evaluation.pools import USEFUL, class_metric, read_pool  # noqa: E402
 from farm.metrics.paired import paired_gain, spread  # noqa: E402
 from farm.models.classifier import scores  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "laptop-settings.json"
-COLLAPSED = 0.2  # diversity below this: a class's images are all but one picture
 
 
 def repeat(trial: dict) -> int:
@@ -82,7 +81,7 @@ def unit_quality(trials: list[dict], classes: list[str]) -> dict:
     useful, diversity = [], []
     for t in trials:
         names = [t["class"]] if t.get("class") is not None else classes
-        useful += [v for v in (class_metric(t, c, "useful") for c in names) if v is not None]
+        useful += [v for v in (class_metric(t, c, USEFUL) for c in names) if v is not None]
         if t.get("class") is not None:
             value = (t.get("metrics") or {}).get("diversity")
             if value is not None:

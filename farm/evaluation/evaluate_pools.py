@@ -12,8 +12,8 @@ from torch.utils.tensorboard import SummaryWriter
 from farm.config.classifiers import EvaluatorConfig
 from farm.data.images import to_unit_range
 from farm.evaluation.evaluator import REAL, Task, evaluate
-from farm.evaluation.pools import (BLEND, USEFUL, best_of, candidates, class_kid, class_metric,
-                                   member_names, read_pool, same_as, write_pool)
+from farm.evaluation.pools import (USEFUL, best_of, candidates, class_kid, class_metric,
+                                   grown_from, member_names, read_pool, same_as, write_pool)
 from farm.families.image_common import judge_for, useful_scores
 from farm.metrics.paired import paired_gain
 from farm.reporting import figures
@@ -142,7 +142,7 @@ def evaluate_image_dataset(dataset: str, prepared, trials: list[dict], config: E
             continue
         folder = experiment_dir / "synthetic" / dataset / "pools" / name
         section_pools[name] = write_pool(folder, name, dataset, members)
-        section_pools[name].update(_at_chosen_epochs(members, grown_by[name.removesuffix(BLEND)]))
+        section_pools[name].update(_at_chosen_epochs(members, grown_from(name, grown_by)))
         trained[name] = read_pool(folder, classes)
         section_pools[name]["usefulness"] = pool_usefulness(prepared.trial_data, *trained[name])
 

@@ -133,6 +133,11 @@ def best_of(groups: dict[str, list[dict]], classes) -> dict[str, dict[str, list[
     return {name: members for name, members in pools.items() if members}
 
 
+def grown_from(pool: str, groups: dict[str, list[dict]]) -> list[dict]:
+    """The trials a pool chose from: its own group's, or for `<group>-blend` that group's."""
+    return groups[pool] if pool in groups else groups[pool.removesuffix(BLEND)]
+
+
 def member_names(members: dict[str, list[dict]]) -> dict[str, list[str]]:
     """{class: [trial name, ...]}: a pool's members as the summary records them."""
     return {c: [t["trial"] for t in ts] for c, ts in members.items()}

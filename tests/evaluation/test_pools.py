@@ -182,3 +182,12 @@ def test_evaluator_pools_chosen_trains_the_farms_pick_alone_and_keeps_the_others
     assert "not_trained" not in pools["conditional"]
     with pytest.raises(ConfigError, match="evaluator.pools must be one of all, chosen"):
         evaluator_config({"pools": "best"})
+
+
+def test_a_pool_reads_its_own_group_and_a_blend_its_familys():
+    from farm.evaluation.pools import grown_from
+
+    groups = {"conditional": ["c1", "c2"], "odd-blend": ["o1"]}  # a family named like a blend
+    assert grown_from("conditional", groups) == ["c1", "c2"]
+    assert grown_from("conditional-blend", groups) == ["c1", "c2"]
+    assert grown_from("odd-blend", groups) == ["o1"]
