@@ -8,6 +8,11 @@ seeds, and the two compared: converged means the longer schedule moves the mean 
 
     .venv/bin/python bench/evaluator_convergence.py results/<name> [--factor 2] [--seeds 3]
 
+`--short-from-run` takes the base schedule's ceilings from the run's own summary instead of
+training them again (the farm's evaluator trains them with this code and these settings: on
+the same thread count, laptop-7's were reproduced to the last digit); only the longer schedule
+is trained. `--long-from FILE` reuses an earlier result's longer-schedule seeds.
+
 Writes bench/results/evaluator-convergence.json.
 """
 
@@ -38,12 +43,42 @@ from farm.models.classifier import scores  # noqa: E402
 RESULTS = REPO / "bench" / "results" / "evaluator-convergence.json"
 
 
+def run_ceilings(summary: dict, dataset: str, base) -> dict[int, float]:
+    """{classifier seed: ceiling accuracy} the run's evaluator measured, when it trained them
+    under `base`'s schedule; otherwise the bench cannot stand them for its own."""
+    section = summary["evaluator"]["datasets"][dataset]
+    protocol = summary["evaluator"]["config"]
+    if protocol.get("epochs") != base.epochs or protocol.get("arch") != base.arch:
+        raise SystemExit(f"--short-from-run: the run's evaluator trained {protocol.get('arch')} "
+                         f"for {protocol.get('epochs')} passes, not {base.arch} for {base.epochs}")
+    ceiling = section["ceiling"]
+    return dict(zip(ceiling["seeds"], ceiling["accuracies"]))
+
+
+def earlier_long(path: Path | None, base, factor: int) -> dict[int, float]:
+    """{classifier seed: accuracy} of an earlier result's longer schedule, if it was this one."""
+    if path is None:
+        return {}
+    earlier = json.loads(path.read_text())
+    if earlier["longer_epochs"] != base.epochs * factor or earlier["arch"] != base.arch:
+        raise SystemExit(f"--long-from {path}: {earlier['arch']} at {earlier['longer_epochs']} "
+                         f"passes, not {base.arch} at {base.epochs * factor}")
+    seeds = earlier["long"].get("seeds") or list(range(base.seed, base.seed
+                                                       + len(earlier["long"]["accuracies"])))
+    return dict(zip(seeds, earlier["long"]["accuracies"]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("experiment", type=Path)
     parser.add_argument("--dataset", default="fids30")
     parser.add_argument("--factor", type=int, default=2)
     parser.add_argument("--seeds", type=int, help="classifier seeds (default: the run's)")
+    parser.add_argument("--short-from-run", action="store_true",
+                        help="the base schedule's ceilings are the run's own (summary.json)")
+    parser.add_argument("--long-from", type=Path, metavar="JSON",
+                        help="an earlier result of this bench: its longer-schedule seeds are "
+                             "kept and not trained again")
     parser.add_argument("--data-dir")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -55,15 +90,25 @@ def main() -> None:
     real, held_out = real_and_test(prepared)
     train, test = real.labels, held_out.labels
     classes = len(prepared.images.classes)
+    known = {base.epochs: run_ceilings(summary, args.dataset, base) if args.short_from_run
+             else {},
+             base.epochs * args.factor: earlier_long(args.long_from, base, args.factor)}
     figures = {}
     for epochs in (base.epochs, base.epochs * args.factor):
         accuracies, started = [], time.perf_counter()
         for config_seed in seed_configs(dataclasses.replace(base, epochs=epochs)):
+            if config_seed.seed in known[epochs]:
+                accuracies.append(known[epochs][config_seed.seed])
+                continue
             out = fit_and_test(real, held_out, classes, config_seed, torch.device("cpu"),
                                say=lambda _line: None)
             accuracies.append(scores(out["matrix"], range(classes))["accuracy"])
+            print(f"{epochs} passes, seed {config_seed.seed}: {accuracies[-1]:.3f} "
+                  f"({time.perf_counter() - started:.0f} s so far)", flush=True)
         figures[epochs] = {"accuracies": accuracies, "mean": float(np.mean(accuracies)),
-                           "seconds": round(time.perf_counter() - started, 1)}
+                           "seeds": [c.seed for c in seed_configs(base)],
+                           "seconds": round(time.perf_counter() - started, 1),
+                           "reused_seeds": sorted(known[epochs])}
     short, long = figures[base.epochs], figures[base.epochs * args.factor]
     moved = paired_gain(long["accuracies"], short["accuracies"])
     result = {"commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,

@@ -132,6 +132,9 @@ def main() -> None:
                         "farm's chosen pool)")
     parser.add_argument("--mixes", default="extra,distill:1.0")
     parser.add_argument("--seeds", type=int, help="classifier seeds (default: the config's)")
+    parser.add_argument("--first-seed", type=int, default=None,
+                        help="the first classifier seed (default: the config's): with --seeds, "
+                             "adds seeds to a run's own (the noise images stay the config's)")
     parser.add_argument("--passes", type=int, help="passes over the real train split")
     parser.add_argument("--preset", help="take the evaluator settings from this preset")
     parser.add_argument("--data-dir")
@@ -146,18 +149,22 @@ def main() -> None:
         base = dataclasses.replace(base, seeds=args.seeds)
     if args.passes:
         base = dataclasses.replace(base, epochs=args.passes)
+    noise_seed = base.seed  # the farm draws one set of noise images for every classifier seed
+    if args.first_seed is not None:
+        base = dataclasses.replace(base, seed=args.first_seed)
     real, test = real_and_test(prepared)
     classes = len(prepared.images.classes)
     what, x, y = pool_images(args.experiment, summary, args.dataset, args.checkpoint, prepared,
                              config)
     mixes = args.mixes.split(",")
     tasks = {"pool": real_plus("real+synthetic", real, x, y),
-             "noise": noise_control(real, len(y), classes, base.seed)}
+             "noise": noise_control(real, len(y), classes, noise_seed)}
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
                             capture_output=True, text=True).stdout.strip()
     meta = {"commit": commit, "experiment": args.experiment.name, "pool": what,
             "pool_images": int(len(y)), "protocol": base.describe(),
-            "test_images": int(len(test.labels)), "seeds": base.seeds}
+            "test_images": int(len(test.labels)), "seeds": base.seeds,
+            "first_seed": base.seed}
     acc: dict[str, list[float]] = {"ceiling": []}
     seconds: dict[str, float] = {}
     for seed_config in seed_configs(base):
