@@ -61,14 +61,16 @@ def parse_mix(text: str, base: EvaluatorConfig) -> EvaluatorConfig:
     return config
 
 
-def checkpoint_draw(experiment: Path, checkpoint: str, prepared, config: dict) -> dict:
-    """{class: uint8 images} of one all-class checkpoint, drawn as the export draws them."""
+def checkpoint_draw(experiment: Path, checkpoint: str, prepared, config: dict,
+                    judge_filter: int | None = None) -> dict:
+    """{class: uint8 images} of one all-class checkpoint, drawn as the export draws them
+    (under the run's judge filter unless `judge_filter` says otherwise)."""
     folder = experiment / "tune" / checkpoint
     spec = json.loads((folder.parent / "params.json").read_text())["trial"]
     images_cfg = config["data"].get("images", {})
+    keep = judge_filter or int(images_cfg.get("judge_filter", 1))
     return draw_images(spec, folder, prepared.trial_data,
-                       int(images_cfg.get("synthetic_per_class", 32)),
-                       int(images_cfg.get("judge_filter", 1)))[0]
+                       int(images_cfg.get("synthetic_per_class", 32)), keep)[0]
 
 
 def blended(draws: list[dict], classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -83,15 +85,17 @@ def blended(draws: list[dict], classes: list[str]) -> tuple[np.ndarray, np.ndarr
 
 
 def pool_images(experiment: Path, summary: dict | None, dataset: str, checkpoint: str | None,
-                prepared, config: dict) -> tuple[str, np.ndarray, np.ndarray]:
+                prepared, config: dict, judge_filter: int | None = None) \
+        -> tuple[str, np.ndarray, np.ndarray]:
     """(what the pool is, images, labels): one checkpoint's draw, a blend of several
     (comma-separated), or the farm's chosen pool."""
     classes = list(prepared.images.classes)
     if checkpoint:
         names = checkpoint.split(",")
-        x, y = blended([checkpoint_draw(experiment, name, prepared, config) for name in names],
-                       classes)
-        return (checkpoint if len(names) == 1 else f"blend of {checkpoint}"), x, y
+        x, y = blended([checkpoint_draw(experiment, name, prepared, config, judge_filter)
+                        for name in names], classes)
+        what = checkpoint if len(names) == 1 else f"blend of {checkpoint}"
+        return what + (f", judge filter {judge_filter}" if judge_filter else ""), x, y
     section = summary["evaluator"]["datasets"][dataset]
     best = section["best_pool"]
     folder = experiment / "synthetic" / dataset / "pools" / best
@@ -130,6 +134,8 @@ def main() -> None:
     parser.add_argument("--checkpoint", help="TRIAL/checkpoint_N under the run's tune folder, or "
                         "several, comma-separated, blended into every class (default: the "
                         "farm's chosen pool)")
+    parser.add_argument("--judge-filter", type=int, help="with --checkpoint: draw N x and keep "
+                        "the share the judge finds most like its class (default: the run's)")
     parser.add_argument("--mixes", default="extra,distill:1.0")
     parser.add_argument("--seeds", type=int, help="classifier seeds (default: the config's)")
     parser.add_argument("--first-seed", type=int, default=None,
@@ -154,8 +160,10 @@ def main() -> None:
         base = dataclasses.replace(base, seed=args.first_seed)
     real, test = real_and_test(prepared)
     classes = len(prepared.images.classes)
+    if args.judge_filter and not args.checkpoint:
+        raise SystemExit("--judge-filter draws checkpoints again: name them with --checkpoint")
     what, x, y = pool_images(args.experiment, summary, args.dataset, args.checkpoint, prepared,
-                             config)
+                             config, args.judge_filter)
     mixes = args.mixes.split(",")
     tasks = {"pool": real_plus("real+synthetic", real, x, y),
              "noise": noise_control(real, len(y), classes, noise_seed)}
