@@ -146,6 +146,8 @@ def main() -> None:
     parser.add_argument("--data-dir")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    if args.judge_filter and not args.checkpoint:
+        raise SystemExit("--judge-filter draws checkpoints again: name them with --checkpoint")
     summary_file = args.experiment / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.exists() else None
     prepared, config = prepared_dataset(args.experiment, args.dataset, args.data_dir)
@@ -160,8 +162,6 @@ def main() -> None:
         base = dataclasses.replace(base, seed=args.first_seed)
     real, test = real_and_test(prepared)
     classes = len(prepared.images.classes)
-    if args.judge_filter and not args.checkpoint:
-        raise SystemExit("--judge-filter draws checkpoints again: name them with --checkpoint")
     what, x, y = pool_images(args.experiment, summary, args.dataset, args.checkpoint, prepared,
                              config, args.judge_filter)
     mixes = args.mixes.split(",")
