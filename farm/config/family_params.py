@@ -124,6 +124,16 @@ class ImageParams(StepSettings):
     lecam: float = 0.0              # LeCam weight on D's loss (Tseng et al. 2021)
     ema_decay: float = 0.0          # > 0: eval mode samples an EMA of G's weights (per G step)
     ema_start: int = 0              # G steps during which that EMA is a plain copy of G
+    # fruit-pairs only: epochs one pair first grows on every class's fit images, once per
+    # setting and seed, before each class's pair fine-tunes from it (Wang et al., ECCV 2018,
+    # "Transferring GANs"); 0 = every pair grows from scratch, as in the report
+    shared_start: int = 0
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.shared_start < 0:
+            raise ValueError(f"shared_start must be 0 (off) or a number of epochs, got "
+                             f"{self.shared_start}")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ val slice only: the held-out test split never leaves the driver.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -52,6 +52,9 @@ class ImageData:
     real_features: dict[int, np.ndarray]  # per class: the judge's features of its fit images
     val_features: np.ndarray | None = None  # the judge's features of the val slice (kept from
     val_labels: np.ndarray | None = None    # GANs and judge): what `useful` is tested on
+    # weights grown on this dataset for families whose trials begin from a shared start
+    # (fruit-pairs' `shared_start`): {start key: {"generator": ..., "discriminator": ...}}
+    starts: dict[str, dict] = field(default_factory=dict)
 
     def tensor(self, index, device) -> torch.Tensor:
         return to_unit_range(self.images[index], device)

@@ -3,6 +3,12 @@ class's real train images from generated ones; with `diffaug` set it sees both t
 DiffAugment (farm.gan.diffaugment), with `lecam` LeCam's regulariser holds its outputs, and with
 `ema_decay` what is evaluated, exported and pictured is an average of G's weights.
 
+With `shared_start` every class's pair begins from one pair grown first on all classes' fit
+images (`grow_start`, once per setting and seed, in the driver: farm/pipeline/shared_starts.py):
+on about 20 images a class, a pair grown from scratch collapses within a few hundred steps
+before its pictures look like its class, and one fine-tuned from a pair that already draws
+fruit does not (bench/RESULTS.md, "Pairs from a shared start").
+
 Data: one class of the dataset (`ClassView`). Models: farm.models.images (G1, G2, G2a; D34,
 DCGAN). Metric: KID to the class's real train images in the judge's feature space, judge
 accuracy, diversity and usefulness on the val slice (farm/families/image_common.py).
@@ -22,21 +28,69 @@ from farm.families.image_common import (discriminator_for, generate, grid, judge
                                         score_class, to_uint8, useful_scores)
 from farm.gan.diffaugment import augmented
 from farm.gan.ema import EMAGenerator
-from farm.gan.gan_loop import GanPair, RealVsFake, Tricks
+from farm.gan.gan_loop import GanPair, RealVsFake, Tricks, gan_epoch, shuffled_batches
+from farm.gan.precision import StepPrecision
 from farm.gan.regularisers import keep_lecam, regularisers
 from farm.models.images import GENERATORS, noise_for
 
 
 @dataclass
 class ClassView:
-    """A fruit-pairs trial's view of the data: one class of it."""
+    """A fruit-pairs trial's view of the data: one class of it, and the shared start its pair
+    fine-tunes from (`start_key`; None when it grows from scratch)."""
 
     data: ImageData
     label: int
+    start_key: str | None = None
 
 
 def class_view(data: ImageData, spec: dict) -> ClassView:
-    return ClassView(data, data.classes.index(spec["class"]))
+    return ClassView(data, data.classes.index(spec["class"]), start_key(spec))
+
+
+def start_key(spec: dict) -> str | None:
+    """The shared start a trial begins from: one per family, dataset, setting and seed (the
+    trial's tag holds the setting and the seed's repeat), whatever its class; None without
+    `shared_start`."""
+    if not int((spec.get("params") or {}).get("shared_start", 0)):
+        return None
+    return f"{spec['family']}|{spec['dataset']}|{spec['tag']}"
+
+
+def grow_start(params: ImageParams, data: ImageData, seed: int, device,
+               say=lambda line: None) -> dict:
+    """One pair of the setting grown for `params.shared_start` epochs on every class's fit
+    images (never the val slice): its weights, {"generator", "discriminator"}, for each
+    class's pair to begin from."""
+    torch.manual_seed(seed)
+    view = ClassView(data, 0)
+    pair = build(params, view, device)
+    precision = StepPrecision.of(params)
+    precision.lay_out(pair)
+    play = game(params, view, pair, device)
+    rows = precision.rows(data.tensor(np.arange(len(data.labels)), device))
+    order = torch.Generator().manual_seed(seed)
+    for epoch in range(1, params.shared_start + 1):
+        with precision.steps(device):
+            gan_epoch(pair, shuffled_batches(rows, params.batch_size, order), play, epoch,
+                      sync=False)
+        if epoch % 10 == 0 or epoch == params.shared_start:
+            say(f"epoch {epoch}/{params.shared_start}")
+    return {"generator": pair.generator.state_dict(),
+            "discriminator": pair.discriminator.state_dict()}
+
+
+def begin(pair: GanPair, view: ClassView) -> None:
+    """A fresh trial's first weights: its setting's shared start, where it has one (all of
+    G's and D's state, an EMA generator's average and LeCam's averages included)."""
+    if view.start_key is None:
+        return
+    start = view.data.starts.get(view.start_key)
+    if start is None:
+        raise RuntimeError(f"no shared start {view.start_key!r} was grown for this trial "
+                           "(farm/pipeline/shared_starts.py grows them before the trials)")
+    pair.generator.load_state_dict(start["generator"])
+    pair.discriminator.load_state_dict(start["discriminator"])
 
 
 def build(params: ImageParams, view: ClassView, device) -> GanPair:

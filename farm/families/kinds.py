@@ -22,6 +22,12 @@ class FamilyKind:
     export: Callable                  # (generator, params, data, n, seed) -> synthetic output
     pictures: Callable = lambda *args: {}  # (generator, params, data, seed) -> {name: Figure}
     view: Callable = lambda data, spec: data  # the part of a dataset one trial trains on
+    # a shared start (fruit-pairs' `shared_start`): which one a trial spec needs (None: none),
+    # how the driver grows it ((params, data, seed, device, say) -> weights), and how a fresh
+    # trial begins from it ((pair, view) -> None)
+    start_key: Callable = lambda spec: None
+    grow_start: Callable | None = None
+    begin: Callable = lambda pair, view: None
 
 
 KINDS: dict[str, FamilyKind] = ByKind({
@@ -31,7 +37,8 @@ KINDS: dict[str, FamilyKind] = ByKind({
                             tabular_b.evaluate, tabular_b.sample_frame, tabular_b.pictures),
     "fruit-pairs": FamilyKind(fruit_pairs.build, fruit_pairs.real_rows, fruit_pairs.game,
                               fruit_pairs.evaluate, fruit_pairs.export, fruit_pairs.pictures,
-                              fruit_pairs.class_view),
+                              fruit_pairs.class_view, fruit_pairs.start_key,
+                              fruit_pairs.grow_start, fruit_pairs.begin),
     "spiked": FamilyKind(spiked.build, spiked.real_rows, spiked.game, spiked.evaluate,
                          spiked.export, spiked.pictures),
     # Scored, exported and pictured as `spiked` is: KID and judge accuracy per class.

@@ -38,6 +38,7 @@ from farm.infra.phases import PhaseClock, phase_use
 from farm.infra.storage import Store, experiment_store
 from farm.pipeline.export import (draw_images, provenance, sample_from_checkpoint,
                                   write_black_box_figures, write_csv_atomic, write_trial_figures)
+from farm.pipeline.shared_starts import grow_shared_starts, needed_starts
 from farm.reporting.curves import write_family_curves
 from farm.reporting.report import write_report
 from farm.reporting.summary_text import format_summary
@@ -182,6 +183,11 @@ def run(settings: Settings) -> dict | None:
             tables, images, black_boxes = _prepare(trials, settings, data_cfg, experiment_dir,
                                                    seed)
         clock.carve("prepare", "judge", sum(p.judge_seconds for p in images.values()))
+        starts = {}
+        if needed_starts(trials):
+            with clock.phase("shared starts"):
+                starts = grow_shared_starts(trials, {n: p.trial_data for n, p in images.items()},
+                                            experiment_dir, seed)
         with clock.phase("ray start"):
             cluster.connect(ray_choice, quiet=not settings.debug)
         cluster.check_storage_shared(store)
@@ -199,6 +205,8 @@ def run(settings: Settings) -> dict | None:
     print(f"Growing {len(trials)} trials in {store.home} "
           f"({'GPU' if use_gpu else 'CPU'}); watch with: tensorboard --logdir {_logdir(store)}")
     trial_data = {n: p.trial_data for n, p in {**tables, **images}.items()}
+    for n, weights in starts.items():
+        trial_data[n] = dataclasses.replace(trial_data[n], starts=weights)
     with clock.phase("trials"):
         outcomes = runner.run_trials(trials, trial_data, store, use_gpu, settings.resume,
                                      quiet=not settings.debug)

@@ -70,6 +70,8 @@ def train_gan(config: dict, datasets: dict) -> None:
         restore(state, pair, game)
         start = state["epoch"] + 1
         history = list(state.get("history", []))
+    else:
+        kind.begin(pair, data)  # a family's shared start, where it has one
     order = random_streams(state, seed, start)
     precision = StepPrecision.of(params)
     precision.lay_out(pair)

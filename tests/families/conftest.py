@@ -11,6 +11,11 @@ from farm.metrics.judge import train_judge
 
 @pytest.fixture(scope="module")
 def data():
+    return colour_data()
+
+
+def colour_data() -> ImageData:
+    """Three colours, 12 images each, with a tiny judge trained on them."""
     rng = np.random.default_rng(0)
     colours = np.array([[220, 30, 30], [30, 200, 40], [40, 40, 220]], dtype=np.uint8)
     labels = np.repeat(np.arange(3), 12)

@@ -2,7 +2,10 @@
 fruit-pairs `stable` settings (Adam, hinge, LeCam, an EMA generator) and the report's defaults
 left as they were."""
 
+import dataclasses
+
 import numpy as np
+import pytest
 import torch
 
 from farm.config.family_params import params_from
@@ -139,3 +142,64 @@ def test_a_stable_pair_trains_and_eval_mode_samples_its_average(data, tmp_path):
     fresh.discriminator.load_state_dict(state["discriminator"])
     assert torch.equal(fresh.discriminator.lecam.sums, D.lecam.sums)
     assert torch.equal(I.generate(fresh.generator, 4, seed=3), images)
+
+
+SHARED = {**SMALL, **STABLE, "shared_start": 2}
+
+
+def _spec(class_name: str, tag: str = "variant=transfer", **params) -> dict:
+    return {"family": "fruit-pairs", "kind": "fruit-pairs", "dataset": "colours",
+            "class": class_name, "tag": tag, "params": {**SHARED, **params}}
+
+
+def test_a_shared_start_is_one_per_setting_and_seed_whatever_the_class():
+    assert fruit_pairs.start_key(_spec("red")) == fruit_pairs.start_key(_spec("blue"))
+    assert fruit_pairs.start_key(_spec("red")) != fruit_pairs.start_key(
+        _spec("red", tag="variant=transfer,seed#1"))
+    assert fruit_pairs.start_key(_spec("red", shared_start=0)) is None
+    assert KINDS["spiked"].start_key(_spec("red")) is None
+
+
+def test_a_pair_begins_from_its_shared_start_and_only_then(data):
+    params = params_from("fruit-pairs", SHARED)
+    weights = fruit_pairs.grow_start(params, data, seed=0, device=CPU)
+    started = KINDS["fruit-pairs"].view(
+        dataclasses.replace(data, starts={fruit_pairs.start_key(_spec("blue")): weights}),
+        _spec("blue"))
+    torch.manual_seed(1)
+    pair = fruit_pairs.build(params, started, CPU)
+    fruit_pairs.begin(pair, started)
+    for part, module in (("generator", pair.generator), ("discriminator", pair.discriminator)):
+        state = module.state_dict()
+        assert all(torch.equal(state[name], value) for name, value in weights[part].items())
+    # from scratch without the setting; a trial that needs a start it was not given says so
+    scratch = KINDS["fruit-pairs"].view(data, _spec("blue", shared_start=0))
+    pair = fruit_pairs.build(params_from("fruit-pairs", {**SHARED, "shared_start": 0}), scratch,
+                             CPU)
+    before = {k: v.clone() for k, v in pair.generator.state_dict().items()}
+    fruit_pairs.begin(pair, scratch)
+    assert all(torch.equal(before[k], v) for k, v in pair.generator.state_dict().items())
+    missing = KINDS["fruit-pairs"].view(data, _spec("blue"))
+    with pytest.raises(RuntimeError, match="no shared start"):
+        fruit_pairs.begin(fruit_pairs.build(params, missing, CPU), missing)
+
+
+def test_the_shared_start_grows_on_every_class_s_fit_images(data, monkeypatch):
+    """ImageData holds the fit images only (the val slice and the test split never reach a
+    trial), and the start takes all of them, every class."""
+    asked = []
+    tensor = type(data).tensor
+    monkeypatch.setattr(type(data), "tensor",
+                        lambda self, index, device: asked.append(index) or tensor(self, index,
+                                                                                 device))
+    params = params_from("fruit-pairs", {**SHARED, "shared_start": 3})
+    seen = []
+    weights = fruit_pairs.grow_start(params, data, seed=0, device=CPU, say=seen.append)
+    assert [list(i) for i in asked] == [list(range(len(data.labels)))]
+    assert seen == ["epoch 3/3"] and set(weights) == {"generator", "discriminator"}
+    assert "lecam.sums" in weights["discriminator"]  # LeCam's averages travel with D
+
+
+def test_shared_start_must_be_a_number_of_epochs():
+    with pytest.raises(ValueError, match="shared_start"):
+        params_from("fruit-pairs", {"shared_start": -1})

@@ -148,6 +148,12 @@ def test_tiny_farm_grows_image_pairs_spiked_and_conditional_models(tiny_run):
             "ray/tune/useful"} <= tags
     split = json.loads((experiment / "splits" / "fids30.json").read_text())
     assert not set(split["fit"]) & set(split["test"]) and len(split["test"]) > 0
+    # the tiny preset's pairs begin from one shared start, grown once before the trials
+    starts = list((experiment / "starts").glob("*.pt"))
+    assert [p.name for p in starts] == ["fruit-pairs_fids30_variant_report.pt"]
+    start = torch.load(starts[0], weights_only=True)
+    assert set(start) == {"generator", "discriminator"}
+    assert "shared starts" in summary["phases"]
 
 
 def _decoded_images(html: str) -> list:

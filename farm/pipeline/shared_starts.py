@@ -1,0 +1,69 @@
+"""Growing the shared starts that some trials begin from, once, before any trial runs.
+
+A family whose trials fine-tune from one model grown on the whole dataset (fruit-pairs with
+`shared_start`: one pair on every class's fit images, then each class's pair from it) names a
+start per trial spec (`FamilyKind.start_key`). The driver grows each distinct start once, on
+its own device as it trains the judge, and keeps it in the experiment (`starts/<key>.pt`) so a
+resumed run reuses it; the trials get the weights through the object store with their dataset
+(`ImageData.starts`). The val slice and the test split stay out: a start sees the fit images
+only, as every GAN does.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from farm.config.family_params import params_from
+from farm.config.plan import trial_seed
+from farm.families.kinds import kind_of
+from farm.infra.atomic import replacing
+
+FOLDER = "starts"
+
+
+def start_file(experiment_dir: Path, key: str) -> Path:
+    """`starts/<key>.pt`, the key's separators and signs turned into a plain file name."""
+    return experiment_dir / FOLDER / (re.sub(r"[^A-Za-z0-9_.-]+", "_", key).strip("_") + ".pt")
+
+
+def needed_starts(trials: list[dict]) -> dict[tuple[str, str], dict]:
+    """{(dataset, start key): the first trial spec that needs it}, in the plan's order."""
+    needed: dict[tuple[str, str], dict] = {}
+    for spec in trials:
+        key = kind_of(spec["kind"]).start_key(spec)
+        if key is not None:
+            needed.setdefault((spec["dataset"], key), spec)
+    return needed
+
+
+def grow_shared_starts(trials: list[dict], trial_data: dict, experiment_dir: Path,
+                       seed: int) -> dict[str, dict]:
+    """{dataset: {start key: weights}} for every start the trials need: read from the
+    experiment where an earlier attempt kept it, grown and kept otherwise.
+    A start's seed comes from what it is (family, dataset, setting and seed's repeat), as a
+    trial's does."""
+    import torch
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    starts: dict[str, dict] = {}
+    for (dataset, key), spec in needed_starts(trials).items():
+        path = start_file(experiment_dir, key)
+        if path.exists():
+            print(f"Shared start {key}: reusing {path}")
+            weights = torch.load(path, map_location="cpu", weights_only=True)
+        else:
+            kind, params = kind_of(spec["kind"]), params_from(spec["kind"], spec["params"])
+            data = trial_data[dataset]
+            print(f"Growing the shared start {key}: {params.shared_start} epochs on "
+                  f"{len(data.labels)} fit images of {len(data.classes)} classes", flush=True)
+            weights = kind.grow_start(
+                params, data, trial_seed(seed, spec["family"], dataset, "shared start",
+                                         spec["tag"], 0), device,
+                say=lambda line: print(f"  shared start: {line}", flush=True))
+            weights = {part: {name: value.detach().cpu() for name, value in state.items()}
+                       for part, state in weights.items()}
+            with replacing(path) as tmp:
+                torch.save(weights, tmp)
+        starts.setdefault(dataset, {})[key] = weights
+    return starts
