@@ -184,6 +184,19 @@ def test_evaluator_pools_chosen_trains_the_farms_pick_alone_and_keeps_the_others
         evaluator_config({"pools": "best"})
 
 
+def test_pools_whose_usefulness_ties_are_told_apart_by_their_members_kid():
+    from farm.evaluation.evaluate_pools import POOL_TIE, best_pool
+
+    pools = {"fruit-pairs": {"usefulness": 0.293, "mean_kid": 26.4},
+             "conditional-blend": {"usefulness": 0.290, "mean_kid": 13.0},
+             "conditional": {"usefulness": 0.260, "mean_kid": 11.9}}
+    assert best_pool(pools, pools)[0] == "conditional-blend"  # within 0.01: the lower KID
+    pools["fruit-pairs"]["usefulness"] = 0.290 + POOL_TIE + 0.001
+    assert best_pool(pools, pools)[0] == "fruit-pairs"  # clearly more useful: KID aside
+    no_val = {n: {"usefulness": None, "mean_kid": p["mean_kid"]} for n, p in pools.items()}
+    assert best_pool(no_val, no_val)[0] == "conditional"
+
+
 def test_a_pool_reads_its_own_group_and_a_blend_its_familys():
     from farm.evaluation.pools import grown_from
 
