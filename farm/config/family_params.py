@@ -196,6 +196,9 @@ def kind_name(kind: str) -> str:
     return FORMER_KIND_NAMES.get(kind, kind)
 
 
+SHARED_START_KINDS = ("fruit-pairs",)  # the kinds whose trials can begin from a shared start
+
+
 PARAMS: dict[str, type] = ByKind({
     "tabular-a": TabularParams,
     "tabular-b": ConfidenceParams,

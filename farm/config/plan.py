@@ -12,7 +12,7 @@ import random
 import zlib
 from collections.abc import Iterable
 
-from farm.config.family_params import MODALITY, params_from
+from farm.config.family_params import MODALITY, SHARED_START_KINDS, kind_name, params_from
 from farm.infra.errors import ConfigError
 
 
@@ -117,9 +117,13 @@ def _check_settings(trial: dict) -> None:
     """Build the trial's settings now, in the driver, so an impossible value is one line
     naming the family before any trial starts, not a failure inside every trial."""
     try:
-        params_from(trial["kind"], trial["params"])
+        params = params_from(trial["kind"], trial["params"])
     except (TypeError, ValueError) as error:
         raise ConfigError(f"family {trial['family']!r} ({trial['tag']}): {error}") from None
+    if getattr(params, "shared_start", 0) and kind_name(trial["kind"]) not in SHARED_START_KINDS:
+        raise ConfigError(f"family {trial['family']!r} ({trial['tag']}): shared_start is a "
+                          f"setting of {', '.join(SHARED_START_KINDS)} only; kind "
+                          f"{trial['kind']!r} grows every trial from scratch")
 
 
 def format_plan(trials: list[dict], gpus_available: bool) -> str:

@@ -82,7 +82,9 @@ def grow_start(params: ImageParams, data: ImageData, seed: int, device,
 
 def begin(pair: GanPair, view: ClassView) -> None:
     """A fresh trial's first weights: its setting's shared start, where it has one (all of
-    G's and D's state, an EMA generator's average and LeCam's averages included)."""
+    G's and D's state, an EMA generator's average and LeCam's averages included; not the
+    optimizers' moments). The EMA's step count comes with it, past `ema_start`, so a
+    fine-tuning pair averages from the start's average at once, with no plain-copy warm-up."""
     if view.start_key is None:
         return
     start = view.data.starts.get(view.start_key)

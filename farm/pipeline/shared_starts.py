@@ -12,7 +12,10 @@ only, as every GAN does.
 from __future__ import annotations
 
 import re
+import zlib
 from pathlib import Path
+
+import torch
 
 from farm.config.family_params import params_from
 from farm.config.plan import trial_seed
@@ -23,8 +26,11 @@ FOLDER = "starts"
 
 
 def start_file(experiment_dir: Path, key: str) -> Path:
-    """`starts/<key>.pt`, the key's separators and signs turned into a plain file name."""
-    return experiment_dir / FOLDER / (re.sub(r"[^A-Za-z0-9_.-]+", "_", key).strip("_") + ".pt")
+    """`starts/<key>-<crc32 of key>.pt`: the key's separators and signs turned into a plain file
+    name, and a checksum of the whole key, so keys that read alike (`a=b,c`, `a_b=c`, or differ
+    in case on a case-blind disk) never share a file."""
+    readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", key).strip("_")
+    return experiment_dir / FOLDER / f"{readable}-{zlib.crc32(key.encode()):08x}.pt"
 
 
 def needed_starts(trials: list[dict]) -> dict[tuple[str, str], dict]:
@@ -42,9 +48,8 @@ def grow_shared_starts(trials: list[dict], trial_data: dict, experiment_dir: Pat
     """{dataset: {start key: weights}} for every start the trials need: read from the
     experiment where an earlier attempt kept it, grown and kept otherwise.
     A start's seed comes from what it is (family, dataset, setting and seed's repeat), as a
-    trial's does."""
-    import torch
-
+    trial's does. Grown on the driver's device, as the judge is (a cluster's head node may
+    have no GPU)."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     starts: dict[str, dict] = {}
     for (dataset, key), spec in needed_starts(trials).items():
@@ -65,5 +70,7 @@ def grow_shared_starts(trials: list[dict], trial_data: dict, experiment_dir: Pat
                        for part, state in weights.items()}
             with replacing(path) as tmp:
                 torch.save(weights, tmp)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()  # the trials will want the memory the start held
         starts.setdefault(dataset, {})[key] = weights
     return starts

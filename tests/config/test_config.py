@@ -363,6 +363,18 @@ def test_an_impossible_setting_is_refused_when_planned_naming_the_family():
         plan_trials({"tabular-b": family}, base_seed=0)
 
 
+def test_a_shared_start_outside_the_pairs_is_refused_when_planned():
+    """`spiked` shares fruit-pairs' settings class; a shared start it would ignore is a mistake."""
+    families = load_config(REPO / "trials", "smoke")["families"]
+    spiked = {**families["spiked"], "params": {**families["spiked"]["params"], "shared_start": 5}}
+    with pytest.raises(ConfigError, match=r"family 'spiked' .*shared_start is a setting of "
+                                          r"fruit-pairs only"):
+        plan_trials({"spiked": spiked}, base_seed=0)
+    pairs = {**families["fruit-pairs"], "params": {**families["fruit-pairs"]["params"],
+                                                    "shared_start": 5}}
+    assert plan_trials({"fruit-pairs": pairs}, base_seed=0, classes={"fids30": ("apples",)})
+
+
 def test_unknown_family_key(trials):
     path = set_line(trials / "tabular.yaml", "    epochs:", "    epoch: 100")
     error = config_error(trials)

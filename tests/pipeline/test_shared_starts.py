@@ -31,8 +31,8 @@ def test_one_start_per_setting_grown_once_and_reused(data, tmp_path, capsys):
     one, other = (starts["colours"][k]["generator"] for k in sorted(starts["colours"]))
     assert any(not torch.equal(one[name], other[name]) for name in one)  # a seed per start
     files = sorted(p.name for p in (tmp_path / "starts").iterdir())
-    assert files == ["fruit-pairs_colours_variant_transfer.pt",
-                     "fruit-pairs_colours_variant_transfer_seed_1.pt"]
+    assert [f.rsplit("-", 1)[0] for f in files] == ["fruit-pairs_colours_variant_transfer",
+                                                    "fruit-pairs_colours_variant_transfer_seed_1"]
     # a resumed run reads them back (weights only) and grows nothing
     again = shared_starts.grow_shared_starts(trials, {"colours": data}, tmp_path, seed=0)
     out = capsys.readouterr().out
@@ -41,6 +41,12 @@ def test_one_start_per_setting_grown_once_and_reused(data, tmp_path, capsys):
     for part in ("generator", "discriminator"):
         assert all(torch.equal(again["colours"][key][part][name], value)
                    for name, value in starts["colours"][key][part].items())
+
+
+def test_keys_that_read_alike_get_files_of_their_own(tmp_path):
+    names = {shared_starts.start_file(tmp_path, key).name
+             for key in ("f|d|a=b,c", "f|d|a_b=c", "f|d|A=b,c")}
+    assert len(names) == 3
 
 
 def test_no_start_is_grown_for_trials_without_one(data, tmp_path):
