@@ -28,7 +28,7 @@ LAYERS: dict[str, set[str]] = {
     "config": {"infra"},                                   # YAML, settings, the plan
     "reporting": {"infra"},                                # figures, curves, summary, report
     "models": {"infra", "config"},                         # networks, classifier, forest
-    "gan": {"infra", "config"},                            # the step loop and its helpers
+    "gan": {"infra", "config", "models"},                  # the step loop and its helpers
     "metrics": {"infra", "config", "models"},              # metrics and the judge
     "data": {"infra", "config", "models", "metrics"},      # load, split, encode, prepare
     "families": {"infra", "config", "models", "gan", "metrics", "data", "reporting"},

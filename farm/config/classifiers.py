@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from farm.config.family_params import AUTOCAST
 from farm.infra.errors import ConfigError, settings_from
 
 ARCHS = ("tiny", "resnet18", "resnet34")
@@ -77,6 +78,9 @@ class EvaluatorConfig:
                                     # the pool the farm chose only (about half the classifiers)
     workers: int = 0                # 0: one per GPU (up to 8) on a GPU cluster, else one CPU worker
     cpus_per_worker: int = 0        # 0: a whole node's CPUs for a lone CPU worker, else 1
+    channels_last: bool = False     # the classifier and its batches in channels-last memory
+    autocast: str = ""              # "bf16": training steps under bfloat16 autocast; testing,
+                                    # the teacher's targets and the weights stay float32
     seed: int = 0
 
     def __post_init__(self):
@@ -107,6 +111,9 @@ class EvaluatorConfig:
                               f"part of every real + synthetic pass), got {self.synthetic_share}")
         if self.workers < 0 or self.cpus_per_worker < 0:
             raise ConfigError("evaluator.workers and evaluator.cpus_per_worker must be >= 0")
+        if self.autocast not in AUTOCAST:
+            raise ConfigError(f"evaluator.autocast must be one of "
+                              f"{', '.join(repr(a) for a in AUTOCAST)}, got {self.autocast!r}")
 
     def describe(self) -> str:
         """The protocol in a line, for the summary and the report."""
@@ -119,9 +126,10 @@ class EvaluatorConfig:
                "share": f"every pass each real image once, {self.synthetic_share:g} of it "
                         "drawn from the pool"}[self.mix]
         bn = ", separate batch-norm statistics for synthetic images" if self.separate_bn else ""
+        steps = f", {self.autocast} autocast" if self.autocast else ""
         return (f"{describe_arch(self.arch, self.width)}, {self.epochs} passes over the real "
-                f"train split, {self.seeds} classifier seed(s); real + synthetic: {self.mix} "
-                f"({how}{bn})")
+                f"train split{steps}, {self.seeds} classifier seed(s); real + synthetic: "
+                f"{self.mix} ({how}{bn})")
 
 
 def evaluator_config(values: dict | None) -> EvaluatorConfig:

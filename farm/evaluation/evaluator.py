@@ -56,6 +56,7 @@ from farm.data.images import label_tensor, to_unit_range
 from farm.infra.errors import FarmError
 from farm.metrics.paired import spread
 from farm.models.classifier import augment, build_model, confusion, scores, steps_per_epoch
+from farm.models.precision import autocast_steps, channels_last
 
 RESULTS_FILE = "evaluation.json"
 REAL = "real"  # the ceiling's task name; in `distill` it is every seed's teacher
@@ -203,10 +204,12 @@ def stream(seed: int, purpose: int, rank: int = 0, device="cpu") -> torch.Genera
 
 
 class _Run:
-    """One optimizer and cosine schedule over `budget` steps, and the step that trains."""
+    """One optimizer and cosine schedule over `budget` steps, and the step that trains (laid
+    out and rounded as `channels_last` and `autocast` say, as an image trial's GAN steps are)."""
 
     def __init__(self, model: nn.Module, config: EvaluatorConfig, budget: int):
         self.model, self.config = model, config
+        self.layout = channels_last if config.channels_last else (lambda x: x)
         self.opt = torch.optim.AdamW(model.parameters(), lr=config.lr,
                                      weight_decay=config.weight_decay)
         self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, budget)
@@ -218,12 +221,24 @@ class _Run:
         model.train()
         if config.augment:
             xb = augment(xb, aug_gen)
+        xb = self.layout(xb)
+        with autocast_steps(config.autocast, xb.device):
+            loss = self._loss(xb, yb, extra, config, model)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.sched.step()
+        return loss.detach()
+
+    def _loss(self, xb, yb, extra, config, model) -> torch.Tensor:
+        """The batch's loss: cross-entropy over the real images and the extras alike."""
         if extra is None:
             loss = F.cross_entropy(model(xb), yb)
         else:
             xe, te, extra_gen = extra
             if config.augment:
                 xe = augment(xe, extra_gen)
+            xe = self.layout(xe)
             if config.separate_bn:
                 with synthetic_statistics(model, True):
                     extra_logits = model(xe)
@@ -234,11 +249,7 @@ class _Run:
             n, m = len(xb), len(xe)
             loss = (F.cross_entropy(logits, yb) * n
                     + F.cross_entropy(extra_logits, te) * m) / (n + m)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-        self.sched.step()
-        return loss.detach()
+        return loss
 
 
 def train_classifier(task: Task, num_classes: int, config: EvaluatorConfig, device,
@@ -252,6 +263,8 @@ def train_classifier(task: Task, num_classes: int, config: EvaluatorConfig, devi
         model = build_model(config.arch, num_classes, config.small_input_stem, config.width)
     if config.separate_bn and task.has_extras:
         model = with_dual_batch_norm(model)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     model = wrap(model.to(device))
     x, y = to_unit_range(task.images, device), label_tensor(task.labels, device)
     real = task.real_count if task.has_extras else len(x)

@@ -11,14 +11,12 @@ pictures and checkpoints see float32 weights, so a checkpoint loads into any flo
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import torch
 
 from farm.gan.gan_loop import GanPair
-
-AUTOCAST_DTYPES = {"": None, "bf16": torch.bfloat16}
+from farm.models.precision import autocast_steps, channels_last
 
 
 @dataclass(frozen=True)
@@ -48,14 +46,9 @@ class StepPrecision:
             return real
         if isinstance(real, tuple):
             return tuple(self.rows(part) for part in real)
-        return real.contiguous(memory_format=torch.channels_last) if real.dim() == 4 else real
+        return channels_last(real)
 
     def steps(self, device: torch.device):
-        """The context the training steps run in: bf16 autocast, or nothing. Autocast's weight
-        cache is off: it keeps each weight's bf16 copy until the context exits, and an epoch's
-        optimizer steps change the weights inside it, so with the cache every forward pass of
-        an epoch would use the weights the epoch began with."""
-        dtype = AUTOCAST_DTYPES[self.autocast]
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device.type, dtype=dtype, cache_enabled=False)
+        """The context the training steps run in: bf16 autocast (its weight cache off, since an
+        epoch's optimizer steps change the weights inside it), or nothing."""
+        return autocast_steps(self.autocast, device)

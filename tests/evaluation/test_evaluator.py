@@ -72,7 +72,8 @@ def test_confusion_and_scores_per_class():
 
 @pytest.mark.parametrize("values,message", [({"arch": "vgg"}, "arch"), ({"epochs": 0}, "epochs"),
                                             ({"lr": 0.0}, "lr"), ({"workrs": 2}, "workrs"),
-                                            ({"width": 0}, "width")])
+                                            ({"width": 0}, "width"),
+                                            ({"autocast": "fp16"}, "autocast")])
 def test_bad_evaluator_settings_are_named(values, message):
     with pytest.raises(ConfigError, match=message):
         evaluator_config(values)
@@ -260,6 +261,34 @@ def test_separate_batch_norm_trains_and_tests():
     out = fit_and_test(both, test, 3, config, torch.device("cpu"), say=lambda _line: None,
                        reference_images=40)
     assert scores(out["matrix"], list("abc"))["accuracy"] > 0.8 and out["mix"] == "extra"
+
+
+@pytest.mark.parametrize("mix", ["extra", "distill"])
+def test_bf16_channels_last_steps_learn_and_leave_float32_weights(monkeypatch, mix):
+    """The real + synthetic steps under bf16 autocast, the model and every batch channels-last;
+    what is tested and kept is a float32 model."""
+    seen = []
+    original = evaluator_module._Run._loss
+
+    def watch(self, xb, yb, extra, config, model):
+        loss = original(self, xb, yb, extra, config, model)
+        seen.append((xb.is_contiguous(memory_format=torch.channels_last),
+                     torch.is_autocast_enabled("cpu")))
+        return loss
+
+    monkeypatch.setattr(evaluator_module._Run, "_loss", watch)
+    real, both = _real_and_pool()
+    test = Task("test", *_blobs(30, np.random.default_rng(9)))
+    config = EvaluatorConfig(arch="tiny", epochs=3, batch_size=16, mix=mix, channels_last=True,
+                             autocast="bf16")
+    teacher, _ = _train(real, config)
+    model, _ = _train(both, config, teacher=teacher)
+    assert seen and all(layout and autocast for layout, autocast in seen)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    out = fit_and_test(both, test, 3, config, torch.device("cpu"), say=lambda _line: None,
+                       reference_images=40, teacher=teacher)
+    assert scores(out["matrix"], list("abc"))["accuracy"] > 0.8
+    assert "bf16 autocast" in config.describe()
 
 
 def test_each_figure_has_every_seed_and_the_mean_of_their_accuracies():
