@@ -61,7 +61,7 @@ def grow_start(params: ImageParams, data: ImageData, seed: int, device,
                say=lambda line: None) -> dict:
     """One pair of the setting grown for `params.shared_start` epochs on every class's fit
     images (never the val slice): its weights, {"generator", "discriminator"}, for each
-    class's pair to begin from."""
+    class's pair to begin from, and "samples", a uint8 grid [3, H, W] of what it draws."""
     torch.manual_seed(seed)
     view = ClassView(data, 0)
     pair = build(params, view, device)
@@ -76,8 +76,10 @@ def grow_start(params: ImageParams, data: ImageData, seed: int, device,
                       sync=False)
         if epoch % 10 == 0 or epoch == params.shared_start:
             say(f"epoch {epoch}/{params.shared_start}")
+    samples = grid(generate(pair.generator, params.grid_images, seed), rows=1)
     return {"generator": pair.generator.state_dict(),
-            "discriminator": pair.discriminator.state_dict()}
+            "discriminator": pair.discriminator.state_dict(),
+            "samples": torch.from_numpy(samples).mul(255).round().to(torch.uint8)}
 
 
 def begin(pair: GanPair, view: ClassView) -> None:

@@ -38,7 +38,7 @@ from farm.infra.phases import PhaseClock, phase_use
 from farm.infra.storage import Store, experiment_store
 from farm.pipeline.export import (draw_images, provenance, sample_from_checkpoint,
                                   write_black_box_figures, write_csv_atomic, write_trial_figures)
-from farm.pipeline.shared_starts import grow_shared_starts, needed_starts
+from farm.pipeline.shared_starts import grow_shared_starts, needed_starts, start_pictures
 from farm.reporting.curves import write_family_curves
 from farm.reporting.report import write_report
 from farm.reporting.summary_text import format_summary
@@ -216,7 +216,8 @@ def run(settings: Settings) -> dict | None:
         summary = _summarise(name, settings, seed, tables, images, outcomes, store,
                              data_cfg, black_boxes)
     with clock.phase("curves"):
-        summary["figures"] = _curves(summary["trials"], experiment_dir)
+        summary["figures"] = _curves(summary["trials"], experiment_dir,
+                                     start_pictures(trials, experiment_dir))
     with clock.phase("evaluator"):
         summary["evaluator"] = _evaluate(config, images, summary, store, use_gpu,
                                          verbose=settings.debug)
@@ -247,14 +248,22 @@ def _classifier_seconds(section: dict | None) -> float:
     return float(sum(data.get("classifier_seconds") or 0.0 for data in datasets))
 
 
-def _curves(trials: list[dict], experiment_dir: Path) -> dict[str, str]:
+def _curves(trials: list[dict], experiment_dir: Path,
+            pictures: dict[str, str] | None = None) -> dict[str, str]:
     """Each family's selection metric (usefulness for images) over epochs, kept epochs marked:
-    PNGs for the report, and the same pictures in TensorBoard (`curves/<family>`)."""
+    PNGs for the report, and the same pictures in TensorBoard (`curves/<family>`); with them
+    `pictures` ({name: PNG}, what each shared start draws), which are already PNGs."""
+    import numpy as np
+    from PIL import Image
     from torch.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(str(experiment_dir / "tensorboard-curves"))
     try:
-        return write_family_curves(trials, experiment_dir / "figures", writer)
+        figures = write_family_curves(trials, experiment_dir / "figures", writer)
+        for name, path in (pictures or {}).items():
+            with Image.open(path) as picture:
+                writer.add_image(name, np.asarray(picture.convert("RGB")), dataformats="HWC")
+        return {**figures, **(pictures or {})}
     finally:
         writer.close()
 

@@ -6,7 +6,8 @@ start per trial spec (`FamilyKind.start_key`). The driver grows each distinct st
 its own device as it trains the judge, and keeps it in the experiment (`starts/<key>.pt`) so a
 resumed run reuses it; the trials get the weights through the object store with their dataset
 (`ImageData.starts`). The val slice and the test split stay out: a start sees the fit images
-only, as every GAN does.
+only, as every GAN does. What a start draws is kept beside it as a picture (`starts/<key>.png`),
+which the report and TensorBoard show with the curves.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import re
 import zlib
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
 from farm.config.family_params import params_from
 from farm.config.plan import trial_seed
@@ -31,6 +34,25 @@ def start_file(experiment_dir: Path, key: str) -> Path:
     in case on a case-blind disk) never share a file."""
     readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", key).strip("_")
     return experiment_dir / FOLDER / f"{readable}-{zlib.crc32(key.encode()):08x}.pt"
+
+
+def picture_file(experiment_dir: Path, key: str) -> Path:
+    """The start's samples as a PNG beside its weights."""
+    return start_file(experiment_dir, key).with_suffix(".png")
+
+
+def start_pictures(trials: list[dict], experiment_dir: Path) -> dict[str, str]:
+    """{"shared start/<key>": PNG path} for every start the trials needed that has a picture."""
+    return {f"shared start/{key}": str(picture_file(experiment_dir, key))
+            for _, key in needed_starts(trials)
+            if picture_file(experiment_dir, key).exists()}
+
+
+def _write_picture(path: Path, samples: torch.Tensor) -> None:
+    """A uint8 grid [3, H, W] as a PNG, written whole or not at all."""
+    with replacing(path) as tmp:
+        Image.fromarray(np.ascontiguousarray(samples.permute(1, 2, 0).numpy())).save(
+            tmp, format="png")
 
 
 def needed_starts(trials: list[dict]) -> dict[tuple[str, str], dict]:
@@ -66,11 +88,15 @@ def grow_shared_starts(trials: list[dict], trial_data: dict, experiment_dir: Pat
                 params, data, trial_seed(seed, spec["family"], dataset, "shared start",
                                          spec["tag"], 0), device,
                 say=lambda line: print(f"  shared start: {line}", flush=True))
-            weights = {part: {name: value.detach().cpu() for name, value in state.items()}
+            weights = {part: ({name: value.detach().cpu() for name, value in state.items()}
+                              if isinstance(state, dict) else state.cpu())
                        for part, state in weights.items()}
             with replacing(path) as tmp:
                 torch.save(weights, tmp)
             if device.type == "cuda":
                 torch.cuda.empty_cache()  # the trials will want the memory the start held
+        samples = weights.pop("samples", None)  # the picture stays here, not in every trial
+        if samples is not None and not picture_file(experiment_dir, key).exists():
+            _write_picture(picture_file(experiment_dir, key), samples)
         starts.setdefault(dataset, {})[key] = weights
     return starts

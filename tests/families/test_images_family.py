@@ -163,6 +163,9 @@ def test_a_shared_start_is_one_per_setting_and_seed_whatever_the_class():
 def test_a_pair_begins_from_its_shared_start_and_only_then(data):
     params = params_from("fruit-pairs", SHARED)
     weights = fruit_pairs.grow_start(params, data, seed=0, device=CPU)
+    samples = weights["samples"]  # what the start draws: one grid row of grid_images
+    assert samples.dtype == torch.uint8 and samples.shape[0] == 3
+    assert samples.shape[2] > samples.shape[1]
     started = KINDS["fruit-pairs"].view(
         dataclasses.replace(data, starts={fruit_pairs.start_key(_spec("blue")): weights}),
         _spec("blue"))
@@ -196,7 +199,7 @@ def test_the_shared_start_grows_on_every_class_s_fit_images(data, monkeypatch):
     seen = []
     weights = fruit_pairs.grow_start(params, data, seed=0, device=CPU, say=seen.append)
     assert [list(i) for i in asked] == [list(range(len(data.labels)))]
-    assert seen == ["epoch 3/3"] and set(weights) == {"generator", "discriminator"}
+    assert seen == ["epoch 3/3"] and set(weights) == {"generator", "discriminator", "samples"}
     assert "lecam.sums" in weights["discriminator"]  # LeCam's averages travel with D
 
 

@@ -152,8 +152,13 @@ def test_tiny_farm_grows_image_pairs_spiked_and_conditional_models(tiny_run):
     starts = list((experiment / "starts").glob("*.pt"))
     assert [p.name.rsplit("-", 1)[0] for p in starts] == ["fruit-pairs_fids30_variant_report"]
     start = torch.load(starts[0], weights_only=True)
-    assert set(start) == {"generator", "discriminator"}
+    assert set(start) == {"generator", "discriminator", "samples"}
     assert "shared starts" in summary["phases"]
+    # what the start draws: a picture beside it, in the report's figures and in TensorBoard
+    picture = summary["figures"]["shared start/fruit-pairs|fids30|variant=report"]
+    assert Path(picture) == starts[0].with_suffix(".png") and Path(picture).exists()
+    assert "shared start/fruit-pairs|fids30|variant=report" in _tensorboard_tags(
+        experiment / "tensorboard-curves")
 
 
 def _decoded_images(html: str) -> list:

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from PIL import Image
 
 from farm.pipeline import shared_starts
 from tests.families.conftest import colour_data
@@ -30,14 +31,21 @@ def test_one_start_per_setting_grown_once_and_reused(data, tmp_path, capsys):
     assert capsys.readouterr().out.count("Growing the shared start") == 2
     one, other = (starts["colours"][k]["generator"] for k in sorted(starts["colours"]))
     assert any(not torch.equal(one[name], other[name]) for name in one)  # a seed per start
-    files = sorted(p.name for p in (tmp_path / "starts").iterdir())
+    files = sorted(p.name for p in (tmp_path / "starts").glob("*.pt"))
     assert [f.rsplit("-", 1)[0] for f in files] == ["fruit-pairs_colours_variant_transfer",
                                                     "fruit-pairs_colours_variant_transfer_seed_1"]
+    # each start's samples: a picture beside it, kept out of what every trial is handed
+    assert all("samples" not in weights for weights in starts["colours"].values())
+    pictures = shared_starts.start_pictures(trials, tmp_path)
+    assert sorted(pictures) == ["shared start/" + k for k in sorted(starts["colours"])]
+    with Image.open(pictures["shared start/fruit-pairs|colours|variant=transfer"]) as picture:
+        assert picture.mode == "RGB" and picture.width > picture.height > 0
     # a resumed run reads them back (weights only) and grows nothing
     again = shared_starts.grow_shared_starts(trials, {"colours": data}, tmp_path, seed=0)
     out = capsys.readouterr().out
     assert "Growing" not in out and out.count("reusing") == 2
     key = "fruit-pairs|colours|variant=transfer"
+    assert "samples" not in again["colours"][key]
     for part in ("generator", "discriminator"):
         assert all(torch.equal(again["colours"][key][part][name], value)
                    for name, value in starts["colours"][key][part].items())
