@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import emit
+from common import emit, git_commit
 from image_epochs import prepared_dataset, real_and_test
 
 REPO = Path(__file__).resolve().parents[1]
@@ -106,8 +105,7 @@ def main() -> None:
                            "reused_seeds": sorted(known[epochs])}
     short, long = figures[base.epochs], figures[base.epochs * args.factor]
     moved = paired_gain(long["accuracies"], short["accuracies"])
-    result = {"commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                                       capture_output=True, text=True).stdout.strip(),
+    result = {"commit": git_commit(),
               "experiment": summary["name"], "arch": base.arch, "test_images": int(len(test)),
               "train_images": int(len(train)), "epochs": base.epochs,
               "longer_epochs": base.epochs * args.factor, "short": short, "long": long,

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import emit
+from common import emit, git_commit
 from image_epochs import prepared_dataset, real_and_test
 
 REPO = Path(__file__).resolve().parents[1]
@@ -167,8 +166,7 @@ def main() -> None:
     mixes = args.mixes.split(",")
     tasks = {"pool": real_plus("real+synthetic", real, x, y),
              "noise": noise_control(real, len(y), classes, noise_seed)}
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                            capture_output=True, text=True).stdout.strip()
+    commit = git_commit()
     meta = {"commit": commit, "experiment": args.experiment.name, "pool": what,
             "pool_images": int(len(y)), "protocol": base.describe(),
             "test_images": int(len(test.labels)), "seeds": base.seeds,

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from common import emit
+from common import emit, git_commit
 from image_epochs import COLLAPSED, prepared_dataset, reference_sets
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,11 +51,6 @@ RESULTS = REPO / "bench" / "results" / "laptop-images.json"
 FIELDS = ("commit", "run_commit", "minutes", "ceiling", "ceiling_seeds", "noise_gain",
           "noise_gain_ci", "pools", "selection_spearman", "kid_spearman",
           "kept_beats_last_share", "collapsed_pair_classes", "protocol", "test_images")
-
-
-def _commit() -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                          text=True).stdout.strip()
 
 
 def _trial_dir(experiment: Path, trial: dict) -> Path:
@@ -246,7 +240,7 @@ def main() -> None:
         return
     summary = json.loads((args.experiment / "summary.json").read_text())
     train, _ = reference_sets(args.experiment, summary, args.dataset, args.data_dir)
-    result = {"commit": _commit(), **headline(summary, args.dataset, train),
+    result = {"commit": git_commit(), **headline(summary, args.dataset, train),
               "collapsed_pair_classes": collapsed_pairs(summary, args.dataset)}
     rows = pd.DataFrame()
     if args.rows_from:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import emit
+from common import emit, git_commit
 from image_epochs import prepared_dataset, real_and_test
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,8 +85,7 @@ def main() -> None:
     gains = {name: paired_gain(accs, accuracies[REAL]) for name, accs in accuracies.items()
              if name != REAL}
     over_noise = paired_gain(accuracies["real+synthetic"], accuracies["real+noise"])
-    result = {"commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                                       capture_output=True, text=True).stdout.strip(),
+    result = {"commit": git_commit(),
               "experiment": str(args.experiment), "checkpoint": args.checkpoint,
               "epoch": int(load_state(folder)["epoch"]), "protocol": base.describe(),
               "test_images": int(len(test)), "train_images": int(len(train)),

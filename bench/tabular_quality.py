@@ -73,6 +73,8 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from common import git_commit, host_cpu
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -121,27 +123,6 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def _git_revision() -> str:
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, text=True,
-                             capture_output=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               text=True, capture_output=True, timeout=10).stdout.strip()
-        return f"{rev}{' + uncommitted changes' if dirty else ''}" if rev else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def farm_fingerprint() -> str:
     """A hash of the farm's code and trial configuration: the farm is edited while benchmarks
     run, so the report says which farm it measured and whether it changed during the run."""
@@ -177,10 +158,10 @@ def header(args, command: str, fingerprint: str) -> list[str]:
         "",
         f"- command: `{command}`",
         f"- date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
-        f"- device: {_cpu_model()}, {cores} cores ({usable} usable), load average at start "
+        f"- device: {host_cpu()}, {cores} cores ({usable} usable), load average at start "
         f"{load}; GPU: {gpu}",
         f"- python {platform.python_version()}; {versions}",
-        f"- repository: {REPO} at {_git_revision()}; farm code + trials fingerprint "
+        f"- repository: {REPO} at {git_commit()}; farm code + trials fingerprint "
         f"`{fingerprint}` at start",
         family_line(args.preset),
         f"- farm preset `{args.preset}` ({FAMILY}), split seeds {' '.join(map(str, args.seeds))}, "
@@ -410,7 +391,7 @@ def write_json(rows: list[dict], args, command: str) -> None:
                 "seed": r["seed"], **{k: r["scores"].get(k) for k in keys}} for r in rows]
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"commit": _git_revision(), "command": command,
+    out.write_text(json.dumps({"commit": git_commit(), "command": command,
                                "preset": None if args.skip_farm else args.preset,
                                "forest_flow": {"n_t": args.forest_flow_nt,
                                                "duplicate_K": args.forest_flow_k,
