@@ -6,7 +6,9 @@ pools a run would build from the trials of one or more finished runs on the same
 judge (`RUN:FAMILY`, e.g. laptop-8's conditional trials with laptop-pairs-3's pairs), and for
 each pool prints that score beside what the score is meant to predict: CAS, a classifier trained
 on the pool's pixels with the evaluator's settings and tested on the held-out test split
-(`--cas-seeds`, default 1; 0 to skip).
+(`--cas-seeds`, default 1; 0 to skip). With `--also-val`, the same classifiers are also tested
+on the val slice: a pixel classifier's val accuracy is a pool score the farm could choose by
+before any test image is seen.
 
     .venv/bin/python bench/pool_choice.py /work/runs/laptop-8:conditional \
         /work/runs/laptop-pairs-3:fruit-pairs --data-dir /work/shared/data
@@ -61,6 +63,8 @@ def main() -> None:
     parser.add_argument("sources", nargs="+", metavar="RUN[:FAMILY]")
     parser.add_argument("--dataset", default="fids30")
     parser.add_argument("--cas-seeds", type=int, default=1)
+    parser.add_argument("--also-val", action="store_true",
+                        help="also test each CAS classifier on the val slice")
     parser.add_argument("--data-dir")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -69,6 +73,8 @@ def main() -> None:
     classes = list(prepared.images.classes)
     evaluator = evaluator_config(config.get("evaluator"))
     real, test = real_and_test(prepared)
+    val_index = np.asarray(prepared.split.val)
+    val = Task("val", prepared.images.images[val_index], prepared.images.labels[val_index])
     pools = best_of(candidates(trials_of(args.sources)), classes)
     rows = {}
     with tempfile.TemporaryDirectory(prefix="bench-pool-choice-") as tmp:
@@ -81,7 +87,7 @@ def main() -> None:
             for trials in members.values():
                 for trial in trials:
                     families[trial["family"]] = families.get(trial["family"], 0) + 1
-            cas = []
+            cas, on_val = [], []
             for config_seed in seed_configs(evaluator)[:args.cas_seeds]:
                 started = time.perf_counter()
                 task = Task(name, x, y)
@@ -90,14 +96,20 @@ def main() -> None:
                                                 reference_images=len(real.labels))
                 cas.append(accuracy(model, task, test, len(classes), config_seed, steps,
                                     started))
+                if args.also_val:
+                    on_val.append(accuracy(model, task, val, len(classes), config_seed, steps,
+                                           started))
             rows[name] = {"usefulness": pool_usefulness(prepared.trial_data, x, y),
-                          "cas": cas, "images": int(len(y)), "members": families}
+                          "cas": cas, "val_accuracy": on_val, "images": int(len(y)),
+                          "members": families}
             print(f"{name}: usefulness {rows[name]['usefulness']:.3f}, CAS "
-                  f"{' / '.join(f'{a:.3f}' for a in cas) or 'not trained'}", flush=True)
+                  f"{' / '.join(f'{a:.3f}' for a in cas) or 'not trained'}, val accuracy "
+                  f"{' / '.join(f'{a:.3f}' for a in on_val) or '-'}", flush=True)
     by_score = sorted(rows, key=lambda n: -rows[n]["usefulness"])
     result = {"commit": git_commit(), "command": command_line(), "device": host_cpu(),
               "threads": torch.get_num_threads(), "sources": args.sources,
               "protocol": evaluator.describe(), "test_images": int(len(test.labels)),
+              "val_images": int(len(val.labels)),
               "pools": rows, "chosen_by_score": by_score[0] if by_score else None}
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=1) + "\n")
@@ -105,11 +117,13 @@ def main() -> None:
              f"- CAS: {evaluator.describe()}; {len(test.labels)} test images (one is "
              f"{1 / len(test.labels):.4f}); {result['device']}, {result['threads']} threads; "
              f"commit {result['commit']}", "",
-             "| pool | val usefulness (the farm's score) | CAS | members |", "|---|---|---|---|"]
+             "| pool | val usefulness (the farm's score) | the classifier on val | CAS | members |",
+             "|---|---|---|---|---|"]
     for name in by_score:
         row = rows[name]
         cas = f"{np.mean(row['cas']):.3f}" if row["cas"] else "-"
-        lines.append(f"| {name} | {row['usefulness']:.3f} | {cas} | "
+        on_val = f"{np.mean(row['val_accuracy']):.3f}" if row["val_accuracy"] else "-"
+        lines.append(f"| {name} | {row['usefulness']:.3f} | {on_val} | {cas} | "
                      f"{', '.join(f'{k} {v}' for k, v in row['members'].items())} |")
     emit(lines, args.out)
 
