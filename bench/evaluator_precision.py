@@ -125,8 +125,9 @@ def main() -> None:
                                            "reference": {t: [] for t in TASKS}}
     meta = {"commit": git_commit(), "command": command_line(), "device": host_cpu(),
             "threads": torch.get_num_threads(), "experiment": args.experiment.name,
-            "changes": changes, "reference": reference_config.describe(),
-            "candidate": candidate_config.describe(), "test_images": int(len(test.labels))}
+            "changes": changes, "reference_protocol": reference_config.describe(),
+            "candidate_protocol": candidate_config.describe(),
+            "test_images": int(len(test.labels))}
     for i, ref in enumerate(seeds):
         cand = dataclasses.replace(candidate_config, seed=ref.seed)
         order = [("candidate", cand), ("reference", ref)] if args.alternate else [
@@ -164,8 +165,8 @@ def main() -> None:
 
     per = result["seconds_per_classifier"]
     lines = [f"# Evaluator step settings: {args.experiment.name}, {len(seeds)} classifier seeds",
-             "", f"- reference (the run): {meta['reference']}",
-             f"- candidate: {meta['candidate']}",
+             "", f"- reference (the run): {meta['reference_protocol']}",
+             f"- candidate: {meta['candidate_protocol']}",
              f"- {meta['test_images']} test images (one is {1 / meta['test_images']:.4f}); "
              f"{meta['device']}, {meta['threads']} threads; commit {meta['commit']}", "",
              "| task | candidate | run | candidate - run | s / classifier (candidate, run) |",

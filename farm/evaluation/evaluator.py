@@ -223,15 +223,16 @@ class _Run:
             xb = augment(xb, aug_gen)
         xb = self.layout(xb)
         with autocast_steps(config.autocast, xb.device):
-            loss = self._loss(xb, yb, extra, config, model)
+            loss = self._loss(xb, yb, extra)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
         self.sched.step()
         return loss.detach()
 
-    def _loss(self, xb, yb, extra, config, model) -> torch.Tensor:
+    def _loss(self, xb, yb, extra) -> torch.Tensor:
         """The batch's loss: cross-entropy over the real images and the extras alike."""
+        config, model = self.config, self.model
         if extra is None:
             loss = F.cross_entropy(model(xb), yb)
         else:

@@ -270,8 +270,8 @@ def test_bf16_channels_last_steps_learn_and_leave_float32_weights(monkeypatch, m
     seen = []
     original = evaluator_module._Run._loss
 
-    def watch(self, xb, yb, extra, config, model):
-        loss = original(self, xb, yb, extra, config, model)
+    def watch(self, xb, yb, extra):
+        loss = original(self, xb, yb, extra)
         seen.append((xb.is_contiguous(memory_format=torch.channels_last),
                      torch.is_autocast_enabled("cpu")))
         return loss
