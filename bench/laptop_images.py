@@ -196,6 +196,7 @@ def headline(summary: dict, dataset: str, train=None) -> dict:
                       "cas_ratio": pool.get("cas_ratio"), "gain": gain.get("mean"),
                       "gain_ci": gain.get("ci"), "verdict": pool.get("verdict"),
                       "usefulness": useful, "members_usefulness": pool.get("mean_usefulness"),
+                      "choice_accuracy": pool.get("choice_accuracy"),
                       "chosen_by_farm": name == ev.get("best_pool")})
     scored = [p for p in pools if p["usefulness"] is not None]
     by_rule = max(scored, key=lambda p: p["usefulness"])["name"] if scored else None
@@ -205,7 +206,13 @@ def headline(summary: dict, dataset: str, train=None) -> dict:
             "ceiling": ev["ceiling"]["accuracy"],
             "ceiling_seeds": ev["ceiling"].get("accuracies"),
             "noise_gain": control.get("mean"), "noise_gain_ci": control.get("ci"),
-            "pools": pools, "protocol": ev.get("protocol"), "test_images": ev["test_images"]}
+            "pools": pools, "protocol": ev.get("protocol"), "test_images": ev["test_images"],
+            "best_pool_rule": ev.get("best_pool_rule"),
+            # every pool the farm chose among, trained for the final figures or not
+            "candidates": [{"name": name, "usefulness": pool.get("usefulness"),
+                            "choice_accuracy": pool.get("choice_accuracy"),
+                            "chosen_by_farm": name == ev.get("best_pool")}
+                           for name, pool in ev["pools"].items() if "same_as" not in pool]}
 
 
 def main() -> None:

@@ -54,6 +54,9 @@ class JudgeConfig:
 
 MIXES = ("extra", "pretrain", "distill", "share")
 POOLS = ("all", "chosen")  # which pools the classifiers train on: every one, or the farm's pick
+# how the farm chooses its best pool on the val slice: a classifier trained on each pool's pixels
+# (the CAS protocol, one seed), or the judge-feature probe every trial is scored by
+CHOOSE_BY = ("classifier", "probe")
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,8 @@ class EvaluatorConfig:
     seeds: int = 3                  # classifier seeds per figure (seed, seed + 1, ...)
     pools: str = "all"              # all: CAS and real + synthetic for every pool; chosen: for
                                     # the pool the farm chose only (about half the classifiers)
+    choose_by: str = "classifier"   # the best pool: the highest val accuracy of a classifier
+                                    # trained on its images alone; probe: the judge-feature probe
     workers: int = 0                # 0: one per GPU (up to 8) on a GPU cluster, else one CPU worker
     cpus_per_worker: int = 0        # 0: a whole node's CPUs for a lone CPU worker, else 1
     channels_last: bool = False     # the classifier and its batches in channels-last memory
@@ -97,6 +102,9 @@ class EvaluatorConfig:
         if self.pools not in POOLS:
             raise ConfigError(f"evaluator.pools must be one of {', '.join(POOLS)}, "
                               f"got {self.pools!r}")
+        if self.choose_by not in CHOOSE_BY:
+            raise ConfigError(f"evaluator.choose_by must be one of {', '.join(CHOOSE_BY)}, "
+                              f"got {self.choose_by!r}")
         if self.synthetic_batch < 1 or self.seeds < 1:
             raise ConfigError("evaluator.synthetic_batch and evaluator.seeds must be at least 1, "
                               f"got {self.synthetic_batch} and {self.seeds}")

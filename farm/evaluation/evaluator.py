@@ -60,6 +60,7 @@ from farm.models.precision import autocast_steps, channels_last
 
 RESULTS_FILE = "evaluation.json"
 REAL = "real"  # the ceiling's task name; in `distill` it is every seed's teacher
+HELD_OUT = "held-out real images"  # what the final figures are tested on: the test split
 
 
 @dataclass
@@ -405,7 +406,7 @@ def _train_loop(loop_config: dict) -> None:
             results.setdefault(task.name, []).append(record)
             acc = scores(record["matrix"], range(loop_config["num_classes"]))["accuracy"]
             _say(f"evaluator {task.name} (seed {config.seed}): accuracy {acc:.3f} on "
-                 f"{len(test.labels)} held-out real images")
+                 f"{len(test.labels)} {loop_config['tested_on']}")
     # One report, with the results: Ray Train logs every report as an INFO line, and a report
     # per classifier carried nothing a reader or a restart could use.
     with tempfile.TemporaryDirectory() as directory:
@@ -438,12 +439,13 @@ def scaling(config: EvaluatorConfig, use_gpu: bool) -> dict:
 
 def evaluate(name: str, tasks: list[Task], test: Task, classes, config: EvaluatorConfig,
              storage: str | Path, use_gpu: bool, reference_images: int | None = None,
-             verbose: bool = False) -> dict:
+             verbose: bool = False, tested_on: str = HELD_OUT) -> dict:
     """Run every task of one dataset as one TorchTrainer job, each with every classifier seed;
     {task name: `over_seeds`}. The real task (named `REAL`) must come first: in `distill` it is
     the teacher. Every task's real schedule is `epochs` passes over `reference_images` (the real
     train split; default: the first task's size). Each classifier says its accuracy; `verbose`
-    (--debug) adds its step lines and Ray Train's INFO lines (the worker group, the checkpoint)."""
+    (--debug) adds its step lines and Ray Train's INFO lines (the worker group, the checkpoint).
+    `tested_on` names what `test` holds, in the progress lines (the pool choice tests on val)."""
     import ray
     import ray.train
     from ray.train.torch import TorchTrainer
@@ -456,14 +458,14 @@ def evaluate(name: str, tasks: list[Task], test: Task, classes, config: Evaluato
     remove(join(storage, run_name))  # a rerun trains afresh rather than resuming
     print(f"Evaluator for {name}: {len(tasks)} tasks x {config.seeds} seed(s) ({config.arch}, "
           f"{config.epochs} epochs, mix {config.mix}) on {shape['num_workers']} "
-          f"{'GPU' if use_gpu else 'CPU'} worker(s), each tested on {len(test.labels)} held-out "
-          "real images", flush=True)
+          f"{'GPU' if use_gpu else 'CPU'} worker(s), each tested on {len(test.labels)} "
+          f"{tested_on}", flush=True)
     trainer = TorchTrainer(
         _train_loop,
         train_loop_config={"config": asdict(config), "num_classes": len(classes),
                            "reference_images": reference_images or len(tasks[0].labels),
                            "test": ray.put(test), "tasks": [ray.put(t) for t in tasks],
-                           "verbose": verbose},
+                           "verbose": verbose, "tested_on": tested_on},
         scaling_config=ray.train.ScalingConfig(**shape),
         run_config=ray.train.RunConfig(
             name=run_name, storage_path=storage,

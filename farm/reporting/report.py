@@ -268,9 +268,12 @@ def _image_headline(dataset: str, info: dict, ev: dict | None) -> str:
         return "".join(out)
     out.append("<p>CAS: a classifier trained only on a pool's synthetic images, tested on "
                "held-out real ones. Ceiling: the same classifier trained on the real images.</p>")
-    out.append("<p>Usefulness: a linear probe in the judge's features trained on the pool's "
-               "images, its mean probability of the right class on the val slice (real train "
-               "images no GAN saw); the best pool is chosen by it. Mean KID and judge accuracy: "
+    out.append("<p>Val accuracy (choice): a classifier trained on the pool's images alone "
+               "(the CAS protocol, one seed), tested on the val slice (real train images no GAN "
+               "or judge trained on). Usefulness: a linear probe in the judge's features trained "
+               "on the pool's images, its mean probability of the right class on the val slice. "
+               f"The best pool (highlighted): {_e(ev.get('best_pool_rule') or 'lowest mean KID')}"
+               ". Mean KID and judge accuracy: "
                "the pool's members at their chosen epochs (fit images). None of them reads the "
                "test split. GAN time: what the trials it chose from took to grow. A pool "
                "named <code>&lt;family&gt;-blend</code> takes every class's images in turn from "
@@ -334,8 +337,8 @@ def _train(ev: dict) -> int:
 
 
 POOL_HEADER = ["pool", "images", "CAS accuracy", "ceiling", "CAS / ceiling", "real + synthetic",
-               "augmentation gain [95%]", "chance", "usefulness", "mean KID", "judge accuracy",
-               "GAN time"]
+               "augmentation gain [95%]", "chance", "val accuracy (choice)", "usefulness",
+               "mean KID", "judge accuracy", "GAN time"]
 
 
 def _pool_numbers(p: dict, ev: dict) -> list[str]:
@@ -344,7 +347,8 @@ def _pool_numbers(p: dict, ev: dict) -> list[str]:
     return [str(p.get("images", "–")), _num(_get(p, "cas", "accuracy")),
             _num(_get(ev, "ceiling", "accuracy")), _ratio(p.get("cas_ratio")),
             _num(_get(p, "real_plus_synthetic", "accuracy")), _gain_cell(p),
-            _num(ev.get("chance")), _num(p.get("usefulness")), _num(p.get("mean_kid"), ".4g"),
+            _num(ev.get("chance")), _num(p.get("choice_accuracy")), _num(p.get("usefulness")),
+            _num(p.get("mean_kid"), ".4g"),
             _num(p.get("mean_judge_accuracy")),
             f"{seconds / 60:.1f} min" if _finite(seconds) else "–"]
 

@@ -26,10 +26,8 @@ def _format_evaluator(section: dict | None) -> list[str]:
                 lines.append(f"    pool {name}{mark}: the same images as pool {pool['same_as']}")
                 continue
             if "not_trained" in pool:
-                useful = pool.get("usefulness")
-                lines.append(f"    pool {name}{mark}: usefulness "
-                             f"{'-' if useful is None else f'{useful:.3f}'}, no classifier "
-                             f"trained on it ({pool['not_trained']})")
+                lines.append(f"    pool {name}{mark}: {_val_scores(pool)}, not trained for "
+                             f"the final figures ({pool['not_trained']})")
                 continue
             cas, both = pool["cas"]["accuracy"], pool["real_plus_synthetic"]["accuracy"]
             ratio = f"{pool['cas_ratio']:.2f}" if pool["cas_ratio"] is not None else "-"
@@ -39,6 +37,7 @@ def _format_evaluator(section: dict | None) -> list[str]:
                       f"{pool['augmentation_gain']:>+7.3f}"]
             if pool.get("verdict"):
                 lines.append(f"      {pool['verdict']}")
+            lines.append(f"      on the val slice: {_val_scores(pool)}")
         if info.get("control"):
             lines.append(f"    {'control: real + noise images':40} "
                          f"{info['control']['accuracy']:>8.3f} {'':>10} "
@@ -48,6 +47,14 @@ def _format_evaluator(section: dict | None) -> list[str]:
     for dataset, error in section.get("errors", {}).items():
         lines.append(f"  {dataset}: evaluator failed: {error}")
     return lines
+
+
+def _val_scores(pool: dict) -> str:
+    """What chose among the pools: the choice classifier's val accuracy and the probe's
+    usefulness, each '-' where not measured."""
+    choice, useful = pool.get("choice_accuracy"), pool.get("usefulness")
+    return (f"val accuracy {'-' if choice is None else f'{choice:.3f}'}, usefulness "
+            f"{'-' if useful is None else f'{useful:.3f}'}")
 
 
 def format_summary(summary: dict, store: Store) -> str:

@@ -197,6 +197,26 @@ def test_pools_whose_usefulness_ties_are_told_apart_by_their_members_kid():
     assert best_pool(no_val, no_val)[0] == "conditional"
 
 
+def test_the_choice_classifiers_val_accuracy_outranks_the_probe_where_every_pool_has_one():
+    from farm.config.classifiers import evaluator_config
+    from farm.evaluation.evaluate_pools import CLASSIFIER_POOL_RULE, best_pool
+    from farm.infra.errors import ConfigError
+
+    # laptop: the probe put the 500-epoch pairs first, a classifier on the pixels the blend
+    pools = {"fruit-pairs": {"usefulness": 0.376, "choice_accuracy": 0.221, "mean_kid": 26.4},
+             "conditional-blend": {"usefulness": 0.290, "choice_accuracy": 0.305,
+                                   "mean_kid": 13.0},
+             "conditional": {"usefulness": 0.260, "choice_accuracy": 0.300, "mean_kid": 11.9}}
+    assert best_pool(pools, pools) == ("conditional", CLASSIFIER_POOL_RULE)  # tie: lower KID
+    pools["conditional"]["choice_accuracy"] = 0.290
+    assert best_pool(pools, pools)[0] == "conditional-blend"
+    del pools["conditional"]["choice_accuracy"]  # not every pool measured: the probe decides
+    assert best_pool(pools, pools)[0] == "fruit-pairs"
+    assert evaluator_config(None).choose_by == "classifier"
+    with pytest.raises(ConfigError, match="evaluator.choose_by must be one of classifier, probe"):
+        evaluator_config({"choose_by": "kid"})
+
+
 def test_a_pool_reads_its_own_group_and_a_blend_its_familys():
     from farm.evaluation.pools import grown_from
 
@@ -204,3 +224,53 @@ def test_a_pool_reads_its_own_group_and_a_blend_its_familys():
     assert grown_from("conditional", groups) == ["c1", "c2"]
     assert grown_from("conditional-blend", groups) == ["c1", "c2"]
     assert grown_from("odd-blend", groups) == ["o1"]
+
+
+def test_the_choice_classifier_trains_nothing_with_one_pool_or_no_val_slice(monkeypatch):
+    from types import SimpleNamespace
+
+    from farm.config.classifiers import evaluator_config
+    from farm.evaluation import evaluate_pools
+
+    def no_job(*args, **kwargs):
+        raise AssertionError("no Ray Train job is needed")
+
+    monkeypatch.setattr(evaluate_pools, "evaluate", no_job)
+    images = SimpleNamespace(images=np.zeros((4, 8, 8, 3), np.uint8), labels=np.arange(4) % 2,
+                             classes=["a", "b"])
+    pool = (images.images[:2], images.labels[:2])
+    one_pool = SimpleNamespace(images=images, split=SimpleNamespace(val=(1, 3), train=(0, 1, 3)))
+    no_val = SimpleNamespace(images=images, split=SimpleNamespace(val=(), train=(0, 1, 3)))
+    config = evaluator_config(None)
+    assert evaluate_pools.classifier_choice("d", one_pool, {"p": pool}, config, "runs",
+                                            False) == {}
+    assert evaluate_pools.classifier_choice("d", no_val, {"p": pool, "q": pool}, config, "runs",
+                                            False) == {}
+
+
+def test_the_choice_classifiers_train_on_each_pool_alone_and_test_on_the_val_slice(monkeypatch):
+    from types import SimpleNamespace
+
+    from farm.config.classifiers import evaluator_config
+    from farm.evaluation import evaluate_pools
+
+    seen = {}
+
+    def job(name, tasks, test, classes, config, storage, use_gpu, reference_images, **kwargs):
+        seen.update(name=name, tasks=tasks, test=test, config=config, reference=reference_images)
+        return {"results": {t.name: {"accuracy": 0.1 * i} for i, t in enumerate(tasks)}}
+
+    monkeypatch.setattr(evaluate_pools, "evaluate", job)
+    labels = np.arange(6) % 2
+    images = SimpleNamespace(images=np.arange(6)[:, None, None, None] * np.ones(
+        (6, 4, 4, 3), np.uint8), labels=labels, classes=["a", "b"])
+    prepared = SimpleNamespace(images=images,
+                               split=SimpleNamespace(val=(2, 5), train=(0, 1, 2, 3, 5)))
+    pools = {"p": (images.images[:1], labels[:1]), "q": (images.images[1:3], labels[1:3])}
+    got = evaluate_pools.classifier_choice("d", prepared, pools, evaluator_config({"seeds": 8}),
+                                           "runs", False)
+    assert got == {"p": 0.0, "q": 0.1}
+    assert seen["name"] == "d-choice" and seen["config"].seeds == 1 and seen["reference"] == 5
+    assert [(t.name, t.real_count) for t in seen["tasks"]] == [("synthetic/p", None),
+                                                               ("synthetic/q", None)]
+    assert seen["test"].images[:, 0, 0, 0].tolist() == [2, 5]  # the val slice, not the test split

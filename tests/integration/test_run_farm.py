@@ -235,9 +235,13 @@ def test_evaluator_pools_and_scores_images_on_the_held_out_split(tiny_run):
         useful = {t["trial"]: (t["metrics"].get("useful") if t["class"] is not None
                                else t["metrics"].get(f"useful/{cls}")) for t in candidates}
         assert useful[trial] == max(useful.values())
-    top = max(p["usefulness"] for p in trained.values())
-    tied = [n for n, p in trained.items() if p["usefulness"] >= top - 0.01]
+    # the best pool: its choice classifier's val accuracy (pools within 0.01 tie, KID breaks it)
+    assert len(trained) > 1 and all(0 <= p["choice_accuracy"] <= 1 for p in trained.values())
+    top = max(p["choice_accuracy"] for p in trained.values())
+    tied = [n for n, p in trained.items() if p["choice_accuracy"] >= top - 0.01]
     assert fids["best_pool"] == min(tied, key=lambda n: trained[n]["mean_kid"])
+    assert fids["best_pool_rule"].startswith("the highest val-slice accuracy of a classifier")
+    assert (experiment / "evaluator" / "evaluator-fids30-choice").is_dir()
     assert "extra" in fids["protocol"]
     events = list((experiment / "evaluator").glob("tensorboard-fids30/events.out.tfevents.*"))
     assert events and "evaluator/accuracy/real" in _tensorboard_tags(events[0].parent)
