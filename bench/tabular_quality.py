@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Tabular quality benchmark: the farm's tabular-a GAN vs CTGAN, TVAE, SMOTE and Forest-Flow.
+"""Tabular quality benchmark: the farm (tabular-a GAN and tabular-forest) vs CTGAN, TVAE, SMOTE, Forest-Flow.
 
 A benchmark, not a test: it prints figures (markdown) and asserts nothing about them.
 
@@ -26,9 +26,10 @@ What it does, per dataset and split seed (every method is scored by the same cod
   fresh one);
 * TRTR: the seeds' random forest trained on the real train rows (fit + val), tested on the
   real test split (`farm.evaluation.table_scores.trtr`);
-* the farm: the real command, `run_farm.py --preset P --only tabular-a --seed S ...`, in a
-  subprocess; per dataset the ONE trial with the highest `select/score` (the farm's own
-  selection metric, computed without the test split) and its synthetic CSV;
+* the farm: the real command, `run_farm.py --preset P --only tabular-a,tabular-forest --seed
+  S ...` (`--families`), in a subprocess; per dataset the ONE trial with the highest
+  `select/score` over every family run (the farm's own selection metric, computed without the
+  test split: the farm's choice among generator kinds) and its synthetic CSV;
 * the peers (bench/tabular_peers.py, `--peers`): CTGAN and TVAE (the `ctgan` package) with
   their default settings, `discrete_columns` = the nominal columns (target included), seeded
   with `set_random_state(seed)`; SMOTE as a generator (the farm's own baseline); Forest-Flow
@@ -87,10 +88,10 @@ from farm.metrics.tabular import detection_auc, distance_to_closest_record  # no
 from tabular_peers import PEERS, duplicate_ks  # noqa: E402
 from tabular_peers import fit as fit_peer  # noqa: E402
 
-FAMILY = "tabular-a"
+FAMILIES = ("tabular-a", "tabular-forest")  # the farm's kinds whose trials compare by SELECT
 SELECT = "select/score"
 SHARED_DATA = Path(os.environ.get("FARM_SHARED_DATA", REPO.parent / "shared" / "data"))
-METHODS = ("real (TRTR)", f"farm {FAMILY}", *PEERS)
+METHODS = ("real (TRTR)", "farm", *PEERS)
 RESULTS = REPO / "bench" / "results" / "tabular-quality.json"
 METRICS = (  # key, column title, format
     ("tstr_acc", "TSTR acc", "{:.3f}"),
@@ -135,11 +136,14 @@ def farm_fingerprint() -> str:
     return digest.hexdigest()[:12]
 
 
-def family_line(preset: str) -> str:
-    family = dict(load_config(REPO / "trials", preset)["families"][FAMILY])
-    shown = {k: family[k] for k in ("epochs", "eval_every", "search", "variants", "per_dataset",
-                                    "seeds") if k in family}
-    return f"- `{FAMILY}` under preset `{preset}`: `{json.dumps(shown, default=str)}`"
+def family_line(preset: str, families) -> str:
+    lines = []
+    for name in families:
+        family = dict(load_config(REPO / "trials", preset)["families"][name])
+        shown = {k: family[k] for k in ("epochs", "eval_every", "search", "variants", "params",
+                                        "per_dataset", "seeds") if k in family}
+        lines.append(f"- `{name}` under preset `{preset}`: `{json.dumps(shown, default=str)}`")
+    return "\n".join(lines)
 
 
 def header(args, command: str, fingerprint: str) -> list[str]:
@@ -163,8 +167,8 @@ def header(args, command: str, fingerprint: str) -> list[str]:
         f"- python {platform.python_version()}; {versions}",
         f"- repository: {REPO} at {git_commit()}; farm code + trials fingerprint "
         f"`{fingerprint}` at start",
-        family_line(args.preset),
-        f"- farm preset `{args.preset}` ({FAMILY}), split seeds {' '.join(map(str, args.seeds))}, "
+        family_line(args.preset, args.families),
+        f"- farm preset `{args.preset}` ({', '.join(args.families)}), split seeds {' '.join(map(str, args.seeds))}, "
         f"datasets {', '.join(args.datasets)}; peers: "
         + ("skipped" if not args.peers else
            f"{', '.join(args.peers)} (ctgan defaults, epochs "
@@ -305,7 +309,7 @@ def _score_real(prepared, seed):
 
 def run_farm(args, seed: int, storage: Path) -> tuple[dict, float]:
     name = f"bench-{seed}"
-    cmd = [args.farm_python, str(REPO / "run_farm.py"), "--preset", args.preset, "--only", FAMILY,
+    cmd = [args.farm_python, str(REPO / "run_farm.py"), "--preset", args.preset, "--only", ",".join(args.families),
            "--seed", str(seed), "--storage-path", str(storage), "--name", name]
     if args.data_dir:
         cmd[cmd.index("--storage-path"):cmd.index("--storage-path")] = ["--data-dir", args.data_dir]
@@ -410,6 +414,9 @@ def parse_args(argv):
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="split seeds (0 1 2)")
     p.add_argument("--datasets", nargs="+", default=["german_credit", "diabetes"])
     p.add_argument("--preset", default="full", help="the farm preset (default full)")
+    p.add_argument("--families", type=lambda v: tuple(v.split(",")), default=FAMILIES,
+                   help=f"the farm's families to run and choose among, comma-separated (default "
+                        f"{','.join(FAMILIES)})")
     p.add_argument("--data-dir", default=default_data,
                    help=f"datasets root (default {default_data or 'the farm lookup: cache/download'})")
     p.add_argument("--ctgan-epochs", type=int, default=None,
@@ -563,8 +570,9 @@ def main(argv=None) -> int:
         "- \\* real (TRTR): the forest trained on the real train rows; its detection AUC is real "
         "train vs real test and its DCR is the real test rows' distance to the train rows, i.e. "
         "what fresh real rows score.",
-        f"- farm {FAMILY}: per dataset and seed the ONE trial with the highest `{SELECT}` (the "
-        "farm's selection metric, computed on fit/val only), among all trials of the preset. "
+        f"- farm ({', '.join(args.families)}): per dataset and seed the ONE trial with the "
+        f"highest `{SELECT}` (the farm's selection metric, computed on fit/val only), among all "
+        "trials of those families in the preset. "
         "The farm's GAN trains on the `fit` rows only (val picks its epoch and trial); CTGAN and "
         "TVAE train on fit + val.",
         f"- † farm wall time: the whole `run_farm.py` command for that seed (Ray start, "

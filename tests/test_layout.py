@@ -381,8 +381,8 @@ def test_every_family_is_one_name_in_the_yaml_its_kind_and_its_module():
         for name, section in (yaml.safe_load(path.read_text()).get("families") or {}).items():
             assert section["kind"] == name, (path.name, name)
             assert (FARM / "families" / f"{name.replace('-', '_')}.py").is_file(), name
-    assert set(PARAMS) == set(MODALITY) == {"tabular-a", "tabular-b", "fruit-pairs", "spiked",
-                                            "conditional"}
+    assert set(PARAMS) == set(MODALITY) == {"tabular-a", "tabular-b", "tabular-forest",
+                                            "fruit-pairs", "spiked", "conditional"}
     for former, now in FORMER_KIND_NAMES.items():
         assert former in PARAMS and PARAMS[former] is PARAMS[now]
         assert MODALITY.get(former) == MODALITY[now]

@@ -80,6 +80,37 @@ class ConfidenceParams(TabularParams):
             raise ValueError(f"error_tolerance must be in [0, 1), got {self.error_tolerance}")
 
 
+@dataclass(frozen=True)
+class ForestParams:
+    """tabular-forest (farm/families/tabular_forest.py): Forest-Flow's settings; the defaults
+    are the reference code's (ForestDiffusion 1.0.6: n_t 50, duplicate_K 100, XGBoost depth 7,
+    eta 0.3, 100 trees, a model per class)."""
+
+    n_t: int = 50                # noise levels (one regressor each, per class)
+    duplicate_k: int = 100       # noise draws per real row
+    max_depth: int = 7
+    eta: float = 0.3
+    rounds_per_epoch: int = 10   # boosting rounds every regressor takes per epoch
+    per_class: bool = True       # a model per class of the target (the reference's label_y)
+    # XGBoost's multi-output trees: one_output_per_tree (the reference's: a tree per column
+    # per round) or multi_output_tree (a tree with vector leaves per round: far fewer trees
+    # on a wide encoded table)
+    multi_strategy: str = "one_output_per_tree"
+    eval_rows: int = 0           # rows sampled per evaluation; 0 = as many as the fit split
+    metric_trees: int = 50       # forest size for the per-epoch utility metric
+
+    def __post_init__(self):
+        if self.n_t < 2 or self.duplicate_k < 1 or self.rounds_per_epoch < 1:
+            raise ValueError(f"n_t must be at least 2, duplicate_k and rounds_per_epoch at least "
+                             f"1 (got {self.n_t}, {self.duplicate_k}, {self.rounds_per_epoch})")
+        if self.multi_strategy not in ("one_output_per_tree", "multi_output_tree"):
+            raise ValueError(f"multi_strategy must be one_output_per_tree or multi_output_tree "
+                             f"(got {self.multi_strategy!r})")
+        if self.max_depth < 1 or not self.eta > 0:
+            raise ValueError(f"max_depth must be at least 1 and eta above 0 (got "
+                             f"{self.max_depth}, {self.eta})")
+
+
 AUTOCAST = ("", "bf16")   # an image trial's `autocast`: none, or bfloat16 (farm/gan/precision.py)
 
 
@@ -202,11 +233,13 @@ SHARED_START_KINDS = ("fruit-pairs",)  # the kinds whose trials can begin from a
 PARAMS: dict[str, type] = ByKind({
     "tabular-a": TabularParams,
     "tabular-b": ConfidenceParams,
+    "tabular-forest": ForestParams,
     "fruit-pairs": ImageParams,
     "spiked": ImageParams,
     "conditional": ConditionalParams,
 })
-MODALITY = ByKind({"tabular-a": "table", "tabular-b": "table", "fruit-pairs": "image",
+MODALITY = ByKind({"tabular-a": "table", "tabular-b": "table", "tabular-forest": "table",
+                   "fruit-pairs": "image",
                    "spiked": "image", "conditional": "image"})
 
 

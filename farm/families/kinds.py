@@ -10,7 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from farm.config.family_params import ByKind
-from farm.families import conditional, fruit_pairs, spiked, tabular_a, tabular_b
+from farm.families import (conditional, fruit_pairs, spiked, tabular_a, tabular_b,
+                           tabular_forest)
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,9 @@ class FamilyKind:
     start_key: Callable = lambda spec: None
     grow_start: Callable | None = None
     begin: Callable = lambda pair, view: None
+    # a family grown without GAN steps (tabular-forest): (pair, game, epoch) -> the epoch's
+    # stats as 0-dim tensors, instead of farm.gan.gan_loop.gan_epoch over the real rows
+    epoch: Callable | None = None
 
 
 KINDS: dict[str, FamilyKind] = ByKind({
@@ -35,6 +39,10 @@ KINDS: dict[str, FamilyKind] = ByKind({
                             tabular_a.evaluate, tabular_a.sample_frame),
     "tabular-b": FamilyKind(tabular_b.build, tabular_b.real_rows, tabular_b.game,
                             tabular_b.evaluate, tabular_b.sample_frame, tabular_b.pictures),
+    # Forest-Flow: scored and exported as tabular-a is; its epochs are boosting rounds
+    "tabular-forest": FamilyKind(tabular_forest.build, tabular_forest.real_rows,
+                                 tabular_forest.game, tabular_forest.evaluate,
+                                 tabular_forest.sample_frame, epoch=tabular_forest.epoch),
     "fruit-pairs": FamilyKind(fruit_pairs.build, fruit_pairs.real_rows, fruit_pairs.game,
                               fruit_pairs.evaluate, fruit_pairs.export, fruit_pairs.pictures,
                               fruit_pairs.class_view, fruit_pairs.start_key,

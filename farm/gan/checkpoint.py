@@ -24,8 +24,9 @@ def save_state(directory: Path, pair, epoch: int, history=(), game=None, order=N
              "history": [float(h) for h in history],
              "generator": pair.generator.state_dict(),
              "discriminator": pair.discriminator.state_dict(),
-             "g_opt": pair.g_opt.state_dict(),
-             "d_opt": pair.d_opt.state_dict(),
+             # a family grown without gradients (tabular-forest) has no optimizers
+             "g_opt": pair.g_opt.state_dict() if pair.g_opt is not None else {},
+             "d_opt": pair.d_opt.state_dict() if pair.d_opt is not None else {},
              "game": game.state_dict() if hasattr(game, "state_dict") else {},
              "rng": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -44,7 +45,8 @@ def restore(state: dict, pair, game) -> None:
     for name in ("generator", "discriminator"):
         getattr(pair, name).load_state_dict(state[name])
     for name in ("g_opt", "d_opt"):
-        load_keeping_rates(getattr(pair, name), state[name])
+        if getattr(pair, name) is not None:
+            load_keeping_rates(getattr(pair, name), state[name])
     if state.get("game") and hasattr(game, "load_state_dict"):
         game.load_state_dict(state["game"])
 

@@ -398,15 +398,24 @@ def _code_commit() -> str | None:
 
 def _mark_chosen_tables(trials: list[dict], tables) -> None:
     """Per (family, dataset), the trial with the best selection metric (validation data, never
-    the test split) is the one the headline reports."""
+    the test split) is the one the headline reports. Where families of a dataset are selected
+    by the same metric (tabular-a and tabular-forest: `select/score`), the best of their chosen
+    trials is also the farm's `pick` for that table: its choice among generator kinds."""
     groups: dict[tuple, list] = {}
     for t in trials:
         if t["dataset"] in tables and t["status"] == "ok" and t.get("synthetic_csv"):
             groups.setdefault((t["family"], t["dataset"]), []).append(t)
         if t["dataset"] in tables:
-            t["chosen"] = False
+            t["chosen"] = t["pick"] = False
+    rivals: dict[tuple, list] = {}
     for group in groups.values():
-        max(group, key=selection_value)["chosen"] = True
+        best = max(group, key=selection_value)
+        best["chosen"] = True
+        rivals.setdefault((best["dataset"], best["select_metric"], best["select_mode"]),
+                          []).append(best)
+    for same in rivals.values():
+        if len(same) > 1:
+            max(same, key=selection_value)["pick"] = True
 
 
 def _synthetic_rows(data_cfg: dict, p) -> int:

@@ -403,7 +403,8 @@ def _table_rows(info: dict, trials: list[dict]) -> list[list[str]]:
                 _num(field.get("column_shapes")), _num(field.get("column_pair_trends")),
                 _num(field.get("detection_xgb")), _num(field.get("dcr_share"))]
 
-    rows = [cells(str(t.get("family", "")), str(t.get("setting", "")), t)
+    rows = [cells(str(t.get("family", "")) + (" (the farm's pick)" if t.get("pick") else ""),
+                  str(t.get("setting", "")), t)
             for t in trials if t.get("chosen")]
     smote = info.get("smote") or {}
     if rows and smote and not smote.get("skipped"):

@@ -157,7 +157,7 @@ class Generator:
         import pandas as pd
         import torch
 
-        from farm.families import tabular_a, tabular_b
+        from farm.families import tabular_b
 
         rng = torch.Generator().manual_seed(seed)
         frames = []
@@ -168,9 +168,9 @@ class Generator:
                 frames.append(tabular_b.sample_frame(self.module, self.params, self.data,
                                                      len(block), seed, block, rng))
         else:
-            for start in range(0, n, ROW_BLOCK):
-                frames.append(tabular_a.sample_frame(self.module, self.params, self.data,
-                                                   min(ROW_BLOCK, n - start), seed, rng))
+            for start in range(0, n, ROW_BLOCK):  # the kind's own sampler (tabular-a's,
+                frames.append(self.kind.export(  # tabular-forest's)
+                    self.module, self.params, self.data, min(ROW_BLOCK, n - start), seed, rng))
         return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
     def _stream(self, seed: int, name: str) -> int:

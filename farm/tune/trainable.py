@@ -84,9 +84,12 @@ def train_gan(config: dict, datasets: dict) -> None:
     writer = None
     tick = time.perf_counter()
     for epoch in range(start, spec["epochs"] + 1):
-        batches = shuffled_batches(real, params.batch_size, order)
-        with precision.steps(device):
-            window.append(gan_epoch(pair, batches, game, epoch, sync=False))
+        if kind.epoch is not None:  # a family grown without GAN steps
+            window.append(kind.epoch(pair, game, epoch))
+        else:
+            batches = shuffled_batches(real, params.batch_size, order)
+            with precision.steps(device):
+                window.append(gan_epoch(pair, batches, game, epoch, sync=False))
         if epoch % spec["eval_every"] and epoch != spec["epochs"]:
             continue
         train_seconds = time.perf_counter() - tick

@@ -44,6 +44,7 @@ SHARED_TABULAR = {"fidelity/score", "correlation_diff", "detection_auc", "utilit
                   "diversity"}  # farm.metrics.tabular.tabular_report, used by both kinds
 REPORTED = {
     "tabular-a": SHARED_TABULAR | {"select/score"},
+    "tabular-forest": SHARED_TABULAR | {"select/score"},
     "tabular-b": SHARED_TABULAR | {"confidence/error", "confidence/coverage", "balance/positive",
                                    "select/confidence"},
     "fruit-pairs": {"kid", "judge_accuracy", "diversity", "useful", "useful_accuracy"},

@@ -45,10 +45,12 @@ def test_tiny_farm_writes_summary_checkpoints_and_csvs(tiny_run, shared_data):
     summary = json.loads((experiment / "summary.json").read_text())
     tables = [t for t in summary["trials"] if t["family"].startswith("tabular")]
     assert {(t["family"], t["dataset"]) for t in tables} == {
-        (f, d) for f in ("tabular-a", "tabular-b") for d in ("german_credit", "diabetes")}
+        (f, d) for f in ("tabular-a", "tabular-b", "tabular-forest")
+        for d in ("german_credit", "diabetes")}
     for trial in tables:
         assert trial["status"] == "ok"
-        assert isinstance(trial["best_epoch"], int) and trial["best_epoch"] in (2, 4)
+        evaluated = (1, 2) if trial["family"] == "tabular-forest" else (2, 4)
+        assert isinstance(trial["best_epoch"], int) and trial["best_epoch"] in evaluated
         assert 0.0 <= trial["metrics"]["detection_auc"] <= 1.0
         assert trial["select_metric"] in trial["metrics"] and "dcr/median" in trial["metrics"]
         state = torch.load(Path(trial["checkpoint"]) / "state.pt", weights_only=True)
@@ -254,6 +256,11 @@ def test_tables_get_real_plus_synthetic_a_chosen_trial_and_a_manifest(tiny_run):
     for trial in tables:
         assert 0.0 <= trial["real_plus_synthetic"]["auc"] <= 1.0
         assert trial["chosen"] is True  # one trial per family and dataset in the tiny preset
+    for dataset in ("german_credit", "diabetes"):  # the farm's pick among kinds by select/score
+        rivals = [t for t in tables if t["dataset"] == dataset and t["family"] != "tabular-b"]
+        best = max(rivals, key=lambda t: t["metrics"]["select/score"])
+        assert [t["trial"] for t in tables if t["dataset"] == dataset and t["pick"]] == [
+            best["trial"]]
     manifest = json.loads(
         (experiment / "synthetic" / "german_credit" / "manifest.json").read_text())
     assert sorted(f["file"] for f in manifest["files"]) == sorted(

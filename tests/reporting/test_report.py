@@ -131,7 +131,7 @@ def _experiment(tmp_path, pngs) -> tuple[Path, list[Path]]:
                   "dcr_share": 0.512},
         "figures": {"tsne": png("tsne.png", "curves"),
                     "confidence_scatter": png("scatter.png", "curves")},
-        "chosen": True}
+        "chosen": True, "pick": True}
     failed = {"family": "ctgan", "dataset": "credit", "class": None, "trial": "broken_1",
               "setting": "lr=9", "params": {}, "seed": 1, "status": "error",
               "error": "Traceback...\nValueError: loss is <NaN>", "best_epoch": None,
@@ -245,6 +245,7 @@ def test_report_headline_numbers_and_tables(tmp_path, pngs):
                    "0.722", "0.758", "0.904", "0.839", "0.867", "0.511"):  # SMOTE's row
         assert number in text and number in md, number
     assert "SMOTE (baseline)" in text and "SMOTE (baseline)" in md
+    assert "(the farm's pick)" in text and "(the farm's pick)" in md
     assert "ContingencySimilarity" in text
     phases = "prepare 20 s (6%) · judge 30 s (9%) · trials 240 s (75%) · evaluator 31 s (10%)"
     assert phases in text and phases in md

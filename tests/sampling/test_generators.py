@@ -55,7 +55,25 @@ def made(diabetes):
                                     image_data("fids30", CLASSES, 32)), None),
     }
     torch.manual_seed(0)
-    return {kind: Generator(spec, None, forest) for kind, (spec, forest) in specs.items()}
+    made = {kind: Generator(spec, None, forest) for kind, (spec, forest) in specs.items()}
+    made["tabular-forest"] = Generator(_spec("tabular-forest", FOREST, rows), _grown_forest(
+        transformer, table))  # a forest samples only once grown: a few rounds of a small one
+    return made
+
+
+FOREST = {"n_t": 4, "duplicate_k": 2, "max_depth": 3}
+
+
+def _grown_forest(transformer, table) -> dict:
+    from farm.models.forest_flow import FlowProblems, ForestFlow, booster_params
+
+    encoded = transformer.transform(table.frame)
+    block = transformer.block(table.target)
+    labels = encoded[:, block.start:block.stop].argmax(axis=1)
+    problems = FlowProblems(2 * encoded - 1, labels, FOREST["n_t"], FOREST["duplicate_k"], 0)
+    forest = ForestFlow(transformer.width, FOREST["n_t"], problems.class_counts)
+    problems.grow(forest, 3, booster_params(FOREST["max_depth"], 0.3, 0))
+    return forest.state_dict()
 
 
 def _draw(generator, n, seed, **request):
@@ -69,8 +87,8 @@ def _same(a, b) -> bool:
     return np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
 
 
-@pytest.mark.parametrize("kind", ["tabular-a", "tabular-b", "fruit-pairs", "spiked",
-                                  "conditional"])
+@pytest.mark.parametrize("kind", ["tabular-a", "tabular-b", "tabular-forest", "fruit-pairs",
+                                  "spiked", "conditional"])
 def test_every_kind_samples_the_same_from_its_file(made, kind, tmp_path):
     generator = made[kind]
     first = _draw(generator, 6, 11)
@@ -85,11 +103,12 @@ def test_every_kind_samples_the_same_from_its_file(made, kind, tmp_path):
 def test_rows_keep_the_tables_schema(made, diabetes):
     table, _, _ = diabetes
     plain, steered = made["tabular-a"].sample(50, seed=1), made["tabular-b"].sample(50, seed=1)
-    assert list(plain.columns) == list(table.frame.columns)
+    trees = made["tabular-forest"].sample(50, seed=1)
+    assert list(plain.columns) == list(trees.columns) == list(table.frame.columns)
     assert list(steered.columns) == list(table.frame.columns) + ["requested_confidence",
                                                                  "achieved_confidence"]
     for column in table.columns:
-        for frame in (plain, steered):
+        for frame in (plain, steered, trees):
             if column.kind == "nominal":
                 assert set(frame[column.name]) <= set(column.categories)
             else:
@@ -110,6 +129,8 @@ def test_long_samples_read_one_stream_in_blocks(made, monkeypatch):
     rows = made["tabular-a"].sample(20, seed=3)
     assert len(rows) == 20 and rows.index.tolist() == list(range(20))
     pd.testing.assert_frame_equal(rows.head(7), made["tabular-a"].sample(7, seed=3))
+    trees = made["tabular-forest"].sample(20, seed=3)
+    pd.testing.assert_frame_equal(trees.head(7), made["tabular-forest"].sample(7, seed=3))
     asked = made["tabular-b"].sample(12, seed=3, confidence=0.5)
     pd.testing.assert_frame_equal(asked.head(5), made["tabular-b"].sample(5, seed=3,
                                                                            confidence=0.5))
