@@ -198,16 +198,21 @@ def headline(summary: dict, dataset: str, train=None) -> dict:
                       "usefulness": useful, "members_usefulness": pool.get("mean_usefulness"),
                       "choice_accuracy": pool.get("choice_accuracy"),
                       "chosen_by_farm": name == ev.get("best_pool")})
-    scored = [p for p in pools if p["usefulness"] is not None]
-    by_rule = max(scored, key=lambda p: p["usefulness"])["name"] if scored else None
-    for p in pools:  # what today's rule (the pool's own usefulness) picks
+    # what the probe (the pool's own usefulness) would pick among every pool the farm chose
+    # from, trained for the final figures or not
+    scored = {n: p.get("usefulness") for n, p in ev["pools"].items() if "same_as" not in p}
+    if any(v is None for v in scored.values()) and train is not None:
+        scored = {p["name"]: p["usefulness"] for p in pools}
+    scored = {n: v for n, v in scored.items() if v is not None}
+    by_rule = max(scored, key=scored.get) if scored else None
+    for p in pools:
         p["chosen_by_usefulness"] = p["name"] == by_rule
     return {"run_commit": summary.get("commit"), "minutes": round(summary["seconds"] / 60, 1),
             "ceiling": ev["ceiling"]["accuracy"],
             "ceiling_seeds": ev["ceiling"].get("accuracies"),
             "noise_gain": control.get("mean"), "noise_gain_ci": control.get("ci"),
             "pools": pools, "protocol": ev.get("protocol"), "test_images": ev["test_images"],
-            "best_pool_rule": ev.get("best_pool_rule"),
+            "best_pool_rule": ev.get("best_pool_rule"), "probe_would_choose": by_rule,
             # every pool the farm chose among, trained for the final figures or not
             "candidates": [{"name": name, "usefulness": pool.get("usefulness"),
                             "choice_accuracy": pool.get("choice_accuracy"),
@@ -279,15 +284,21 @@ def main() -> None:
              f"- ceiling {result['ceiling']:.3f} (seeds "
              f"{' / '.join(f'{a:.3f}' for a in result['ceiling_seeds'] or [])})",
              f"- noise control gain {_signed(result['noise_gain'])} {_ci(result['noise_gain_ci'])}",
-             "", "| pool | CAS | CAS / ceiling | gain [95%] | usefulness | chosen | verdict |",
-             "|---|---|---|---|---|---|---|"]
+             f"- the farm's rule: {result.get('best_pool_rule') or '-'}",
+             "- every pool it chose among (val slice): " + "; ".join(
+                 f"{c['name']}{' (chosen)' if c['chosen_by_farm'] else ''} classifier "
+                 f"{_num(c['choice_accuracy'])}, probe {_num(c['usefulness'])}"
+                 for c in result.get("candidates") or []),
+             "", "| pool | CAS | CAS / ceiling | gain [95%] | val accuracy (choice) | usefulness "
+                 "(probe) | chosen by | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
     for p in result["pools"]:
-        chosen = "run" if p["chosen_by_farm"] else ""
+        chosen = "the farm" if p["chosen_by_farm"] else ""
         if p["chosen_by_usefulness"]:
-            chosen += " usefulness"
+            chosen += ", the probe"
         lines.append(f"| {p['name']} | {p['cas']:.3f} | {_num(p['cas_ratio'])} | "
-                     f"{_signed(p['gain'])} {_ci(p['gain_ci'])} | {_num(p['usefulness'])} | "
-                     f"{chosen.strip()} | {p['verdict']} |")
+                     f"{_signed(p['gain'])} {_ci(p['gain_ci'])} | {_num(p['choice_accuracy'])} | "
+                     f"{_num(p['usefulness'])} | {chosen.strip(', ')} | {p['verdict']} |")
     lines += ["", f"- collapsed pair classes (diversity < {COLLAPSED}): "
                   f"{result['collapsed_pair_classes']}",
               f"- usefulness vs checkpoint CAS, mean Spearman: {_num(result['selection_spearman'])}"

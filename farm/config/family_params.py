@@ -96,6 +96,8 @@ class ForestParams:
     # per round) or multi_output_tree (a tree with vector leaves per round: far fewer trees
     # on a wide encoded table)
     multi_strategy: str = "one_output_per_tree"
+    max_bin: int = 256           # histogram bins per column (XGBoost's default); the cost of a
+                                 # round on a wide encoded table grows with bins x columns
     eval_rows: int = 0           # rows sampled per evaluation; 0 = as many as the fit split
     metric_trees: int = 50       # forest size for the per-epoch utility metric
 
@@ -106,6 +108,8 @@ class ForestParams:
         if self.multi_strategy not in ("one_output_per_tree", "multi_output_tree"):
             raise ValueError(f"multi_strategy must be one_output_per_tree or multi_output_tree "
                              f"(got {self.multi_strategy!r})")
+        if self.max_bin < 2:
+            raise ValueError(f"max_bin must be at least 2 (got {self.max_bin})")
         if self.max_depth < 1 or not self.eta > 0:
             raise ValueError(f"max_depth must be at least 1 and eta above 0 (got "
                              f"{self.max_depth}, {self.eta})")
@@ -228,6 +232,7 @@ def kind_name(kind: str) -> str:
 
 
 SHARED_START_KINDS = ("fruit-pairs",)  # the kinds whose trials can begin from a shared start
+CPU_ONLY_KINDS = ("tabular-forest",)  # XGBoost on one thread: --gpus-per-trial gives them no GPU
 
 
 PARAMS: dict[str, type] = ByKind({

@@ -56,9 +56,9 @@ class ForestGame:
     def __init__(self, params: ForestParams, data: TabularData, seed: int):
         labels = class_codes(data) if params.per_class else None
         self.problems = FlowProblems(2.0 * data.fit_enc - 1.0, labels, params.n_t,
-                                     params.duplicate_k, seed)
+                                     params.duplicate_k, seed, params.max_bin)
         self.rounds, self.xgb = params.rounds_per_epoch, booster_params(
-            params.max_depth, params.eta, seed, params.multi_strategy)
+            params.max_depth, params.eta, seed, params.multi_strategy, params.max_bin)
 
 
 def game(params: ForestParams, data: TabularData, pair: GanPair,

@@ -33,13 +33,13 @@ def levels(n_t: int) -> np.ndarray:
 
 
 def booster_params(max_depth: int, eta: float, seed: int,
-                   multi_strategy: str = "one_output_per_tree") -> dict:
+                   multi_strategy: str = "one_output_per_tree", max_bin: int = 256) -> dict:
     """The reference's XGBoost settings (no L1/L2 penalty), one thread: the farm runs one
     trial per core. `multi_strategy` multi_output_tree grows one vector-leaf tree per round
     for all columns instead of one tree per column."""
     return {"objective": "reg:squarederror", "tree_method": "hist", "max_depth": max_depth,
             "eta": eta, "reg_lambda": 0.0, "reg_alpha": 0.0, "seed": seed, "nthread": 1,
-            "multi_strategy": multi_strategy}
+            "multi_strategy": multi_strategy, "max_bin": max_bin}
 
 
 class ForestFlow(nn.Module):
@@ -117,7 +117,7 @@ class FlowProblems:
     seed: per class and level, the inputs x_t and targets x1 - x0 as XGBoost matrices."""
 
     def __init__(self, rows: np.ndarray, labels: np.ndarray | None, n_t: int, duplicate_k: int,
-                 seed: int):
+                 seed: int, max_bin: int = 256):
         if duplicate_k < 1:
             raise ValueError(f"duplicate_k must be at least 1 (got {duplicate_k})")
         rng = np.random.default_rng(seed)
@@ -132,7 +132,8 @@ class FlowProblems:
             x0 = rng.standard_normal(x1.shape)
             target = (x1 - x0).astype(np.float32)
             self.matrices.append([
-                xgb.QuantileDMatrix((t * x1 + (1 - t) * x0).astype(np.float32), label=target)
+                xgb.QuantileDMatrix((t * x1 + (1 - t) * x0).astype(np.float32), label=target,
+                                    max_bin=max_bin)
                 for t in levels(n_t)])
 
     def grow(self, model: ForestFlow, rounds: int, params: dict) -> float:
@@ -141,8 +142,15 @@ class FlowProblems:
         errors = []
         for c, row in enumerate(self.matrices):
             for level, matrix in enumerate(row):
-                booster = xgb.train(params, matrix, num_boost_round=rounds,
-                                    xgb_model=model.boosters[c][level])
-                model.boosters[c][level] = booster
+                booster = model.boosters[c][level]
+                if booster is None:
+                    booster = model.boosters[c][level] = xgb.Booster(params, [matrix])
+                else:  # a saved model keeps its trees, not its training settings
+                    booster.set_param(params)
+                # rounds on the same booster and matrix: XGBoost keeps the matrix's predictions
+                # cached, where xgb.train(xgb_model=...) copies the model and predicts every
+                # earlier tree again
+                for _ in range(rounds):
+                    booster.update(matrix, booster.num_boosted_rounds())
                 errors.append(float(booster.eval(matrix).split(":")[-1]) ** 2)
         return float(np.mean(errors))

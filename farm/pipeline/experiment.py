@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from farm.config.classifiers import evaluator_config
-from farm.config.family_params import MODALITY
+from farm.config.family_params import CPU_ONLY_KINDS, MODALITY
 from farm.config.load import load_config
 from farm.config.plan import format_plan, plan_trials, select_families
 from farm.data.images import write_image_folder
@@ -120,14 +120,16 @@ def _settings_and_config(settings: Settings, store: Store) -> tuple[Settings, di
 
 def _gpu_shares(trials: list[dict], gpus_per_trial: float | None) -> None:
     """--gpus-per-trial replaces every family's GPU share (and is honoured even before an
-    autoscaling cluster has started a GPU node)."""
+    autoscaling cluster has started a GPU node), but for kinds that never use a GPU
+    (`CPU_ONLY_KINDS`: a share would only keep a GPU trial waiting)."""
     if gpus_per_trial is None:
         return
     if gpus_per_trial < 0 or (gpus_per_trial > 1 and not float(gpus_per_trial).is_integer()):
         raise ConfigError(f"--gpus-per-trial {gpus_per_trial}: use a share in [0, 1] "
                           "(0.25 packs four trials per GPU) or a whole number of GPUs")
     for t in trials:
-        t["resources"]["gpu"] = float(gpus_per_trial)
+        if t["kind"] not in CPU_ONLY_KINDS:
+            t["resources"]["gpu"] = float(gpus_per_trial)
 
 
 def run(settings: Settings) -> dict | None:

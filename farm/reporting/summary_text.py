@@ -79,6 +79,12 @@ def format_summary(summary: dict, store: Store) -> str:
                          f"{smote['tstr']['accuracy']:.3f}, AUC {smote['tstr']['auc']:.3f}, "
                          f"XGBoost detection {field.get('detection_xgb', float('nan')):.3f}, "
                          f"DCR share {field.get('dcr_share', float('nan')):.3f}")
+        for t in summary["trials"]:
+            if t["dataset"] == dataset and t.get("pick"):
+                lines.append(f"  {dataset}: the farm's pick among the families by "
+                             f"{t['select_metric']}: {t['trial']} "
+                             f"({t['metrics'][t['select_metric']]:.4f}, TSTR AUC "
+                             f"{t['tstr']['auc']:.3f})")
     lines += _format_evaluator(summary.get("evaluator"))
     for kind, header in (("table", f"{'detect':>7} {'TSTR acc':>8} {'TSTR AUC':>8} "
                                    f"{'real+syn acc':>12}"),
