@@ -41,6 +41,9 @@ class TabularParams:
     minibatch_features: int = 0
     eval_rows: int = 0           # rows sampled per evaluation; 0 = as many as the fit split
     metric_trees: int = 50       # forest size for the per-epoch utility metric
+    # select/score's privacy guard: epochs whose rows sit nearer the fit rows than this share
+    # of the val rows' distance (dcr/ratio) rank below all others; 0 = off
+    privacy_floor: float = 0.9
 
 
 @dataclass(frozen=True)
@@ -98,8 +101,15 @@ class ForestParams:
     multi_strategy: str = "one_output_per_tree"
     max_bin: int = 256           # histogram bins per column (XGBoost's default); the cost of a
                                  # round on a wide encoded table grows with bins x columns
+    # the least real rows a leaf averages over (XGBoost's min_child_weight = this x
+    # duplicate_k); 0 = XGBoost's default, the reference's. Larger leaves keep the samples
+    # from sitting on single train rows (diabetes: DCR 0.69 -> 0.97 of the holdout's at 20)
+    min_leaf_rows: float = 0.0
     eval_rows: int = 0           # rows sampled per evaluation; 0 = as many as the fit split
     metric_trees: int = 50       # forest size for the per-epoch utility metric
+    # select/score's privacy guard: epochs whose rows sit nearer the fit rows than this share
+    # of the val rows' distance (dcr/ratio) rank below all others; 0 = off
+    privacy_floor: float = 0.9
 
     def __post_init__(self):
         if self.n_t < 2 or self.duplicate_k < 1 or self.rounds_per_epoch < 1:
@@ -110,6 +120,9 @@ class ForestParams:
                              f"(got {self.multi_strategy!r})")
         if self.max_bin < 2:
             raise ValueError(f"max_bin must be at least 2 (got {self.max_bin})")
+        if self.min_leaf_rows < 0 or not 0 <= self.privacy_floor < 2:
+            raise ValueError(f"min_leaf_rows must be at least 0 and privacy_floor in [0, 2) "
+                             f"(got {self.min_leaf_rows}, {self.privacy_floor})")
         if self.max_depth < 1 or not self.eta > 0:
             raise ValueError(f"max_depth must be at least 1 and eta above 0 (got "
                              f"{self.max_depth}, {self.eta})")

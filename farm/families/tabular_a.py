@@ -68,7 +68,7 @@ def evaluate(G: torch.nn.Module, params: TabularParams, data: TabularData, seed:
     """Metrics against train data only (fit rows, val slice); never the test split."""
     n = params.eval_rows or len(data.fit_frame)
     metrics = report_on(sample_frame(G, params, data, n, seed), params, data, seed)
-    metrics["select/score"] = selection_score(metrics)
+    metrics["select/score"] = selection_score(metrics, params.privacy_floor)
     return metrics
 
 
@@ -82,10 +82,16 @@ def report_on(synth: pd.DataFrame, params: TabularParams, data: TabularData, see
         holdout_enc=data.val_enc)
 
 
-def selection_score(m: dict) -> float:
+def selection_score(m: dict, privacy_floor: float = 0.0) -> float:
     """One number to pick the best epoch: utility, marginal fidelity and undetectability alike.
 
-    Each term is in [0, 1] with 1 best; detection AUC counts as 1 - 2|AUC - 0.5|.
+    Each term is in [0, 1] with 1 best; detection AUC counts as 1 - 2|AUC - 0.5|. A privacy
+    guard comes first: an epoch whose rows sit nearer the fit rows than `privacy_floor` of what
+    the val rows do (`dcr/ratio`) scores 1 lower, so it ranks below every epoch that clears the
+    floor, and such epochs still rank among themselves. 0 turns the guard off; without a val
+    slice there is no ratio and no guard.
     """
     undetectable = 1.0 - 2.0 * abs(m["detection_auc"] - 0.5)
-    return float(np.mean([m["utility/auc"], m["fidelity/score"], undetectable]))
+    score = float(np.mean([m["utility/auc"], m["fidelity/score"], undetectable]))
+    ratio = m.get("dcr/ratio", float("nan"))
+    return score - 1.0 if privacy_floor > 0 and ratio < privacy_floor else score

@@ -58,7 +58,8 @@ class ForestGame:
         self.problems = FlowProblems(2.0 * data.fit_enc - 1.0, labels, params.n_t,
                                      params.duplicate_k, seed, params.max_bin)
         self.rounds, self.xgb = params.rounds_per_epoch, booster_params(
-            params.max_depth, params.eta, seed, params.multi_strategy, params.max_bin)
+            params.max_depth, params.eta, seed, params.multi_strategy, params.max_bin,
+            min_child_weight=max(1.0, params.min_leaf_rows * params.duplicate_k))
 
 
 def game(params: ForestParams, data: TabularData, pair: GanPair,
@@ -93,6 +94,6 @@ def evaluate(forest: ForestFlow, params: ForestParams, data: TabularData, seed: 
     """tabular-a's metrics (fit rows and val slice; never the test split) and its score."""
     n = params.eval_rows or len(data.fit_frame)
     metrics = report_on(sample_frame(forest, params, data, n, seed), params, data, seed)
-    metrics["select/score"] = selection_score(metrics)
+    metrics["select/score"] = selection_score(metrics, params.privacy_floor)
     metrics["rounds"] = forest.rounds  # boosting rounds so far: what an epoch means here
     return metrics

@@ -21,6 +21,8 @@ bench/field_metrics.py):
   nearer than their closest holdout row, the two real sets of equal size (the larger one
   subsampled); 0.5 = the synthetic rows sit no closer to the train rows than fresh rows do.
   A tie counts a half.
+* `dcr_ratio`: the synthetic rows' median distance to their closest train row over the holdout
+  rows' own (1 = as far as fresh rows; the benchmark's privacy target is at least 0.9).
 
 Every function takes real and synthetic rows as they are everywhere else in the farm: decoded
 frames for the per-column and per-pair scores, rows encoded by one transformer for the rest.
@@ -184,13 +186,24 @@ def dcr_share(train_enc, holdout_enc, synth_enc, seed: int = 0) -> float:
     return float(np.mean((to_train < to_holdout) + 0.5 * (to_train == to_holdout)))
 
 
+def dcr_ratio(train_enc, holdout_enc, synth_enc) -> float:
+    """The synthetic rows' median distance to their closest train row over the holdout rows'
+    own: 1 = as far from the train rows as fresh real rows, near 0 = copies (the privacy
+    figure the benchmark's target reads, >= 0.9)."""
+    train = np.asarray(train_enc, np.float64)
+    fresh = np.median(_nearest(train, np.asarray(holdout_enc, np.float64)))
+    synth = np.median(_nearest(train, np.asarray(synth_enc, np.float64)))
+    return float(synth / fresh) if fresh > 0 else float("nan")
+
+
 def field_report(real: pd.DataFrame, synth: pd.DataFrame, numeric: Sequence[str],
                  nominal: Sequence[str], real_enc, synth_enc, holdout_enc=None,
                  seed: int = 0) -> dict[str, float]:
-    """Every score above in one flat dict (`dcr_share` only with a holdout)."""
+    """Every score above in one flat dict (`dcr_share` and `dcr_ratio` only with a holdout)."""
     out = column_shapes(real, synth, numeric, nominal)
     out.update(pair_trends(real, synth, numeric, nominal))
     out["detection_xgb"] = detection_xgb(real_enc, synth_enc, seed)
     if holdout_enc is not None:
         out["dcr_share"] = dcr_share(real_enc, holdout_enc, synth_enc, seed)
+        out["dcr_ratio"] = dcr_ratio(real_enc, holdout_enc, synth_enc)
     return out

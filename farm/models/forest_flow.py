@@ -33,13 +33,17 @@ def levels(n_t: int) -> np.ndarray:
 
 
 def booster_params(max_depth: int, eta: float, seed: int,
-                   multi_strategy: str = "one_output_per_tree", max_bin: int = 256) -> dict:
+                   multi_strategy: str = "one_output_per_tree", max_bin: int = 256,
+                   min_child_weight: float = 1.0) -> dict:
     """The reference's XGBoost settings (no L1/L2 penalty), one thread: the farm runs one
     trial per core. `multi_strategy` multi_output_tree grows one vector-leaf tree per round
-    for all columns instead of one tree per column."""
+    for all columns instead of one tree per column. `min_child_weight` (XGBoost's default 1)
+    is the least training rows a leaf holds under squared error: larger leaves average over
+    more real rows, so samples sit less close to any one of them."""
     return {"objective": "reg:squarederror", "tree_method": "hist", "max_depth": max_depth,
             "eta": eta, "reg_lambda": 0.0, "reg_alpha": 0.0, "seed": seed, "nthread": 1,
-            "multi_strategy": multi_strategy, "max_bin": max_bin}
+            "multi_strategy": multi_strategy, "max_bin": max_bin,
+            "min_child_weight": min_child_weight}
 
 
 class ForestFlow(nn.Module):

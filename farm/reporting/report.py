@@ -382,13 +382,15 @@ def _table_headline(dataset: str, info: dict, trials: list[dict]) -> str:
 
 TABLE_HEADER = ["family", "setting", "TSTR acc", "TSTR AUC", "real+synth acc",
                 "real+synth AUC", "column shapes", "pair trends", "detection (XGBoost)",
-                "DCR share"]
+                "DCR share", "DCR / holdout's"]
 FIELD_NOTE = ("Column shapes: the mean KSComplement / TVComplement over columns; pair trends: "
               "the mean CorrelationSimilarity / ContingencySimilarity over column pairs "
               "(SDMetrics' definitions, 1 = identical); detection: synthcity's XGBoost "
               "detection AUC against the real train rows (0.5 = indistinguishable); DCR share: "
               "the share of synthetic rows nearer the train rows than the test rows (TabSyn's; "
-              "0.5 = as far as fresh rows). SMOTE is the interpolation baseline, fitted on the "
+              "0.5 = as far as fresh rows); DCR / holdout's: the synthetic rows' median distance to "
+              "the closest train row over the test rows' (1 = as far as fresh rows, under 0.9 = "
+              "close to copying). SMOTE is the interpolation baseline, fitted on the "
               "same train rows.")
 
 
@@ -401,7 +403,8 @@ def _table_rows(info: dict, trials: list[dict]) -> list[list[str]]:
                 _num(_get(scores, "real_plus_synthetic", "accuracy")),
                 _num(_get(scores, "real_plus_synthetic", "auc")),
                 _num(field.get("column_shapes")), _num(field.get("column_pair_trends")),
-                _num(field.get("detection_xgb")), _num(field.get("dcr_share"))]
+                _num(field.get("detection_xgb")), _num(field.get("dcr_share")),
+                _num(field.get("dcr_ratio"))]
 
     rows = [cells(str(t.get("family", "")) + (" (the farm's pick)" if t.get("pick") else ""),
                   str(t.get("setting", "")), t)

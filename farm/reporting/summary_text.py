@@ -78,7 +78,8 @@ def format_summary(summary: dict, store: Store) -> str:
             lines.append(f"  {dataset}: SMOTE baseline (interpolation) TSTR accuracy "
                          f"{smote['tstr']['accuracy']:.3f}, AUC {smote['tstr']['auc']:.3f}, "
                          f"XGBoost detection {field.get('detection_xgb', float('nan')):.3f}, "
-                         f"DCR share {field.get('dcr_share', float('nan')):.3f}")
+                         f"DCR share {field.get('dcr_share', float('nan')):.3f}, "
+                         f"DCR / holdout's {field.get('dcr_ratio', float('nan')):.2f}")
         for t in summary["trials"]:
             if t["dataset"] == dataset and t.get("pick"):
                 lines.append(f"  {dataset}: the farm's pick among the families by "

@@ -60,6 +60,7 @@ def test_the_baseline_is_scored_as_a_trial_is(diabetes):
     # numbers interpolated between train rows sit nearer them than fresh rows do (0.695 at
     # 537 rows; German credit's nominal columns, taken as the neighbours' mode, give 0.51)
     assert field["dcr_share"] > 0.6
+    assert field["dcr_ratio"] < 0.6  # and at under half the holdout's distance (0.40 in the bench)
 
 
 def test_the_final_dcr_share_holds_the_test_rows_out(german):
@@ -68,5 +69,7 @@ def test_the_final_dcr_share_holds_the_test_rows_out(german):
     often as they survive the cut to the test split's size."""
     field = field_scores(german.test_frame(), german, seed=0)
     assert field["dcr_share"] == 0.0 and field["column_shapes"] > 0.9
-    train = field_scores(german.train_frame(), german, seed=0)["dcr_share"]
-    assert train >= len(german.split.test) / len(german.split.train)
+    assert field["dcr_ratio"] == pytest.approx(1.0)  # the holdout read against itself
+    train = field_scores(german.train_frame(), german, seed=0)
+    assert train["dcr_share"] >= len(german.split.test) / len(german.split.train)
+    assert train["dcr_ratio"] == 0.0

@@ -49,9 +49,29 @@ def test_the_forest_learns_each_class_and_loads_from_a_weights_only_checkpoint(t
         ForestFlow(2, 4, [1, 1]).load_state_dict(forest.state_dict())
 
 
+def test_larger_leaves_keep_samples_off_the_train_rows():
+    """`min_leaf_rows`: at the reference's one-row leaves, 40 rows x 50 noise draws are learnt
+    nearly by heart; leaves of 10 rows average over neighbours, so samples sit farther from
+    the nearest train row."""
+    from farm.metrics.tabular import distance_to_closest_record
+
+    rng = np.random.default_rng(0)
+    rows = rng.uniform(-1, 1, (40, 3))
+    fresh = distance_to_closest_record(rows, rng.uniform(-1, 1, (400, 3)))["dcr/median"]
+    medians = []
+    for leaf_rows in (0, 10):
+        problems = FlowProblems(rows, None, n_t=10, duplicate_k=50, seed=0)
+        forest = ForestFlow(3, 10, problems.class_counts)
+        problems.grow(forest, 30, booster_params(6, 0.3, 0, min_child_weight=max(1, leaf_rows * 50)))
+        out = forest(torch.randn(400, 3, generator=torch.Generator().manual_seed(1))).numpy()
+        medians.append(distance_to_closest_record(rows, out)["dcr/median"])
+    assert medians[0] < 0.6 * fresh and medians[1] > 0.8 * fresh  # measured: 0.45, 0.90
+
+
 def test_forest_settings_are_checked():
     assert params_from("tabular-forest", {}) == ForestParams()
-    for bad in ({"n_t": 1}, {"duplicate_k": 0}, {"eta": 0}, {"multi_strategy": "trees"}):
+    for bad in ({"n_t": 1}, {"duplicate_k": 0}, {"eta": 0}, {"multi_strategy": "trees"},
+                {"min_leaf_rows": -1}, {"privacy_floor": 2.0}):
         with pytest.raises(ValueError):
             params_from("tabular-forest", bad)
 

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from scipy.io import arff
 
+from farm.metrics.field import dcr_ratio
 from farm.metrics.tabular import (
     column_fidelity,
     correlation_difference,
@@ -253,6 +254,16 @@ def test_dcr_fresh_rows_are_not_copies(german_halves):
     # fresh real rows sit at about the real-vs-real scale
     assert 0.5 < out["dcr/median"] / out["dcr/real_median"] < 1.5
     assert out == distance_to_closest_record(enc(a), enc(b), seed=3)
+
+
+def test_dcr_ratio_reads_synthetic_rows_against_fresh_ones(german_halves):
+    """`dcr_ratio` (a trial's `dcr/ratio`, select/score's privacy guard): copies of the train
+    rows score 0, fresh real rows about 1 (the holdout is another half of the same table)."""
+    a, b, enc, _ = german_halves
+    train, fresh, holdout = enc(a.iloc[:250]), enc(a.iloc[250:]), enc(b)
+    assert dcr_ratio(train, holdout, train[:100]) == 0.0
+    assert 0.85 < dcr_ratio(train, holdout, fresh) < 1.15
+    assert np.isnan(dcr_ratio(train, train, fresh))  # holdout = train: no scale, no ratio
 
 
 def test_diversity_collapse_and_subsample():

@@ -128,7 +128,7 @@ def _experiment(tmp_path, pngs) -> tuple[Path, list[Path]]:
         "tstr": {"accuracy": 0.701, "auc": 0.733},
         "real_plus_synthetic": {"accuracy": 0.745, "auc": 0.781},
         "field": {"column_shapes": 0.911, "column_pair_trends": 0.877, "detection_xgb": 0.642,
-                  "dcr_share": 0.512},
+                  "dcr_share": 0.512, "dcr_ratio": 0.957},
         "figures": {"tsne": png("tsne.png", "curves"),
                     "confidence_scatter": png("scatter.png", "curves")},
         "chosen": True, "pick": True}
@@ -171,7 +171,8 @@ def _experiment(tmp_path, pngs) -> tuple[Path, list[Path]]:
                        "smote": {"tstr": {"accuracy": 0.722, "auc": 0.758},
                                  "real_plus_synthetic": {"accuracy": 0.751, "auc": 0.79},
                                  "field": {"column_shapes": 0.904, "column_pair_trends": 0.839,
-                                           "detection_xgb": 0.867, "dcr_share": 0.511}},
+                                           "detection_xgb": 0.867, "dcr_share": 0.511,
+                                           "dcr_ratio": 0.403}},
                        "black_box": {"positive_class": "good", "test_accuracy": 0.75,
                                      "test_auc": 0.77,
                                      "figures": {"roc": png("roc.png", "curves"),
@@ -241,8 +242,8 @@ def test_report_headline_numbers_and_tables(tmp_path, pngs):
                "pass as the pools are, scores 0.871 (-0.041 over real alone)")
     assert control in text and control in md
     assert "](figures/classes.png)" in md and "](figures/curves_ctgan.png)" in md
-    for number in ("0.911", "0.877", "0.642", "0.512",  # the chosen trial's field scores
-                   "0.722", "0.758", "0.904", "0.839", "0.867", "0.511"):  # SMOTE's row
+    for number in ("0.911", "0.877", "0.642", "0.512", "0.957",  # the chosen trial's field scores
+                   "0.722", "0.758", "0.904", "0.839", "0.867", "0.511", "0.403"):  # SMOTE's
         assert number in text and number in md, number
     assert "SMOTE (baseline)" in text and "SMOTE (baseline)" in md
     assert "(the farm's pick)" in text and "(the farm's pick)" in md
