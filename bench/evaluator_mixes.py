@@ -3,7 +3,7 @@
 The evaluator's answer depends on the protocol as much as on the images (issue 18). This bench
 takes one pool of a run, either the pool the farm chose (its summary's `best_pool`), the
 images of one all-class checkpoint (`--checkpoint TRIAL/checkpoint_N`, drawn as the export
-draws them), or a blend of several (comma-separated: every class takes its images in turn from
+draws them), a pool the farm builds from the run's trials (`--pool all-blend`), or a blend of several (comma-separated: every class takes its images in turn from
 each), and trains, per classifier seed:
 
 * the ceiling (the real train split alone; in `distill` it is the teacher, as in the farm's job);
@@ -26,6 +26,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,7 +43,8 @@ from farm.config.classifiers import EvaluatorConfig, evaluator_config  # noqa: E
 from farm.config.load import load_config  # noqa: E402
 from farm.evaluation.evaluate_pools import noise_control, real_plus, verdict  # noqa: E402
 from farm.evaluation.evaluator import seed_configs, tested, train_classifier  # noqa: E402
-from farm.evaluation.pools import interleaved, read_pool  # noqa: E402
+from farm.evaluation.pools import (best_of, candidates, interleaved, read_pool,  # noqa: E402
+                                   write_pool)
 from farm.metrics.paired import paired_gain  # noqa: E402
 from farm.models.classifier import scores  # noqa: E402
 from farm.pipeline.export import draw_images  # noqa: E402
@@ -83,12 +85,30 @@ def blended(draws: list[dict], classes: list[str]) -> tuple[np.ndarray, np.ndarr
     return np.concatenate(xs), np.concatenate(ys)
 
 
+def built_pool(summary: dict, dataset: str, name: str, classes: list[str]):
+    """(images, labels) of pool `name` as the farm would build it from the run's trials today
+    (farm.evaluation.pools), whether or not the run built it: e.g. `all-blend` on a run made
+    before that pool existed."""
+    trials = [{k: v for k, v in t.items() if k != "pools"} for t in summary["trials"]
+              if t["dataset"] == dataset and t.get("synthetic_dir")]
+    pools = best_of(candidates(trials), classes)
+    if name not in pools:
+        raise SystemExit(f"the run's trials build no pool {name!r} (they build "
+                         f"{', '.join(pools)})")
+    with tempfile.TemporaryDirectory(prefix="bench-mixes-pool-") as tmp:
+        write_pool(Path(tmp) / name, name, dataset, pools[name])
+        return read_pool(Path(tmp) / name, classes)
+
+
 def pool_images(experiment: Path, summary: dict | None, dataset: str, checkpoint: str | None,
-                prepared, config: dict, judge_filter: int | None = None) \
-        -> tuple[str, np.ndarray, np.ndarray]:
+                prepared, config: dict, judge_filter: int | None = None,
+                pool: str | None = None) -> tuple[str, np.ndarray, np.ndarray]:
     """(what the pool is, images, labels): one checkpoint's draw, a blend of several
-    (comma-separated), or the farm's chosen pool."""
+    (comma-separated), a pool built from the run's trials by name, or the farm's chosen pool."""
     classes = list(prepared.images.classes)
+    if pool:
+        x, y = built_pool(summary, dataset, pool, classes)
+        return f"pool {pool} (built from the run's trials)", x, y
     if checkpoint:
         names = checkpoint.split(",")
         x, y = blended([checkpoint_draw(experiment, name, prepared, config, judge_filter)
@@ -135,6 +155,8 @@ def main() -> None:
                         "farm's chosen pool)")
     parser.add_argument("--judge-filter", type=int, help="with --checkpoint: draw N x and keep "
                         "the share the judge finds most like its class (default: the run's)")
+    parser.add_argument("--pool", help="a pool the farm builds from the run's trials, by name "
+                        "(e.g. all-blend), instead of the pool it chose")
     parser.add_argument("--mixes", default="extra,distill:1.0")
     parser.add_argument("--seeds", type=int, help="classifier seeds (default: the config's)")
     parser.add_argument("--first-seed", type=int, default=None,
@@ -162,7 +184,7 @@ def main() -> None:
     real, test = real_and_test(prepared)
     classes = len(prepared.images.classes)
     what, x, y = pool_images(args.experiment, summary, args.dataset, args.checkpoint, prepared,
-                             config, args.judge_filter)
+                             config, args.judge_filter, args.pool)
     mixes = args.mixes.split(",")
     tasks = {"pool": real_plus("real+synthetic", real, x, y),
              "noise": noise_control(real, len(y), classes, noise_seed)}

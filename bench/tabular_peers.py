@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import time
 import warnings
+from contextlib import contextmanager
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -55,8 +57,29 @@ def fit_smote(prepared: PreparedTable, seed: int) -> pd.DataFrame:
     return smote_rows(train, prepared.table.target, list(prepared.table.nominal), len(train), seed)
 
 
+@contextmanager
+def quantile_bins(max_bin: int):
+    """ForestDiffusion 1.0.6 passes extra XGBoost kwargs (`max_bin`) to the booster but builds
+    its QuantileDMatrix with XGBoost's default 256 bins, and XGBoost refuses the mismatch; so
+    while it trains, its module's QuantileDMatrix takes `max_bin` too."""
+    import ForestDiffusion.diffusion_with_trees_class as module
+    import xgboost
+
+    if max_bin == 256:
+        yield
+        return
+    original = xgboost.QuantileDMatrix
+    module.xgb = SimpleNamespace(**{name: getattr(xgboost, name) for name in dir(xgboost)
+                                    if not name.startswith("__")})
+    module.xgb.QuantileDMatrix = lambda *a, **k: original(*a, **{"max_bin": max_bin, **k})
+    try:
+        yield
+    finally:
+        module.xgb = xgboost
+
+
 def fit_forest_flow(prepared: PreparedTable, seed: int, n_t: int, duplicate_k: int,
-                    n_jobs: int = 1) -> pd.DataFrame:
+                    n_jobs: int = 1, max_bin: int = 256) -> pd.DataFrame:
     """Nominal columns as integer codes (`cat_indexes` when 3 or more categories, else
     `bin_indexes`), integer columns as `int_indexes`, the target as `label_y` (one model per
     class, as its paper does for classification tables). `n_jobs` 1 (the default) fits one
@@ -75,10 +98,12 @@ def fit_forest_flow(prepared: PreparedTable, seed: int, n_t: int, duplicate_k: i
         elif pd.api.types.is_integer_dtype(train[c]):
             integer.append(i)
     labels, classes = pd.factorize(train[target])
-    model = ForestDiffusionModel(X.to_numpy(dtype=np.float64), label_y=labels, n_t=n_t,
-                                 duplicate_K=duplicate_k, cat_indexes=cat, bin_indexes=binary,
-                                 int_indexes=integer, diffusion_type="flow", n_jobs=n_jobs,
-                                 seed=seed)
+    with quantile_bins(max_bin):  # the model trains in its constructor
+        model = ForestDiffusionModel(X.to_numpy(dtype=np.float64), label_y=labels, n_t=n_t,
+                                     duplicate_K=duplicate_k, cat_indexes=cat,
+                                     bin_indexes=binary, int_indexes=integer,
+                                     diffusion_type="flow", n_jobs=n_jobs, seed=seed,
+                                     max_bin=max_bin)  # an XGBoost kwarg it passes on
     # ForestDiffusion 1.0.6 rounds integer columns in place in `clip_extremes`, on the read-only
     # array pandas 3 hands back from `clean_onehot_data`: give it a writable copy
     clean = model.clean_onehot_data
@@ -117,7 +142,8 @@ def fit(kind: str, prepared: PreparedTable, seed: int, args, notes: set[str], da
         synthetic = fit_smote(prepared, seed)
     elif kind == "Forest-Flow":
         synthetic = fit_forest_flow(prepared, seed, args.forest_flow_nt,
-                                    duplicate_k(args, dataset), args.forest_flow_jobs)
+                                    duplicate_k(args, dataset), args.forest_flow_jobs,
+                                    getattr(args, "forest_flow_bins", 256))
     else:
         raise ValueError(f"unknown peer {kind!r} (one of {', '.join(PEERS)})")
     return synthetic, time.time() - started

@@ -174,7 +174,7 @@ def header(args, command: str, fingerprint: str) -> list[str]:
            f"{', '.join(args.peers)} (ctgan defaults, epochs "
            f"{args.ctgan_epochs if args.ctgan_epochs else 'package default (300)'}; Forest-Flow "
            f"n_t {args.forest_flow_nt}, duplicate_K {args.forest_flow_k}, "
-           f"n_jobs {args.forest_flow_jobs})")
+           f"max_bin {args.forest_flow_bins}, n_jobs {args.forest_flow_jobs})")
         + ("; the farm not run (--skip-farm)" if args.skip_farm else ""),
     ]
 
@@ -399,6 +399,7 @@ def write_json(rows: list[dict], args, command: str) -> None:
                                "preset": None if args.skip_farm else args.preset,
                                "forest_flow": {"n_t": args.forest_flow_nt,
                                                "duplicate_K": args.forest_flow_k,
+                                               "max_bin": args.forest_flow_bins,
                                                "n_jobs": args.forest_flow_jobs},
                                "records": records}, indent=2))
     say(f"wrote {out}")
@@ -431,6 +432,9 @@ def parse_args(argv):
     p.add_argument("--forest-flow-k", type=duplicate_ks, default={"*": 100},
                    help="Forest-Flow's duplicate_K (its default 100; time scales with it): one "
                         "number, or per dataset, e.g. 'diabetes=100,german_credit=20'")
+    p.add_argument("--forest-flow-bins", type=int, default=256,
+                   help="XGBoost's max_bin inside Forest-Flow (its default 256); a round's cost "
+                        "grows with bins x encoded columns")
     p.add_argument("--forest-flow-jobs", type=int, default=1,
                    help="Forest-Flow's n_jobs (default 1; more fits a model per column: "
                         "another algorithm in ForestDiffusion 1.0.6, not only a faster one)")

@@ -15,6 +15,11 @@ per class: with 5 val images a class, picking per class chose noise (laptop-7: t
 0.176 CAS where each seed's own checkpoint scored 0.25 to 0.28), and a blend's classes do not
 carry one generator's look as a cue to their label.
 
+Where several families grew the images, `all-blend` does the same over every trial of every
+family: a class's images come in turn from each family's generators, which differ in what they
+get wrong. On laptop-11 (3 conditional seeds, the per-class pairs) it scored CAS 0.334 against
+the conditional blend's 0.298 (classifier seeds 0-1, bench/RESULTS.md).
+
 Members are {class: [trial, ...]}: one trial for a pick, several for a blend. Each pool is an
 ImageFolder (`<class>/<n>.png`) with a `manifest.json` naming, for every file, the trial,
 checkpoint, epoch and seeds that made it. A pool is written beside its final place and renamed
@@ -42,6 +47,9 @@ KID_RULE = ("for each class, the trial whose chosen epoch has the lowest KID for
 BLEND = "-blend"
 BLEND_RULE = ("for each class, its images in turn from every trial of the family that grew it, "
               "each at its chosen epoch; as many images as one trial exports")
+ALL_BLEND = "all-blend"
+ALL_BLEND_RULE = ("for each class, its images in turn from every trial of every family that grew "
+                  "it, each at its chosen epoch; as many images as one trial exports")
 
 
 def class_metric(trial: dict, name: str, metric: str = "kid") -> float | None:
@@ -122,19 +130,22 @@ def choose_pools(trials: list[dict], classes) -> dict[str, dict[str, list[dict]]
 
 def best_of(groups: dict[str, list[dict]], classes) -> dict[str, dict[str, list[dict]]]:
     """{pool name: {class: [trial, ...]}} from each group of candidates: the per-class pick,
-    and `<group>-blend` for each family group where some class has several trials. Empty pools
-    are dropped."""
+    `<group>-blend` for each family group where some class has several trials, and `all-blend`
+    over every family's trials. Empty pools are dropped."""
     pools = {}
     for name, group in groups.items():
         pools[name] = best_members(group, classes)
         blend = blend_members(group, classes)
-        if name != BEST_PER_CLASS and any(len(ts) > 1 for ts in blend.values()):
-            pools[name + BLEND] = blend
+        if any(len(ts) > 1 for ts in blend.values()):
+            pools[ALL_BLEND if name == BEST_PER_CLASS else name + BLEND] = blend
     return {name: members for name, members in pools.items() if members}
 
 
 def grown_from(pool: str, groups: dict[str, list[dict]]) -> list[dict]:
-    """The trials a pool chose from: its own group's, or for `<group>-blend` that group's."""
+    """The trials a pool chose from: its own group's, for `<group>-blend` that group's, for
+    `all-blend` every family's."""
+    if pool == ALL_BLEND:
+        return groups[BEST_PER_CLASS]
     return groups[pool] if pool in groups else groups[pool.removesuffix(BLEND)]
 
 
@@ -181,7 +192,8 @@ def write_pool(folder: Path, pool: str, dataset: str, members: dict[str, list[di
         blend = any(len(ts) > 1 for ts in members.values())
         by_use = all(class_usefulness(t, c) is not None for c, ts in members.items() for t in ts)
         manifest = {"pool": pool, "dataset": dataset,
-                    "rule": BLEND_RULE if blend else RULE if by_use else KID_RULE,
+                    "rule": (ALL_BLEND_RULE if pool == ALL_BLEND else BLEND_RULE if blend
+                             else RULE if by_use else KID_RULE),
                     "members": member_names(members), "files": files}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return {"dir": str(folder), "manifest": str(folder / MANIFEST), "images": len(files),

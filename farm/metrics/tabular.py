@@ -361,8 +361,8 @@ def tabular_report(
     ``TVComplement/<column>``, their means, ``column_shapes``, ``CorrelationSimilarity``,
     ``ContingencySimilarity``, ``column_pair_trends``, and ``dcr_share`` and ``dcr/ratio``
     (the field's ``dcr_ratio``) against ``holdout_enc`` (real rows encoded like ``real_enc``
-    that the generator did not train on) when it is given. XGBoost detection is left to the final scoring: it costs more than all of
-    these together.
+    that the generator did not train on) when it is given. XGBoost detection is left to the
+    final scoring: it costs more than all of these together.
     """
     numeric, nominal = list(numeric), list(nominal)
     if (

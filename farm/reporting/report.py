@@ -278,7 +278,7 @@ def _image_headline(dataset: str, info: dict, ev: dict | None) -> str:
                "test split. GAN time: what the trials it chose from took to grow. A pool "
                "named <code>&lt;family&gt;-blend</code> takes every class's images in turn from "
                "each of the family's trials (its GAN seeds) instead of picking one per "
-               "class.</p>")
+               "class; <code>all-blend</code> does so over every trial of every family.</p>")
     out.append(_protocol_line(ev, html=True))
     out.append(_control_line(ev, html=True))
     verdicts = _verdict_lines(ev)
@@ -388,10 +388,12 @@ FIELD_NOTE = ("Column shapes: the mean KSComplement / TVComplement over columns;
               "(SDMetrics' definitions, 1 = identical); detection: synthcity's XGBoost "
               "detection AUC against the real train rows (0.5 = indistinguishable); DCR share: "
               "the share of synthetic rows nearer the train rows than the test rows (TabSyn's; "
-              "0.5 = as far as fresh rows); DCR / holdout's: the synthetic rows' median distance to "
-              "the closest train row over the test rows' (1 = as far as fresh rows, under 0.9 = "
-              "close to copying). SMOTE is the interpolation baseline, fitted on the "
-              "same train rows.")
+              "0.5 = as far as fresh rows); DCR / holdout's: the synthetic rows' median distance "
+              "to the closest train row over the test rows' (1 = as far as fresh rows, under "
+              "0.9 = close to copying). SMOTE is the interpolation baseline, fitted on the "
+              "same train rows. select/score (tabular-a, tabular-forest) is 1 lower at an "
+              "evaluation whose rows sat nearer the fit rows than 0.9 of the val rows' distance "
+              "(its privacy guard), so a value under 0 means no evaluation cleared it.")
 
 
 def _table_rows(info: dict, trials: list[dict]) -> list[list[str]]:

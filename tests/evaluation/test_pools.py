@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from farm.data.images import write_image_folder
-from farm.evaluation.pools import (BEST_PER_CLASS, BLEND_RULE, choose_pools, class_kid,
-                                   member_names, read_pool, same_as, write_pool)
+from farm.evaluation.pools import (ALL_BLEND, ALL_BLEND_RULE, BEST_PER_CLASS, BLEND_RULE,
+                                   choose_pools, class_kid, grown_from, member_names, read_pool,
+                                   same_as, write_pool)
 
 
 def _trial(name, family, cls, metrics, folder=None):
@@ -38,7 +40,9 @@ def test_pools_per_family_and_best_per_class():
     assert names == {"fruit-pairs": {"apples": ["a2"], "bananas": ["b1"]},
                      "fruit-pairs-blend": {"apples": ["a1", "a2"], "bananas": ["b1"]},
                      "spiked": {"apples": ["s1"], "bananas": ["s1"]},
-                     BEST_PER_CLASS: {"apples": ["a2"], "bananas": ["s1"]}}
+                     BEST_PER_CLASS: {"apples": ["a2"], "bananas": ["s1"]},
+                     # every trial of every family that grew the class, in trial order
+                     ALL_BLEND: {"apples": ["a1", "a2", "s1"], "bananas": ["b1", "s1"]}}
     assert same_as(pools, BEST_PER_CLASS) is None
 
 
@@ -105,6 +109,30 @@ def test_a_blend_takes_each_class_in_turn_from_every_seed_as_many_as_one_exports
     np.testing.assert_array_equal(images[5], sources["cond-1"]["kiwi"][0])
 
 
+def test_all_blend_takes_each_class_in_turn_from_every_family(tmp_path):
+    """A pair grew apples, two conditional seeds grew both classes: all-blend's apples come
+    from the pair and both seeds in turn, its kiwis from the two seeds; its candidates are
+    every family's trials, and its manifest says so."""
+    rng = np.random.default_rng(2)
+    trials = []
+    for name, family, cls, classes in (("pair", "fruit-pairs", "apples", ["apples"]),
+                                       ("c0", "conditional", None, ["apples", "kiwi"]),
+                                       ("c1", "conditional", None, ["apples", "kiwi"])):
+        write_image_folder({c: rng.integers(0, 255, (3, 8, 8, 3), dtype=np.uint8)
+                            for c in classes}, tmp_path / name, {"trial": name})
+        metrics = {"useful": 0.5} if cls else {"useful/apples": 0.1, "useful/kiwi": 0.2}
+        trials.append(_trial(name, family, cls, metrics, tmp_path / name))
+    pools = choose_pools(trials, ["apples", "kiwi"])
+    assert member_names(pools[ALL_BLEND]) == {"apples": ["pair", "c0", "c1"], "kiwi": ["c0", "c1"]}
+    groups = {"fruit-pairs": trials[:1], "conditional": trials[1:], BEST_PER_CLASS: trials}
+    assert grown_from(ALL_BLEND, groups) == trials
+    assert grown_from("conditional-blend", groups) == trials[1:]
+    info = write_pool(tmp_path / "pools" / ALL_BLEND, ALL_BLEND, "fruit", pools[ALL_BLEND])
+    manifest = json.loads(Path(info["manifest"]).read_text())
+    assert manifest["rule"] == ALL_BLEND_RULE and info["images"] == 6
+    assert [r["trial"] for r in manifest["files"]] == ["pair", "c0", "c1", "c0", "c1", "c0"]
+
+
 def test_a_failed_pool_write_leaves_the_old_pool_and_no_staging(tmp_path):
     write_image_folder({"apples": np.zeros((2, 8, 8, 3), np.uint8)}, tmp_path / "t", {"trial": "t"})
     member = _trial("t", "fruit-pairs", "apples", {"kid": 0.1}, tmp_path / "t")
@@ -123,7 +151,7 @@ def test_a_family_with_several_variants_gets_a_pool_per_variant():
     pools = choose_pools(trials, ["apples"])
     assert {p: member_names(m)["apples"] for p, m in pools.items()} == {
         "fruit-pairs.report": ["p1"], "fruit-pairs.diffaug": ["p2"], "spiked": ["s1"],
-        BEST_PER_CLASS: ["p2"]}
+        BEST_PER_CLASS: ["p2"], ALL_BLEND: ["p1", "p2", "s1"]}
 
 
 def test_members_are_chosen_by_usefulness_where_every_candidate_has_it():

@@ -62,7 +62,8 @@ def test_larger_leaves_keep_samples_off_the_train_rows():
     for leaf_rows in (0, 10):
         problems = FlowProblems(rows, None, n_t=10, duplicate_k=50, seed=0)
         forest = ForestFlow(3, 10, problems.class_counts)
-        problems.grow(forest, 30, booster_params(6, 0.3, 0, min_child_weight=max(1, leaf_rows * 50)))
+        leaf = max(1, leaf_rows * 50)  # min_child_weight: rows x noise draws
+        problems.grow(forest, 30, booster_params(6, 0.3, 0, min_child_weight=leaf))
         out = forest(torch.randn(400, 3, generator=torch.Generator().manual_seed(1))).numpy()
         medians.append(distance_to_closest_record(rows, out)["dcr/median"])
     assert medians[0] < 0.6 * fresh and medians[1] > 0.8 * fresh  # measured: 0.45, 0.90
