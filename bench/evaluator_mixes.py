@@ -122,6 +122,14 @@ def pool_images(experiment: Path, summary: dict | None, dataset: str, checkpoint
     return f"pool {best} (the farm's choice)", x, y
 
 
+def run_evaluator(summary: dict, dataset: str) -> dict[int, tuple[float, float]]:
+    """{classifier seed: (ceiling, noise control accuracy)} of the run's own evaluator."""
+    section = summary["evaluator"]["datasets"][dataset]
+    ceiling, control = section["ceiling"], section["control"]
+    return {seed: (a, c) for seed, a, c in zip(ceiling["seeds"], ceiling["accuracies"],
+                                                  control["accuracies"])}
+
+
 def accuracy(model, task, test, classes: int, config, steps: int, started: float) -> float:
     record = tested(model, task, test, classes, config, torch.device("cpu"), steps, started)
     return scores(record["matrix"], range(classes))["accuracy"]
@@ -157,6 +165,13 @@ def main() -> None:
                         "the share the judge finds most like its class (default: the run's)")
     parser.add_argument("--pool", help="a pool the farm builds from the run's trials, by name "
                         "(e.g. all-blend), instead of the pool it chose")
+    parser.add_argument("--control-from-run", action="store_true",
+                        help="take each seed's noise control from the run's own evaluator "
+                             "(same protocol, same noise images) instead of training it; the "
+                             "ceiling trained here must equal the run's, seed for seed")
+    parser.add_argument("--merge", type=Path, help="an earlier result of this bench on the same "
+                        "pool and protocol whose seeds come first: its per-seed figures are "
+                        "joined to these before the gains are paired")
     parser.add_argument("--mixes", default="extra,distill:1.0")
     parser.add_argument("--seeds", type=int, help="classifier seeds (default: the config's)")
     parser.add_argument("--first-seed", type=int, default=None,
@@ -186,8 +201,10 @@ def main() -> None:
     what, x, y = pool_images(args.experiment, summary, args.dataset, args.checkpoint, prepared,
                              config, args.judge_filter, args.pool)
     mixes = args.mixes.split(",")
-    tasks = {"pool": real_plus("real+synthetic", real, x, y),
-             "noise": noise_control(real, len(y), classes, noise_seed)}
+    tasks = {"pool": real_plus("real+synthetic", real, x, y)}
+    run_figures = run_evaluator(summary, args.dataset) if args.control_from_run else None
+    if run_figures is None:
+        tasks["noise"] = noise_control(real, len(y), classes, noise_seed)
     commit = git_commit()
     meta = {"commit": commit, "experiment": args.experiment.name, "pool": what,
             "pool_images": int(len(y)), "protocol": base.describe(),
@@ -195,6 +212,17 @@ def main() -> None:
             "first_seed": base.seed}
     acc: dict[str, list[float]] = {"ceiling": []}
     seconds: dict[str, float] = {}
+    if args.merge:
+        earlier = json.loads(args.merge.read_text())
+        if earlier["pool"] != what or earlier["protocol"].split(",")[:2] != \
+                base.describe().split(",")[:2]:
+            raise SystemExit(f"{args.merge}: another pool or protocol ({earlier['pool']})")
+        acc["ceiling"] = list(earlier["ceiling"])
+        for mix in mixes:
+            for kind in ("pool", "noise"):
+                acc[f"{mix}/{kind}"] = list(earlier["mixes"][mix][kind])
+                seconds[f"{mix}/{kind}"] = 0.0
+        meta["merged"] = f"seeds {earlier['first_seed']}-{earlier['first_seed'] + earlier['seeds_done'] - 1} from {args.merge.name}"
     for seed_config in seed_configs(base):
         started = time.perf_counter()
         teacher, steps = train_classifier(real, classes, seed_config, torch.device("cpu"),
@@ -203,6 +231,15 @@ def main() -> None:
                                        started))
         print(f"seed {seed_config.seed}: ceiling {acc['ceiling'][-1]:.3f} "
               f"({time.perf_counter() - started:.0f} s)", flush=True)
+        if run_figures is not None:
+            ceiling, control = run_figures[seed_config.seed]
+            if abs(ceiling - acc["ceiling"][-1]) > 1e-9:
+                raise SystemExit(f"seed {seed_config.seed}: the ceiling {acc['ceiling'][-1]:.4f} "
+                                 f"is not the run's {ceiling:.4f}: its noise control would not "
+                                 "pair with these figures")
+            for mix in mixes:
+                acc.setdefault(f"{mix}/noise", []).append(control)
+                seconds.setdefault(f"{mix}/noise", 0.0)
         for mix in mixes:
             config_mix = parse_mix(mix, seed_config)
             for kind, task in tasks.items():

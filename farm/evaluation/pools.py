@@ -17,8 +17,8 @@ carry one generator's look as a cue to their label.
 
 Where several families grew the images, `all-blend` does the same over every trial of every
 family: a class's images come in turn from each family's generators, which differ in what they
-get wrong. On laptop-11 (3 conditional seeds, the per-class pairs) it scored CAS 0.334 against
-the conditional blend's 0.298 (classifier seeds 0-1, bench/RESULTS.md).
+get wrong. On laptop-11 (3 conditional seeds, the per-class pairs) it scored CAS 0.330 against
+the conditional blend's 0.297 (classifier seeds 0-5, bench/RESULTS.md).
 
 Members are {class: [trial, ...]}: one trial for a pick, several for a blend. Each pool is an
 ImageFolder (`<class>/<n>.png`) with a `manifest.json` naming, for every file, the trial,
