@@ -8,8 +8,8 @@ each pool prints that score beside what the score is meant to predict: CAS, a cl
 on the pool's pixels with the evaluator's settings and tested on the held-out test split
 (`--cas-seeds`, default 1; 0 to skip). With `--also-val`, the same classifiers are also tested
 on the val slice: a pixel classifier's val accuracy is a pool score the farm could choose by
-before any test image is seen. `--all-blend` adds a pool blending every trial of every family
-(per class, images in turn from each), `--only` trains just the named pools.
+before any test image is seen. `--only` trains just the named pools (every run's pools include
+`all-blend` since 47b88bc, so `--only all-blend` measures it on an older run's trials).
 
     .venv/bin/python bench/pool_choice.py /work/runs/laptop-8:conditional \
         /work/runs/laptop-pairs-3:fruit-pairs --data-dir /work/shared/data
@@ -40,8 +40,7 @@ sys.path.insert(0, str(REPO))
 from farm.config.classifiers import evaluator_config  # noqa: E402
 from farm.evaluation.evaluate_pools import pool_usefulness  # noqa: E402
 from farm.evaluation.evaluator import Task, seed_configs, train_classifier  # noqa: E402
-from farm.evaluation.pools import (best_of, blend_members, candidates, read_pool,  # noqa: E402
-                                   same_as, write_pool)
+from farm.evaluation.pools import best_of, candidates, read_pool, same_as, write_pool  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "pool-choice.json"
 
@@ -67,9 +66,6 @@ def main() -> None:
     parser.add_argument("--cas-seeds", type=int, default=1)
     parser.add_argument("--also-val", action="store_true",
                         help="also test each CAS classifier on the val slice")
-    parser.add_argument("--all-blend", action="store_true",
-                        help="also a pool that blends every trial of every family that grew a "
-                             "class (each class's images in turn from each)")
     parser.add_argument("--only", help="comma-separated pool names to train (default: all)")
     parser.add_argument("--data-dir")
     parser.add_argument("--out", type=Path)
@@ -82,9 +78,6 @@ def main() -> None:
     val_index = np.asarray(prepared.split.val)
     val = Task("val", prepared.images.images[val_index], prepared.images.labels[val_index])
     pools = best_of(candidates(trials_of(args.sources)), classes)
-    if args.all_blend:
-        pools["all-blend"] = blend_members(candidates(trials_of(args.sources))["best-per-class"],
-                                           classes)
     if args.only:
         pools = {name: pools[name] for name in args.only.split(",")}
     rows = {}

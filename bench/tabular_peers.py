@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 import warnings
 from contextlib import contextmanager
-from types import SimpleNamespace
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -61,21 +61,15 @@ def fit_smote(prepared: PreparedTable, seed: int) -> pd.DataFrame:
 def quantile_bins(max_bin: int):
     """ForestDiffusion 1.0.6 passes extra XGBoost kwargs (`max_bin`) to the booster but builds
     its QuantileDMatrix with XGBoost's default 256 bins, and XGBoost refuses the mismatch; so
-    while it trains, its module's QuantileDMatrix takes `max_bin` too."""
-    import ForestDiffusion.diffusion_with_trees_class as module
+    while it trains (nothing else runs then), XGBoost's QuantileDMatrix takes `max_bin` too."""
     import xgboost
 
-    if max_bin == 256:
-        yield
-        return
     original = xgboost.QuantileDMatrix
-    module.xgb = SimpleNamespace(**{name: getattr(xgboost, name) for name in dir(xgboost)
-                                    if not name.startswith("__")})
-    module.xgb.QuantileDMatrix = lambda *a, **k: original(*a, **{"max_bin": max_bin, **k})
+    xgboost.QuantileDMatrix = partial(original, max_bin=max_bin)
     try:
         yield
     finally:
-        module.xgb = xgboost
+        xgboost.QuantileDMatrix = original
 
 
 def fit_forest_flow(prepared: PreparedTable, seed: int, n_t: int, duplicate_k: int,
