@@ -245,6 +245,7 @@ def kind_name(kind: str) -> str:
 
 
 SHARED_START_KINDS = ("fruit-pairs",)  # the kinds whose trials can begin from a shared start
+GANG_KINDS = ("tabular-a",)  # the kinds whose trials of one shape can grow as one stacked model
 CPU_ONLY_KINDS = ("tabular-forest",)  # XGBoost on one thread: --gpus-per-trial gives them no GPU
 
 

@@ -16,13 +16,13 @@ from typing import Any
 import yaml
 
 from farm.config.classifiers import EvaluatorConfig
-from farm.config.family_params import PARAMS
+from farm.config.family_params import GANG_KINDS, PARAMS, kind_name
 from farm.config.plan import DISTRIBUTIONS
 from farm.infra.errors import ConfigError
 
 FAMILY_KEYS = {"kind", "description", "datasets", "epochs", "eval_every", "resources", "select",
                "keep_checkpoints", "params", "per_dataset", "variants", "search", "seeds",
-               "per_class", "samples", "scheduler"}
+               "per_class", "samples", "scheduler", "gang"}
 VARIANT_AXIS = "variant"  # a search axis over the family's named bundles of settings
 RESOURCE_KEYS = {"cpu", "gpu"}
 SELECT_KEYS = {"metric", "mode", "tie", "tie_mode", "tolerance", "floor"}
@@ -123,6 +123,10 @@ def _check_scheduler(name: str, section: dict, where: Path) -> None:
         raise ConfigError(f"{path}.search.{ranges[0]} is a range: set {path}.samples (how "
                           "many settings to draw)", where=where)
     scheduler = section.get("scheduler")
+    if section.get("gang", 1) > 1 and kind_name(section["kind"]) not in GANG_KINDS:
+        raise ConfigError(f"{path}.gang: only {', '.join(GANG_KINDS)} trials grow in gangs; "
+                          f"kind {section['kind']!r} grows each trial alone (gang: 1)",
+                          where=where)
     if scheduler is None:
         return
     _check_mapping(scheduler, where, f"{path}.scheduler")
@@ -231,7 +235,7 @@ def _check_family(name: str, section: Any, kind: str | None, where: Path) -> str
                 for k, v in floor.items()):
             raise ConfigError(f"{path}.select.floor must map metric names to minimums, e.g. "
                               f"{{diversity: 0.2}}, got {floor!r}", where=where)
-    for key in ("epochs", "eval_every", "keep_checkpoints", "seeds", "samples"):
+    for key in ("epochs", "eval_every", "keep_checkpoints", "seeds", "samples", "gang"):
         value = section.get(key, 1)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{path}.{key} must be a positive integer, got {section[key]!r}",

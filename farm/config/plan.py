@@ -106,6 +106,7 @@ def plan_trials(families: dict[str, dict], base_seed: int,
                                    **(section.get("select") or {})},
                         "keep_checkpoints": section.get("keep_checkpoints", 2),
                         "scheduler": dict(section.get("scheduler") or {}),
+                        "gang": section.get("gang", 1),  # farm.tune.gang
                     })
     for index, trial in enumerate(trials):
         trial["index"] = index

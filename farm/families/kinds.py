@@ -32,11 +32,15 @@ class FamilyKind:
     # a family grown without GAN steps (tabular-forest): (pair, game, epoch) -> the epoch's
     # stats as 0-dim tensors, instead of farm.gan.gan_loop.gan_epoch over the real rows
     epoch: Callable | None = None
+    # a family whose trials of one shape can grow as one stacked model (farm.tune.gang):
+    # (params, data, stacked pair, members, device) -> a farm.gan.stacked game
+    gang_game: Callable | None = None
 
 
 KINDS: dict[str, FamilyKind] = ByKind({
     "tabular-a": FamilyKind(tabular_a.build, tabular_a.real_rows, tabular_a.game,
-                            tabular_a.evaluate, tabular_a.sample_frame),
+                            tabular_a.evaluate, tabular_a.sample_frame,
+                            gang_game=tabular_a.gang_game),
     "tabular-b": FamilyKind(tabular_b.build, tabular_b.real_rows, tabular_b.game,
                             tabular_b.evaluate, tabular_b.sample_frame, tabular_b.pictures),
     # Forest-Flow: scored and exported as tabular-a is; its epochs are boosting rounds

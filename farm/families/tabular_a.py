@@ -15,6 +15,7 @@ import torch
 from farm.config.family_params import TabularParams
 from farm.data.trial_data import TabularData
 from farm.gan.gan_loop import GanPair, RealVsFake, Tricks
+from farm.gan.stacked import StackedRealVsFake
 from farm.metrics.tabular import tabular_report
 from farm.models.tabular import MLPDiscriminator, MLPGenerator
 
@@ -40,6 +41,14 @@ def game(params: TabularParams, data: TabularData, pair: GanPair,
          device: torch.device) -> RealVsFake:
     return RealVsFake(pair.discriminator, lambda n: sample_inputs(params, n, device),
                       tricks(params))
+
+
+def gang_game(params: TabularParams, data: TabularData, pair: GanPair, members: int,
+              device: torch.device) -> StackedRealVsFake:
+    """The same game for a gang of stacked trials: each member draws its own noise rows."""
+    return StackedRealVsFake(
+        pair.discriminator,
+        lambda n: (torch.randn(members, n, params.noise_dim, device=device),), tricks(params))
 
 
 def tricks(params: TabularParams) -> Tricks:

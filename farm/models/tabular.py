@@ -25,17 +25,18 @@ class BlockwiseOutput(nn.Module):
         out = torch.sigmoid(logits)
         if not self.nominal_blocks:
             return out
-        parts, last = [], 0
+        parts, last = [], 0  # columns are the last axis: rows [n, cols] or members' [m, n, cols]
         for start, stop in self.nominal_blocks:
-            parts.append(out[:, last:start])
-            block = logits[:, start:stop]
+            parts.append(out[..., last:start])
+            block = logits[..., start:stop]
             if self.training:
                 parts.append(nn.functional.gumbel_softmax(block, tau=self.tau, hard=True))
             else:
-                parts.append(nn.functional.one_hot(block.argmax(1), stop - start).to(block.dtype))
+                parts.append(nn.functional.one_hot(block.argmax(-1), stop - start)
+                             .to(block.dtype))
             last = stop
-        parts.append(out[:, last:])
-        return torch.cat(parts, dim=1)
+        parts.append(out[..., last:])
+        return torch.cat(parts, dim=-1)
 
 
 OUTPUTS = {
@@ -77,7 +78,8 @@ class MLPGenerator(nn.Module):
 
 
 class MinibatchDiscrimination(nn.Module):
-    """Salimans et al. 2016: B features that tell D how alike the rows of a batch are."""
+    """Salimans et al. 2016: B features that tell D how alike the rows of a batch are (the rows
+    are the second-to-last axis, so a stack of members' batches [m, n, in] works alike)."""
 
     def __init__(self, in_dim: int, out_features: int = 5, kernel_dim: int = 3):
         super().__init__()
@@ -85,10 +87,10 @@ class MinibatchDiscrimination(nn.Module):
         self.out_features, self.kernel_dim = out_features, kernel_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        m = (x @ self.T).view(-1, self.out_features, self.kernel_dim)
-        l1 = (m.unsqueeze(0) - m.unsqueeze(1)).abs().sum(dim=3)  # [n, n, B]
-        features = torch.exp(-l1).sum(dim=1) - 1.0  # minus the row's match with itself
-        return torch.cat([x, features], dim=1)
+        m = (x @ self.T).view(*x.shape[:-1], self.out_features, self.kernel_dim)
+        l1 = (m.unsqueeze(-4) - m.unsqueeze(-3)).abs().sum(dim=-1)  # [..., n, n, B]
+        features = torch.exp(-l1).sum(dim=-2) - 1.0  # minus the row's match with itself
+        return torch.cat([x, features], dim=-1)
 
 
 class MLPDiscriminator(nn.Module):
@@ -109,5 +111,7 @@ class MLPDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.pack > 1:  # PacGAN (Lin et al. 2018): judge `pack` rows at once, as CTGAN does
-            x = x[: x.shape[0] - x.shape[0] % self.pack].reshape(-1, x.shape[1] * self.pack)
-        return self.head(self.mbd(self.body(x))).squeeze(1)
+            n = x.shape[-2]
+            x = x[..., : n - n % self.pack, :].reshape(*x.shape[:-2], -1,
+                                                       x.shape[-1] * self.pack)
+        return self.head(self.mbd(self.body(x))).squeeze(-1)

@@ -15,6 +15,7 @@ from ray import tune
 from farm.infra.errors import FarmError
 from farm.infra.storage import Store, remove
 from farm.tune.progress_table import BestSoFar, FarmReporter
+from farm.tune.gang import gang_up, is_gang, member_name, member_outcomes
 from farm.tune.ray_internals import JsonResults
 from farm.tune.schedulers import RANK, SMOOTHED, GroupedScheduler, checkpoint_exists, rank
 from farm.tune.trainable import train_gan
@@ -61,9 +62,7 @@ RAY_KEYS = {"timestamp", "checkpoint_dir_name", "should_checkpoint", "done", "tr
 
 
 def _trial_name(trial) -> str:
-    spec = trial.config["trial"]
-    part = f"_{spec['class']}" if spec.get("class") else ""
-    return f"{spec['family']}_{spec['dataset']}{part}_{spec['index']:03d}"
+    return member_name(trial.config["trial"])
 
 
 # Tune's saved state (tuner.pkl, experiment_state-*.json) pickles the scheduler, the callbacks
@@ -103,11 +102,12 @@ def run_trials(trials: list[dict], datasets: dict, store: Store, use_gpu: bool,
         answer_old_module_paths()
         grid = tune.Tuner.restore(path, trainable, resume_unfinished=True,
                                   resume_errored=True).fit()
-        return [_outcome(result, store) for result in finished(grid)]
+        return [o for result in finished(grid) for o in _outcomes(result, store)]
     remove(path)  # started but never saved its state: start afresh
     tuner = tune.Tuner(
         trainable,
-        param_space={"trial": tune.grid_search(trials)},
+        # trials of a family with `gang:` grow in stacked gangs (farm.tune.gang)
+        param_space={"trial": tune.grid_search(gang_up(trials))},
         tune_config=tune.TuneConfig(trial_name_creator=_trial_name,
                                     trial_dirname_creator=_trial_name,
                                     # groups the families with a `scheduler:`, runs
@@ -132,7 +132,7 @@ def run_trials(trials: list[dict], datasets: dict, store: Store, use_gpu: bool,
         ),
     )
     grid = tuner.fit()
-    return [_outcome(result, store) for result in finished(grid)]
+    return [o for result in finished(grid) for o in _outcomes(result, store)]
 
 
 def finished(grid):
@@ -169,6 +169,27 @@ def best_kept(checkpoints: list, metric: str, mode: str) -> tuple:
     if not kept:
         return None, {}
     return min(kept, key=lambda pair: pair[1].get(RANK, rank(pair[1][metric], mode)))
+
+
+def _outcomes(result, store: Store) -> list[TrialOutcome]:
+    """One outcome per trial: a gang's result is each of its members'."""
+    spec = result.config["trial"]
+    if not is_gang(spec):
+        return [_outcome(result, store)]
+    error = None if result.error is None else f"{type(result.error).__name__}: {result.error}"
+    path, _ = store.fetch_trial(result.path, result.filesystem, None)
+    members = spec["gang"]
+    seconds = (result.metrics or {}).get("time_total_s")
+    return [TrialOutcome(
+        spec=m["spec"], trial_id=f"{Path(result.path).name}/{member_name(m['spec'])}",
+        path=m["path"], error=error, best_epoch=m["best_epoch"],
+        best_metrics={k: float(v) for k, v in m["best_metrics"].items()
+                      if k not in RAY_KEYS and isinstance(v, (int, float))
+                      and not isinstance(v, bool)},
+        checkpoint_path=m["checkpoint"], last_epoch=m["last_epoch"],
+        # the gang's time shared out: its members trained together
+        train_seconds=seconds / len(members) if seconds is not None else None)
+        for m in member_outcomes(spec, path)]
 
 
 def _outcome(result, store: Store) -> TrialOutcome:

@@ -21,6 +21,7 @@ from farm.families.kinds import kind_of
 from farm.gan.checkpoint import load_state, random_streams, restore, save_state
 from farm.gan.gan_loop import gan_epoch, read_back, shuffled_batches
 from farm.gan.precision import StepPrecision
+from farm.tune.gang import is_gang, train_gang
 from farm.tune.schedulers import RANK, SMOOTHED, select_rank, smoothed
 
 
@@ -53,6 +54,8 @@ def log_pictures(writer, pictures: dict, epoch: int):
 def train_gan(config: dict, datasets: dict) -> None:
     """Ray Tune function trainable; `config["trial"]` is one planned trial (farm.config.plan)."""
     spec = config["trial"]
+    if is_gang(spec):  # trials of one shape grown as one stacked model
+        return train_gang(config, datasets, trial_device())
     kind = kind_of(spec["kind"])
     params = params_from(spec["kind"], spec["params"])
     data = kind.view(datasets[spec["dataset"]], spec)

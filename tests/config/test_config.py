@@ -1107,3 +1107,24 @@ def test_a_select_tie_break_loads(trials):
     edit(trials / "tabular.yaml", "tolerance: 0.01}", "tolerance: 0.01, floor: {diversity: 0.2}}")
     select = load_config(trials, "smoke")["families"][FAMILY]["select"]
     assert select["floor"] == {"diversity": 0.2}
+
+
+def test_gang_must_be_a_positive_integer(trials):
+    path = set_line(trials / "tabular.yaml", "    seeds:", "    seeds: 1\n    gang: 0")
+    error = config_error(trials)
+    assert error.where == str(path)
+    assert "gang must be a positive integer" in str(error)
+
+
+def test_gang_is_refused_for_a_kind_that_grows_each_trial_alone(tmp_path):
+    trials = Path(shutil.copytree(TRIALS, tmp_path / "trials"))
+    (trials / "presets" / "ganged.yaml").write_text(
+        "description: x\nfamilies:\n  conditional:\n    gang: 2\n")
+    error = config_error(trials, "ganged")
+    assert "families.conditional.gang: only tabular-a trials grow in gangs" in str(error)
+
+
+def test_plan_carries_each_familys_gang_width(trials):
+    families = select_families(load_config(trials, "smoke"), None)
+    families[FAMILY]["gang"] = 4
+    assert {t["gang"] for t in plan_trials(families, 0)} == {4}
