@@ -108,7 +108,9 @@ class StackedAdam:
                 return list(tensors) if whole else [t[i] for t in tensors for i in members]
             parts = [part([p.detach() for p in self.params]), part(self.grads),
                      part(self.exp_avg), part(self.exp_avg_sq)]
-            self._calls.append((rate, *parts, [torch.zeros(()) for _ in parts[0]]))
+            # the step counts live beside the weights, as torch.optim.Adam(fused=True) keeps them
+            steps = [torch.zeros((), device=t.device) for t in parts[0]]
+            self._calls.append((rate, *parts, steps))
 
     @property
     def step_count(self) -> int:

@@ -200,7 +200,8 @@ def train_gang(config: dict, datasets: dict, device: torch.device) -> None:
             member.write(folder)
             _log_scalars(writers, folder, member, [metrics])
         metric = spec["select"]["metric"]
-        values = [m.rows[-1][metric] for m in members if metric in m.rows[-1]]
+        # the progress table's line for the gang: its best member so far
+        values = [m.best["metrics"][metric] for m in members if m.best is not None]
         report = {"epoch": epoch, "epoch_seconds": seconds, "members": len(members),
                   RANK: -float(epoch)}  # Tune keeps the newest gang checkpoints
         if values:

@@ -194,3 +194,18 @@ def test_stacked_batches_give_each_member_its_own_order_of_every_row():
 def test_read_back_members_averages_each_members_window():
     window = [{"loss/d": torch.tensor([1.0, 2.0])}, {"loss/d": torch.tensor([3.0, 6.0])}]
     assert read_back_members(window) == [{"loss/d": 2.0}, {"loss/d": 4.0}]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_on_a_gpu_a_gang_step_matches_the_cpu_step():
+    rates = [1e-3, 2e-3]
+    z, rows = torch.randn(2, 8, 6), torch.rand(2, 8, 9)
+    moved = {}
+    for device in ("cpu", "cuda"):
+        pairs = [GanPair(g.to(device), d.to(device), None, None) for g, d in members(2)]
+        gang = stack_pairs(pairs, rates, rates, (0.5, 0.9))
+        game = StackedRealVsFake(gang.discriminator, lambda n, d=device: (z.to(d),), Tricks())
+        stacked_epoch(gang, [rows.to(device)], game, epoch=1)
+        moved[device] = member_weights(gang, 1)[0]
+    for name, value in moved["cpu"].items():  # within a first Adam step (see above)
+        assert torch.allclose(moved["cuda"][name].cpu(), value, atol=2 * max(rates)), name
