@@ -116,7 +116,8 @@ class StackedAdam:
     def step_count(self) -> int:
         return int(self._calls[0][5][0].item())
 
-    def zero_grad(self, set_to_none: bool = False) -> None:
+    def zero_grad(self) -> None:
+        """In place: the kernel's slices of the gradients stay valid."""
         for p in self.params:
             p.grad.zero_()
 

@@ -100,8 +100,9 @@ class Member:
         return {"rows": self.rows, "best": self.best, "best_state": self.best_state}
 
     def add(self, metrics: dict, generator: dict, discriminator: dict) -> None:
+        """One evaluation (its `select/rank` added, as a trial reports it) and its weights."""
+        place = metrics[RANK] = select_rank(metrics, self.spec["select"])
         self.rows.append(metrics)
-        place = select_rank(metrics, self.spec["select"])
         if place is not None and (self.best is None or place < self.best["rank"]):
             self.best = {"epoch": metrics["epoch"], "metrics": metrics, "rank": place}
             self.best_state = {"generator": generator, "discriminator": discriminator}
@@ -194,7 +195,6 @@ def train_gang(config: dict, datasets: dict, device: torch.device) -> None:
             metrics = {**stats[index], **kind.evaluate(alone.generator, own, data,
                                                        int(member.spec["seed"]))}
             metrics.update(epoch=epoch, epoch_seconds=seconds)
-            metrics[RANK] = select_rank(metrics, member.spec["select"])
             member.add(metrics, *weights)
             folder = trial_dir / MEMBERS_DIR / member_name(member.spec)
             member.write(folder)

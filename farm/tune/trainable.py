@@ -52,7 +52,8 @@ def log_pictures(writer, pictures: dict, epoch: int):
 
 
 def train_gan(config: dict, datasets: dict) -> None:
-    """Ray Tune function trainable; `config["trial"]` is one planned trial (farm.config.plan)."""
+    """Ray Tune function trainable; `config["trial"]` is one planned trial (farm.config.plan),
+    or a gang of them (farm.tune.gang)."""
     spec = config["trial"]
     if is_gang(spec):  # trials of one shape grown as one stacked model
         return train_gang(config, datasets, trial_device())
