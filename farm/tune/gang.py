@@ -76,13 +76,11 @@ def gang_up(trials: list[dict]) -> list[dict]:
             open_gangs[key] = gang
             units.append(gang)
         gang["gang"].append(spec)
-    for unit in units:
-        if is_gang(unit):
-            if len(unit["gang"]) == 1:  # alone after all: a plain trial
-                units[units.index(unit)] = unit["gang"][0]
-            else:  # the members' own settings are in their rows of the summary and report
-                unit["tag"] = f"gang of {len(unit['gang'])}"
-    return units
+    for gang in (u for u in units if is_gang(u)):
+        # the members' own settings are in their rows of the summary and report
+        gang["tag"] = f"gang of {len(gang['gang'])}"
+    # a gang of one is a plain trial
+    return [u["gang"][0] if is_gang(u) and len(u["gang"]) == 1 else u for u in units]
 
 
 class Member:
@@ -219,24 +217,15 @@ def train_gang(config: dict, datasets: dict, device: torch.device) -> None:
 
 
 def member_outcomes(spec: dict, trial_path: str) -> list[dict]:
-    """What each member of a finished gang left in its folder: (spec, folder, best epoch, best
-    metrics, kept checkpoint), for the driver (farm.tune.runner)."""
+    """What each member of a finished gang left in its folder: its spec, folder, best epoch,
+    best metrics and kept checkpoint, for the driver (farm.tune.runner)."""
     out = []
     for member_spec in spec["gang"]:
         folder = Path(trial_path) / MEMBERS_DIR / member_name(member_spec)
         best_file = folder / "best.json"
         best = json.loads(best_file.read_text()) if best_file.is_file() else None
-        rows = _rows(folder / "progress.csv")
         out.append({"spec": member_spec, "path": str(folder),
                     "best_epoch": int(best["epoch"]) if best else None,
                     "best_metrics": best["metrics"] if best else {},
-                    "checkpoint": str(folder / MEMBER_CHECKPOINT) if best else None,
-                    "last_epoch": int(float(rows[-1]["epoch"])) if rows else None})
+                    "checkpoint": str(folder / MEMBER_CHECKPOINT) if best else None})
     return out
-
-
-def _rows(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))

@@ -171,24 +171,34 @@ def best_kept(checkpoints: list, metric: str, mode: str) -> tuple:
     return min(kept, key=lambda pair: pair[1].get(RANK, rank(pair[1][metric], mode)))
 
 
+def _error_text(result) -> str | None:
+    return None if result.error is None else f"{type(result.error).__name__}: {result.error}"
+
+
+def _clean(metrics: dict) -> dict[str, float]:
+    """The numbers a family measured, without what Ray adds to every report."""
+    return {k: float(v) for k, v in metrics.items()
+            if k not in RAY_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _last_epoch(result) -> int | None:
+    return int(result.metrics["epoch"]) if "epoch" in (result.metrics or {}) else None
+
+
 def _outcomes(result, store: Store) -> list[TrialOutcome]:
     """One outcome per trial: a gang's result is each of its members'."""
     spec = result.config["trial"]
     if not is_gang(spec):
         return [_outcome(result, store)]
-    error = None if result.error is None else f"{type(result.error).__name__}: {result.error}"
     path, _ = store.fetch_trial(result.path, result.filesystem, None)
-    members = spec["gang"]
     seconds = (result.metrics or {}).get("time_total_s")
     return [TrialOutcome(
         spec=m["spec"], trial_id=f"{Path(result.path).name}/{member_name(m['spec'])}",
-        path=m["path"], error=error, best_epoch=m["best_epoch"],
-        best_metrics={k: float(v) for k, v in m["best_metrics"].items()
-                      if k not in RAY_KEYS and isinstance(v, (int, float))
-                      and not isinstance(v, bool)},
-        checkpoint_path=m["checkpoint"], last_epoch=m["last_epoch"],
+        path=m["path"], error=_error_text(result), best_epoch=m["best_epoch"],
+        best_metrics=_clean(m["best_metrics"]), checkpoint_path=m["checkpoint"],
+        last_epoch=_last_epoch(result),  # the members trained epoch for epoch together
         # the gang's time shared out: its members trained together
-        train_seconds=seconds / len(members) if seconds is not None else None)
+        train_seconds=seconds / len(spec["gang"]) if seconds is not None else None)
         for m in member_outcomes(spec, path)]
 
 
@@ -197,16 +207,13 @@ def _outcome(result, store: Store) -> TrialOutcome:
     checkpoint fetched into the driver's folder."""
     spec = result.config["trial"]
     metric, mode = spec["select"]["metric"], spec["select"]["mode"]
-    error = None if result.error is None else f"{type(result.error).__name__}: {result.error}"
     best, best_metrics = best_kept(result.best_checkpoints, metric, mode)
-    clean = {k: float(v) for k, v in best_metrics.items()
-             if k not in RAY_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool)}
     path, checkpoint = store.fetch_trial(result.path, result.filesystem,
                                          best.path if best is not None else None)
     return TrialOutcome(
         spec=spec, trial_id=str(best_metrics.get("trial_id", Path(result.path).name)),
-        path=path, error=error,
+        path=path, error=_error_text(result),
         best_epoch=int(best_metrics["epoch"]) if "epoch" in best_metrics else None,
-        best_metrics=clean, checkpoint_path=checkpoint,
-        last_epoch=int(result.metrics["epoch"]) if "epoch" in (result.metrics or {}) else None,
+        best_metrics=_clean(best_metrics), checkpoint_path=checkpoint,
+        last_epoch=_last_epoch(result),
         train_seconds=(result.metrics or {}).get("time_total_s"))
