@@ -11,7 +11,9 @@ seeds, and the two compared: converged means the longer schedule moves the mean 
 `--short-from-run` takes the base schedule's ceilings from the run's own summary instead of
 training them again (the farm's evaluator trains them with this code and these settings: on
 the same thread count, laptop-7's were reproduced to the last digit); only the longer schedule
-is trained. `--long-from FILE` reuses an earlier result's longer-schedule seeds.
+is trained. `--long-from FILE` reuses an earlier result's longer-schedule seeds, and
+`--short-from FILE` takes the base schedule's from an earlier result's longer schedule, so that
+`--passes 80 --short-from <40 vs 80> --long-from <40 vs 160>` compares 80 with 160 passes.
 
 Writes bench/results/evaluator-convergence.json.
 """
@@ -34,8 +36,8 @@ from image_epochs import prepared_dataset, real_and_test
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from farm.config.classifiers import evaluator_config  # noqa: E402
-from farm.evaluation.evaluator import fit_and_test, seed_configs  # noqa: E402
+from farm.config.classifiers import EvaluatorConfig, evaluator_config  # noqa: E402
+from farm.evaluation.evaluator import Task, fit_and_test, seed_configs  # noqa: E402
 from farm.metrics.paired import paired_gain  # noqa: E402
 from farm.models.classifier import scores  # noqa: E402
 
@@ -62,6 +64,26 @@ def earlier_long(path: Path | None, base, factor: int) -> dict[int, float]:
     return dict(zip(seeds, earlier["long"]["accuracies"]))
 
 
+def accuracies_at(train: Task, test: Task, classes: int, config: EvaluatorConfig,
+                  known: dict[int, float], label: str = "") -> dict:
+    """{accuracies, mean, seeds, seconds, reused_seeds}: a classifier per seed of `config`,
+    trained on `train` at its `epochs` and tested on `test`; a seed in `known` (seed: accuracy)
+    is taken from there and not trained again."""
+    accuracies, started = [], time.perf_counter()
+    for config_seed in seed_configs(config):
+        if config_seed.seed in known:
+            accuracies.append(known[config_seed.seed])
+            continue
+        out = fit_and_test(train, test, classes, config_seed, torch.device("cpu"),
+                           say=lambda _line: None)
+        accuracies.append(scores(out["matrix"], range(classes))["accuracy"])
+        print(f"{label}{config.epochs} passes, seed {config_seed.seed}: {accuracies[-1]:.3f} "
+              f"({time.perf_counter() - started:.0f} s so far)", flush=True)
+    return {"accuracies": accuracies, "mean": float(np.mean(accuracies)),
+            "seeds": [c.seed for c in seed_configs(config)],
+            "seconds": round(time.perf_counter() - started, 1), "reused_seeds": sorted(known)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("experiment", type=Path)
@@ -73,6 +95,11 @@ def main() -> None:
     parser.add_argument("--long-from", type=Path, metavar="JSON",
                         help="an earlier result of this bench: its longer-schedule seeds are "
                              "kept and not trained again")
+    parser.add_argument("--short-from", type=Path, metavar="JSON",
+                        help="an earlier result of this bench whose longer schedule is this "
+                             "run's base: its seeds are kept and not trained again")
+    parser.add_argument("--passes", type=int,
+                        help="the base schedule (default: the run's evaluator's epochs)")
     parser.add_argument("--data-dir")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -81,28 +108,20 @@ def main() -> None:
     base = evaluator_config(config.get("evaluator"))
     if args.seeds:
         base = dataclasses.replace(base, seeds=args.seeds)
+    if args.passes:
+        base = dataclasses.replace(base, epochs=args.passes)
+    if args.short_from_run and args.passes:
+        raise SystemExit("--short-from-run takes the run's own schedule; with --passes use "
+                         "--short-from")
     real, held_out = real_and_test(prepared)
     train, test = real.labels, held_out.labels
     classes = len(prepared.images.classes)
     known = {base.epochs: run_ceilings(summary, args.dataset) if args.short_from_run
-             else {},
+             else earlier_long(args.short_from, base, 1),
              base.epochs * args.factor: earlier_long(args.long_from, base, args.factor)}
-    figures = {}
-    for epochs in (base.epochs, base.epochs * args.factor):
-        accuracies, started = [], time.perf_counter()
-        for config_seed in seed_configs(dataclasses.replace(base, epochs=epochs)):
-            if config_seed.seed in known[epochs]:
-                accuracies.append(known[epochs][config_seed.seed])
-                continue
-            out = fit_and_test(real, held_out, classes, config_seed, torch.device("cpu"),
-                               say=lambda _line: None)
-            accuracies.append(scores(out["matrix"], range(classes))["accuracy"])
-            print(f"{epochs} passes, seed {config_seed.seed}: {accuracies[-1]:.3f} "
-                  f"({time.perf_counter() - started:.0f} s so far)", flush=True)
-        figures[epochs] = {"accuracies": accuracies, "mean": float(np.mean(accuracies)),
-                           "seeds": [c.seed for c in seed_configs(base)],
-                           "seconds": round(time.perf_counter() - started, 1),
-                           "reused_seeds": sorted(known[epochs])}
+    figures = {epochs: accuracies_at(real, held_out, classes,
+                                     dataclasses.replace(base, epochs=epochs), known[epochs])
+               for epochs in (base.epochs, base.epochs * args.factor)}
     short, long = figures[base.epochs], figures[base.epochs * args.factor]
     moved = paired_gain(long["accuracies"], short["accuracies"])
     result = {"commit": git_commit(),

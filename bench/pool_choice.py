@@ -21,6 +21,7 @@ bench/results/pool-choice.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -67,6 +68,8 @@ def main() -> None:
     parser.add_argument("--also-val", action="store_true",
                         help="also test each CAS classifier on the val slice")
     parser.add_argument("--only", help="comma-separated pool names to train (default: all)")
+    parser.add_argument("--passes", type=int,
+                        help="passes over the real train split (default: the run's evaluator's)")
     parser.add_argument("--data-dir")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -74,6 +77,8 @@ def main() -> None:
     prepared, config = prepared_dataset(first, args.dataset, args.data_dir)
     classes = list(prepared.images.classes)
     evaluator = evaluator_config(config.get("evaluator"))
+    if args.passes:
+        evaluator = dataclasses.replace(evaluator, epochs=args.passes)
     real, test = real_and_test(prepared)
     val_index = np.asarray(prepared.split.val)
     val = Task("val", prepared.images.images[val_index], prepared.images.labels[val_index])

@@ -81,6 +81,7 @@ class EvaluatorConfig:
                                     # the pool the farm chose only (about half the classifiers)
     choose_by: str = "classifier"   # the best pool: the highest val accuracy of a classifier
                                     # trained on its images alone; probe: the judge-feature probe
+    choice_epochs: int = 0          # passes for choose_by classifier's classifiers (0: epochs)
     workers: int = 0                # 0: one per GPU (up to 8) on a GPU cluster, else one CPU worker
     cpus_per_worker: int = 0        # 0: a whole node's CPUs for a lone CPU worker, else 1
     channels_last: bool = False     # the classifier and its batches in channels-last memory
@@ -117,8 +118,9 @@ class EvaluatorConfig:
         if not 0 < self.synthetic_share < 1:
             raise ConfigError("evaluator.synthetic_share must be between 0 and 1 (the synthetic "
                               f"part of every real + synthetic pass), got {self.synthetic_share}")
-        if self.workers < 0 or self.cpus_per_worker < 0:
-            raise ConfigError("evaluator.workers and evaluator.cpus_per_worker must be >= 0")
+        if self.workers < 0 or self.cpus_per_worker < 0 or self.choice_epochs < 0:
+            raise ConfigError("evaluator.workers, evaluator.cpus_per_worker and "
+                              "evaluator.choice_epochs must be >= 0")
         if self.autocast not in AUTOCAST:
             raise ConfigError(f"evaluator.autocast must be one of "
                               f"{', '.join(repr(a) for a in AUTOCAST)}, got {self.autocast!r}")

@@ -95,7 +95,8 @@ def classifier_choice(dataset: str, prepared, trained: dict, config: EvaluatorCo
                       runs: str, use_gpu: bool, verbose: bool = False) -> dict[str, float]:
     """{pool: val accuracy}: one classifier per pool, trained on the pool's images alone with
     the CAS protocol and the first classifier seed, tested on the val slice (one Ray Train job).
-    Empty when there is nothing to choose between or no val slice to choose on."""
+    `choice_epochs` passes where set: a ranking needs CAS's classifier converged, not the
+    ceiling's schedule. Empty when there is nothing to choose between or no val slice."""
     val = np.asarray(prepared.split.val, dtype=np.int64)
     if len(trained) < 2 or not len(val):
         return {}
@@ -105,7 +106,8 @@ def classifier_choice(dataset: str, prepared, trained: dict, config: EvaluatorCo
     job = evaluate(f"{dataset}-choice", [Task(f"synthetic/{n}", x, y) for n, (x, y) in
                                          trained.items()],
                    Task("val", images.images[val], images.labels[val]), list(images.classes),
-                   replace(config, seeds=1), runs, use_gpu,
+                   replace(config, seeds=1, epochs=config.choice_epochs or config.epochs),
+                   runs, use_gpu,
                    reference_images=len(prepared.split.train), verbose=verbose,
                    tested_on="val-slice images (to choose the pool)")
     return {n: job["results"][f"synthetic/{n}"]["accuracy"] for n in trained}

@@ -73,7 +73,8 @@ def test_confusion_and_scores_per_class():
 @pytest.mark.parametrize("values,message", [({"arch": "vgg"}, "arch"), ({"epochs": 0}, "epochs"),
                                             ({"lr": 0.0}, "lr"), ({"workrs": 2}, "workrs"),
                                             ({"width": 0}, "width"),
-                                            ({"autocast": "fp16"}, "autocast")])
+                                            ({"autocast": "fp16"}, "autocast"),
+                                            ({"choice_epochs": -1}, "choice_epochs")])
 def test_bad_evaluator_settings_are_named(values, message):
     with pytest.raises(ConfigError, match=message):
         evaluator_config(values)

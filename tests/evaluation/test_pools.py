@@ -299,6 +299,11 @@ def test_the_choice_classifiers_train_on_each_pool_alone_and_test_on_the_val_sli
                                            "runs", False)
     assert got == {"p": 0.0, "q": 0.1}
     assert seen["name"] == "d-choice" and seen["config"].seeds == 1 and seen["reference"] == 5
+    assert seen["config"].epochs == 30  # the evaluator's passes, unless choice_epochs says
     assert [(t.name, t.real_count) for t in seen["tasks"]] == [("synthetic/p", None),
                                                                ("synthetic/q", None)]
     assert seen["test"].images[:, 0, 0, 0].tolist() == [2, 5]  # the val slice, not the test split
+    evaluate_pools.classifier_choice("d", prepared, pools,
+                                     evaluator_config({"epochs": 80, "choice_epochs": 40}),
+                                     "runs", False)
+    assert seen["config"].epochs == 40
