@@ -57,7 +57,7 @@ def earlier_long(path: Path | None, base, factor: int) -> dict[int, float]:
         return {}
     earlier = json.loads(path.read_text())
     if earlier["longer_epochs"] != base.epochs * factor or earlier["arch"] != base.arch:
-        raise SystemExit(f"--long-from {path}: {earlier['arch']} at {earlier['longer_epochs']} "
+        raise SystemExit(f"{path}: {earlier['arch']} at {earlier['longer_epochs']} "
                          f"passes, not {base.arch} at {base.epochs * factor}")
     seeds = earlier["long"].get("seeds") or list(range(base.seed, base.seed
                                                        + len(earlier["long"]["accuracies"])))

@@ -137,8 +137,10 @@ class EvaluatorConfig:
                         "drawn from the pool"}[self.mix]
         bn = ", separate batch-norm statistics for synthetic images" if self.separate_bn else ""
         steps = f", {self.autocast} autocast" if self.autocast else ""
+        choice = (f" (the pool choice's classifiers {self.choice_epochs})"
+                  if self.choice_epochs and self.choice_epochs != self.epochs else "")
         return (f"{describe_arch(self.arch, self.width)}, {self.epochs} passes over the real "
-                f"train split{steps}, {self.seeds} classifier seed(s); real + synthetic: "
+                f"train split{choice}{steps}, {self.seeds} classifier seed(s); real + synthetic: "
                 f"{self.mix} ({how}{bn})")
 
 
