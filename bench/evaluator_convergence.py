@@ -90,14 +90,15 @@ def main() -> None:
     parser.add_argument("--dataset", default="fids30")
     parser.add_argument("--factor", type=int, default=2)
     parser.add_argument("--seeds", type=int, help="classifier seeds (default: the run's)")
-    parser.add_argument("--short-from-run", action="store_true",
-                        help="the base schedule's ceilings are the run's own (summary.json)")
+    short_from = parser.add_mutually_exclusive_group()
+    short_from.add_argument("--short-from-run", action="store_true",
+                            help="the base schedule's ceilings are the run's own (summary.json)")
     parser.add_argument("--long-from", type=Path, metavar="JSON",
                         help="an earlier result of this bench: its longer-schedule seeds are "
                              "kept and not trained again")
-    parser.add_argument("--short-from", type=Path, metavar="JSON",
-                        help="an earlier result of this bench whose longer schedule is this "
-                             "run's base: its seeds are kept and not trained again")
+    short_from.add_argument("--short-from", type=Path, metavar="JSON",
+                            help="an earlier result of this bench whose longer schedule is this "
+                                 "run's base: its seeds are kept and not trained again")
     parser.add_argument("--passes", type=int,
                         help="the base schedule (default: the run's evaluator's epochs)")
     parser.add_argument("--data-dir")

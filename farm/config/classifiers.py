@@ -125,6 +125,11 @@ class EvaluatorConfig:
             raise ConfigError(f"evaluator.autocast must be one of "
                               f"{', '.join(repr(a) for a in AUTOCAST)}, got {self.autocast!r}")
 
+    @property
+    def choice_passes(self) -> int:
+        """Passes of the pool choice's classifiers: `choice_epochs`, else `epochs`."""
+        return self.choice_epochs or self.epochs
+
     def describe(self) -> str:
         """The protocol in a line, for the summary and the report."""
         how = {"extra": f"the ceiling's real schedule whole, {self.synthetic_batch} synthetic "
@@ -137,8 +142,8 @@ class EvaluatorConfig:
                         "drawn from the pool"}[self.mix]
         bn = ", separate batch-norm statistics for synthetic images" if self.separate_bn else ""
         steps = f", {self.autocast} autocast" if self.autocast else ""
-        choice = (f" (the pool choice's classifiers {self.choice_epochs})"
-                  if self.choice_epochs and self.choice_epochs != self.epochs else "")
+        choice = (f" (the pool choice's classifiers {self.choice_passes})"
+                  if self.choice_passes != self.epochs else "")
         return (f"{describe_arch(self.arch, self.width)}, {self.epochs} passes over the real "
                 f"train split{choice}{steps}, {self.seeds} classifier seed(s); real + synthetic: "
                 f"{self.mix} ({how}{bn})")

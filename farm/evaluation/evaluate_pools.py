@@ -106,8 +106,7 @@ def classifier_choice(dataset: str, prepared, trained: dict, config: EvaluatorCo
     job = evaluate(f"{dataset}-choice", [Task(f"synthetic/{n}", x, y) for n, (x, y) in
                                          trained.items()],
                    Task("val", images.images[val], images.labels[val]), list(images.classes),
-                   replace(config, seeds=1, epochs=config.choice_epochs or config.epochs),
-                   runs, use_gpu,
+                   replace(config, seeds=1, epochs=config.choice_passes), runs, use_gpu,
                    reference_images=len(prepared.split.train), verbose=verbose,
                    tested_on="val-slice images (to choose the pool)")
     return {n: job["results"][f"synthetic/{n}"]["accuracy"] for n in trained}
