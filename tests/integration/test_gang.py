@@ -53,6 +53,14 @@ def _rows(progress: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def _last_epoch(progress: Path) -> int:
+    """The last evaluated epoch in a progress file being written, or -1 while it has none."""
+    try:
+        return max((int(r["epoch"]) for r in _rows(progress)), default=-1)
+    except (OSError, KeyError, TypeError, ValueError):  # caught mid-copy
+        return -1
+
+
 def test_a_gang_grows_four_trials_each_with_its_own_best_epoch(gang_trials, tmp_path,
                                                                 shared_data):
     from farm.config.family_params import params_from
@@ -92,12 +100,19 @@ def test_a_killed_gang_resumes_every_member_from_its_checkpoint(gang_trials, tmp
                                                                  shared_data):
     out = tmp_path / "out"
     gang_dir = out / "k" / "tune"
+    members = "tabular-a_*_gang000/members/tabular-a_diabetes_002/progress.csv"
+
+    def member_past_30() -> bool:
+        # a member's folder reaches storage with the artifacts, after the checkpoint that Tune
+        # persists first and sometimes more than one checkpoint behind it: wait for the folder
+        found = list(gang_dir.glob(members))
+        return bool(found) and 30 <= _last_epoch(found[0]) < 120
+
     kill_when(_cli(gang_trials, "gang-slow", out, shared_data, "--name", "k"),
-              tmp_path / "first.log",
-              lambda: list(gang_dir.glob("tabular-a_*_gang000/checkpoint_000003")))
-    member = next(gang_dir.glob("tabular-a_*_gang000/members/tabular-a_diabetes_002"))
+              tmp_path / "first.log", member_past_30)
+    member = next(gang_dir.glob(members)).parent
     before = [int(r["epoch"]) for r in _rows(member / "progress.csv")]
-    assert 30 <= before[-1] < 120
+    assert 30 <= before[-1] < 120 and list(gang_dir.glob("tabular-a_*_gang000/checkpoint_*"))
     again = [sys.executable, str(REPO / "run_farm.py"), "--local", "--trials-dir",
              str(gang_trials), "--resume", "--name", "k", "--storage-path", str(out)]
     done = subprocess.run(again, cwd=REPO, capture_output=True, text=True, timeout=400)
