@@ -85,27 +85,63 @@ def blended(draws: list[dict], classes: list[str]) -> tuple[np.ndarray, np.ndarr
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def built_pool(summary: dict, dataset: str, name: str, classes: list[str]):
-    """(images, labels) of pool `name` as the farm would build it from the run's trials today
-    (farm.evaluation.pools), whether or not the run built it: e.g. `all-blend` on a run made
-    before that pool existed."""
+def pool_members(summary: dict, dataset: str, name: str, classes: list[str]) -> dict:
+    """{class: [trial, ...]}: the members the farm would choose for pool `name` from the run's
+    trials today (farm.evaluation.pools), whether or not the run built that pool."""
     trials = [{k: v for k, v in t.items() if k != "pools"} for t in summary["trials"]
               if t["dataset"] == dataset and t.get("synthetic_dir")]
     pools = best_of(candidates(trials), classes)
     if name not in pools:
         raise SystemExit(f"the run's trials build no pool {name!r} (they build "
                          f"{', '.join(pools)})")
+    return pools[name]
+
+
+def built_pool(summary: dict, dataset: str, name: str, classes: list[str]):
+    """(images, labels) of pool `name` as the farm would build it from the run's trials today,
+    e.g. `all-blend` on a run made before that pool existed."""
+    members = pool_members(summary, dataset, name, classes)
     with tempfile.TemporaryDirectory(prefix="bench-mixes-pool-") as tmp:
-        write_pool(Path(tmp) / name, name, dataset, pools[name])
+        write_pool(Path(tmp) / name, name, dataset, members)
         return read_pool(Path(tmp) / name, classes)
+
+
+def redrawn_pool(summary: dict, dataset: str, name: str, prepared, config: dict,
+                 per_class: int) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) of pool `name` with the members the farm would choose, each member's
+    kept checkpoint drawn again at `per_class` images a class (under the run's judge filter):
+    the same pool at another size, where the farm exports `synthetic_per_class`."""
+    classes = list(prepared.images.classes)
+    members_of = pool_members(summary, dataset, name, classes)
+    keep = int(config["data"].get("images", {}).get("judge_filter", 1))
+    draws: dict[str, dict] = {}
+    for members in members_of.values():
+        for trial in members:
+            if trial["trial"] not in draws:
+                folder = Path(trial["checkpoint"])
+                spec = json.loads((folder.parent / "params.json").read_text())["trial"]
+                draws[trial["trial"]] = draw_images(spec, folder, prepared.trial_data,
+                                                    per_class, keep)[0]
+    xs, ys = [], []
+    for label, class_name in enumerate(classes):
+        picked = interleaved([list(draws[t["trial"]][class_name])
+                              for t in members_of[class_name]])
+        xs.append(np.stack(picked))
+        ys.append(np.full(len(picked), label, dtype=np.int64))
+    return np.concatenate(xs), np.concatenate(ys)
 
 
 def pool_images(experiment: Path, summary: dict | None, dataset: str, checkpoint: str | None,
                 prepared, config: dict, judge_filter: int | None = None,
-                pool: str | None = None) -> tuple[str, np.ndarray, np.ndarray]:
+                pool: str | None = None,
+                per_class: int | None = None) -> tuple[str, np.ndarray, np.ndarray]:
     """(what the pool is, images, labels): one checkpoint's draw, a blend of several
-    (comma-separated), a pool built from the run's trials by name, or the farm's chosen pool."""
+    (comma-separated), a pool built from the run's trials by name (drawn again at `per_class`
+    a class when given), or the farm's chosen pool."""
     classes = list(prepared.images.classes)
+    if pool and per_class:
+        x, y = redrawn_pool(summary, dataset, pool, prepared, config, per_class)
+        return f"pool {pool} redrawn at {per_class} a class", x, y
     if pool:
         x, y = built_pool(summary, dataset, pool, classes)
         return f"pool {pool} (built from the run's trials)", x, y
@@ -165,6 +201,9 @@ def main() -> None:
                         "the share the judge finds most like its class (default: the run's)")
     parser.add_argument("--pool", help="a pool the farm builds from the run's trials, by name "
                         "(e.g. all-blend), instead of the pool it chose")
+    parser.add_argument("--per-class", type=int, help="with --pool: draw each member trial's "
+                        "kept checkpoint again, this many images a class (the run exported "
+                        "data.images.synthetic_per_class)")
     parser.add_argument("--control-from-run", action="store_true",
                         help="take each seed's noise control from the run's own evaluator "
                              "(same protocol, same noise images) instead of training it; the "
@@ -184,6 +223,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.judge_filter and not args.checkpoint:
         raise SystemExit("--judge-filter draws checkpoints again: name them with --checkpoint")
+    if args.per_class and not args.pool:
+        raise SystemExit("--per-class draws a pool's members again: name the pool with --pool")
+    if args.per_class and args.control_from_run:
+        raise SystemExit("--per-class changes the pool's size, and the noise control's with it: "
+                         "the run's own control would not match (drop --control-from-run)")
     summary_file = args.experiment / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.exists() else None
     prepared, config = prepared_dataset(args.experiment, args.dataset, args.data_dir)
@@ -199,7 +243,7 @@ def main() -> None:
     real, test = real_and_test(prepared)
     classes = len(prepared.images.classes)
     what, x, y = pool_images(args.experiment, summary, args.dataset, args.checkpoint, prepared,
-                             config, args.judge_filter, args.pool)
+                             config, args.judge_filter, args.pool, args.per_class)
     mixes = args.mixes.split(",")
     tasks = {"pool": real_plus("real+synthetic", real, x, y)}
     run_figures = run_evaluator(summary, args.dataset) if args.control_from_run else None
