@@ -62,27 +62,30 @@ def parse_mix(text: str, base: EvaluatorConfig) -> EvaluatorConfig:
     return config
 
 
-def checkpoint_draw(experiment: Path, checkpoint: str, prepared, config: dict,
-                    judge_filter: int | None = None) -> dict:
-    """{class: uint8 images} of one all-class checkpoint, drawn as the export draws them
-    (under the run's judge filter unless `judge_filter` says otherwise)."""
-    folder = experiment / "tune" / checkpoint
+def checkpoint_draw(folder: Path, prepared, config: dict, judge_filter: int | None = None,
+                    per_class: int | None = None) -> dict:
+    """{class: uint8 images} of one checkpoint (a TRIAL/checkpoint_N folder), drawn as the
+    export draws them: `per_class` a class (default: the run's `synthetic_per_class`), under the
+    run's judge filter unless `judge_filter` says otherwise."""
     spec = json.loads((folder.parent / "params.json").read_text())["trial"]
     images_cfg = config["data"].get("images", {})
     keep = judge_filter or int(images_cfg.get("judge_filter", 1))
-    return draw_images(spec, folder, prepared.trial_data,
-                       int(images_cfg.get("synthetic_per_class", 32)), keep)[0]
+    count = per_class or int(images_cfg.get("synthetic_per_class", 32))
+    return draw_images(spec, folder, prepared.trial_data, count, keep)[0]
+
+
+def stacked(picks: dict[str, list], classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) from each class's picked images, labelled by the class's index."""
+    xs = [np.stack(picks[name]) for name in classes]
+    ys = [np.full(len(x), label, dtype=np.int64) for label, x in enumerate(xs)]
+    return np.concatenate(xs), np.concatenate(ys)
 
 
 def blended(draws: list[dict], classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(images, labels) with every class's images taken in turn from each draw, as the farm's
     `<family>-blend` pool takes them: as many as one draw holds."""
-    xs, ys = [], []
-    for label, name in enumerate(classes):
-        picked = interleaved([list(draw[name]) for draw in draws])
-        xs.append(np.stack(picked))
-        ys.append(np.full(len(picked), label, dtype=np.int64))
-    return np.concatenate(xs), np.concatenate(ys)
+    return stacked({name: interleaved([list(draw[name]) for draw in draws])
+                    for name in classes}, classes)
 
 
 def pool_members(summary: dict, dataset: str, name: str, classes: list[str]) -> dict:
@@ -113,22 +116,14 @@ def redrawn_pool(summary: dict, dataset: str, name: str, prepared, config: dict,
     the same pool at another size, where the farm exports `synthetic_per_class`."""
     classes = list(prepared.images.classes)
     members_of = pool_members(summary, dataset, name, classes)
-    keep = int(config["data"].get("images", {}).get("judge_filter", 1))
     draws: dict[str, dict] = {}
     for members in members_of.values():
         for trial in members:
             if trial["trial"] not in draws:
-                folder = Path(trial["checkpoint"])
-                spec = json.loads((folder.parent / "params.json").read_text())["trial"]
-                draws[trial["trial"]] = draw_images(spec, folder, prepared.trial_data,
-                                                    per_class, keep)[0]
-    xs, ys = [], []
-    for label, class_name in enumerate(classes):
-        picked = interleaved([list(draws[t["trial"]][class_name])
-                              for t in members_of[class_name]])
-        xs.append(np.stack(picked))
-        ys.append(np.full(len(picked), label, dtype=np.int64))
-    return np.concatenate(xs), np.concatenate(ys)
+                draws[trial["trial"]] = checkpoint_draw(Path(trial["checkpoint"]), prepared,
+                                                        config, per_class=per_class)
+    return stacked({c: interleaved([list(draws[t["trial"]][c]) for t in members_of[c]])
+                    for c in classes}, classes)
 
 
 def pool_images(experiment: Path, summary: dict | None, dataset: str, checkpoint: str | None,
@@ -147,7 +142,8 @@ def pool_images(experiment: Path, summary: dict | None, dataset: str, checkpoint
         return f"pool {pool} (built from the run's trials)", x, y
     if checkpoint:
         names = checkpoint.split(",")
-        x, y = blended([checkpoint_draw(experiment, name, prepared, config, judge_filter)
+        x, y = blended([checkpoint_draw(experiment / "tune" / name, prepared, config,
+                                        judge_filter)
                         for name in names], classes)
         what = checkpoint if len(names) == 1 else f"blend of {checkpoint}"
         return what + (f", judge filter {judge_filter}" if judge_filter else ""), x, y

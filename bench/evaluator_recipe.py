@@ -23,12 +23,11 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from common import emit, git_commit
 from evaluator_convergence import accuracies_at
-from image_epochs import prepared_dataset
+from image_epochs import prepared_dataset, split_task
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -53,11 +52,9 @@ def parse_recipe(text: str, base: dict) -> tuple[str, dict]:
 
 def fit_and_val(prepared) -> tuple[Task, Task]:
     """The real fit images (what the GANs and the judge trained on) and the val slice."""
-    split, images, labels = prepared.split, prepared.images.images, prepared.images.labels
-    fit, val = np.asarray(split.fit), np.asarray(split.val)
-    if not len(val):
+    if not len(prepared.split.val):
         raise SystemExit("this run kept no val slice (data.images.val_fraction is 0)")
-    return Task(REAL, images[fit], labels[fit]), Task("val", images[val], labels[val])
+    return split_task(prepared, "fit", REAL), split_task(prepared, "val", "val")
 
 
 def main() -> None:

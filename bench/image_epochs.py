@@ -66,11 +66,15 @@ def prepared_dataset(experiment: Path, dataset: str, data_dir: str | None):
     return prepare_images(dataset, root, config.get("data", {}), experiment, seed), config
 
 
+def split_task(prepared, part: str, name: str) -> Task:
+    """The images of one part of the run's split (`fit`, `val`, `train` or `test`) as a Task."""
+    index = np.asarray(getattr(prepared.split, part), dtype=np.int64)
+    return Task(name, prepared.images.images[index], prepared.images.labels[index])
+
+
 def real_and_test(prepared) -> tuple[Task, Task]:
     """The evaluator's real task (the whole train split, val slice included) and its test."""
-    train, test = prepared.split.train, np.asarray(prepared.split.test)
-    images, labels = prepared.images.images, prepared.images.labels
-    return Task(REAL, images[train], labels[train]), Task("test", images[test], labels[test])
+    return split_task(prepared, "train", REAL), split_task(prepared, "test", "test")
 
 
 def reference_sets(experiment: Path, summary: dict, dataset: str, data_dir: str | None,

@@ -33,7 +33,7 @@ import torch
 
 from common import command_line, emit, git_commit, host_cpu
 from evaluator_mixes import accuracy
-from image_epochs import prepared_dataset, real_and_test
+from image_epochs import prepared_dataset, real_and_test, split_task
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -80,8 +80,7 @@ def main() -> None:
     if args.passes:
         evaluator = dataclasses.replace(evaluator, epochs=args.passes)
     real, test = real_and_test(prepared)
-    val_index = np.asarray(prepared.split.val)
-    val = Task("val", prepared.images.images[val_index], prepared.images.labels[val_index])
+    val = split_task(prepared, "val", "val")
     pools = best_of(candidates(trials_of(args.sources)), classes)
     if args.only:
         pools = {name: pools[name] for name in args.only.split(",")}

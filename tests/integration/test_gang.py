@@ -100,17 +100,17 @@ def test_a_killed_gang_resumes_every_member_from_its_checkpoint(gang_trials, tmp
                                                                  shared_data):
     out = tmp_path / "out"
     gang_dir = out / "k" / "tune"
-    members = "tabular-a_*_gang000/members/tabular-a_diabetes_002/progress.csv"
+    member_progress = "tabular-a_*_gang000/members/tabular-a_diabetes_002/progress.csv"
 
     def member_past_30() -> bool:
         # a member's folder reaches storage with the artifacts, after the checkpoint that Tune
         # persists first and sometimes more than one checkpoint behind it: wait for the folder
-        found = list(gang_dir.glob(members))
+        found = list(gang_dir.glob(member_progress))
         return bool(found) and 30 <= _last_epoch(found[0]) < 120
 
     kill_when(_cli(gang_trials, "gang-slow", out, shared_data, "--name", "k"),
               tmp_path / "first.log", member_past_30)
-    member = next(gang_dir.glob(members)).parent
+    member = next(gang_dir.glob(member_progress)).parent
     before = [int(r["epoch"]) for r in _rows(member / "progress.csv")]
     assert 30 <= before[-1] < 120 and list(gang_dir.glob("tabular-a_*_gang000/checkpoint_*"))
     again = [sys.executable, str(REPO / "run_farm.py"), "--local", "--trials-dir",
