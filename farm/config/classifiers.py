@@ -82,6 +82,8 @@ class EvaluatorConfig:
     choose_by: str = "classifier"   # the best pool: the highest val accuracy of a classifier
                                     # trained on its images alone; probe: the judge-feature probe
     choice_epochs: int = 0          # passes for choose_by classifier's classifiers (0: epochs)
+    cas_epochs: int = 0             # passes' worth of steps for CAS's classifiers, on a pool
+                                    # alone (0: epochs)
     workers: int = 0                # 0: one per GPU (up to 8) on a GPU cluster, else one CPU worker
     cpus_per_worker: int = 0        # 0: a whole node's CPUs for a lone CPU worker, else 1
     channels_last: bool = False     # the classifier and its batches in channels-last memory
@@ -118,9 +120,11 @@ class EvaluatorConfig:
         if not 0 < self.synthetic_share < 1:
             raise ConfigError("evaluator.synthetic_share must be between 0 and 1 (the synthetic "
                               f"part of every real + synthetic pass), got {self.synthetic_share}")
-        if self.workers < 0 or self.cpus_per_worker < 0 or self.choice_epochs < 0:
-            raise ConfigError("evaluator.workers, evaluator.cpus_per_worker and "
-                              "evaluator.choice_epochs must be >= 0")
+        negative = [name for name in ("workers", "cpus_per_worker", "choice_epochs", "cas_epochs")
+                    if getattr(self, name) < 0]
+        if negative:
+            raise ConfigError(f"evaluator.{negative[0]} must be >= 0, got "
+                              f"{getattr(self, negative[0])}")
         if self.autocast not in AUTOCAST:
             raise ConfigError(f"evaluator.autocast must be one of "
                               f"{', '.join(repr(a) for a in AUTOCAST)}, got {self.autocast!r}")
@@ -129,6 +133,12 @@ class EvaluatorConfig:
     def choice_passes(self) -> int:
         """Passes of the pool choice's classifiers: `choice_epochs`, else `epochs`."""
         return self.choice_epochs or self.epochs
+
+    @property
+    def cas_passes(self) -> int:
+        """Passes' worth of steps of a CAS classifier (a pool alone): `cas_epochs`, else
+        `epochs`."""
+        return self.cas_epochs or self.epochs
 
     def describe(self) -> str:
         """The protocol in a line, for the summary and the report."""
@@ -142,8 +152,11 @@ class EvaluatorConfig:
                         "drawn from the pool"}[self.mix]
         bn = ", separate batch-norm statistics for synthetic images" if self.separate_bn else ""
         steps = f", {self.autocast} autocast" if self.autocast else ""
-        choice = (f" (the pool choice's classifiers {self.choice_passes})"
-                  if self.choice_passes != self.epochs else "")
+        alone = [f"{who} {passes}" for who, passes in (("CAS", self.cas_passes),
+                                                         ("the pool choice's classifiers",
+                                                          self.choice_passes))
+                 if passes != self.epochs]
+        choice = f" ({', '.join(alone)})" if alone else ""
         return (f"{describe_arch(self.arch, self.width)}, {self.epochs} passes over the real "
                 f"train split{choice}{steps}, {self.seeds} classifier seed(s); real + synthetic: "
                 f"{self.mix} ({how}{bn})")

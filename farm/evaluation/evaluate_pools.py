@@ -206,7 +206,8 @@ def evaluate_image_dataset(dataset: str, prepared, trials: list[dict], config: E
     real = Task(REAL, images.images[train], images.labels[train])
     tasks = [real]
     for name, (x, y) in trained.items():
-        tasks += [Task(f"synthetic/{name}", x, y), real_plus(f"real+synthetic/{name}", real, x, y)]
+        tasks += [Task(f"synthetic/{name}", x, y, passes=config.cas_passes),
+                  real_plus(f"real+synthetic/{name}", real, x, y)]
     if trained:  # what any extra images do: as many of pure noise as the biggest pool
         tasks.append(noise_control(real, max(len(y) for _, y in trained.values()), len(classes),
                                    config.seed))

@@ -17,14 +17,15 @@ How real + synthetic is trained is `mix` (a reviewer's protocols, as data; `MIXE
     `synthetic_batch` synthetic images on top, never in place of a real one (Azizi et al. 2023).
     The loss is the mean over both, so a real image weighs as a synthetic one does, and without
     `separate_bn` the batch's statistics include the synthetic images;
-  * `pretrain`: train on the pool alone (exactly the CAS run), then fine-tune on the real train
+  * `pretrain`: train on the pool alone (the CAS run at `epochs` passes), then fine-tune on the real train
     split with the ceiling's schedule and a fresh optimizer;
   * `distill`: as `extra`, but each synthetic image's target mixes its requested class with the
     softmax of a teacher trained on the real train split only (that seed's ceiling model);
   * `share`: the earlier protocol, kept for comparison with bench/RESULTS.md: every pass holds
     each real image once and a fresh draw of extras making `synthetic_share` of it.
 `separate_bn` gives synthetic images their own batch-norm statistics (Yu et al. 2023); the
-tested model uses the real ones. CAS (synthetic only) takes the ceiling's number of steps.
+tested model uses the real ones. CAS (synthetic only) takes the ceiling's number of steps, or
+`cas_epochs` passes' worth where set: a classifier on a pool alone converges sooner.
 
 It runs as one Ray Train job per dataset (`TorchTrainer`): GPU workers when the cluster has GPUs,
 CPU workers otherwise; with more than one worker each trains on its shard of every epoch's
@@ -67,12 +68,14 @@ HELD_OUT = "held-out real images"  # what the final figures are tested on: the t
 class Task:
     """One training set: uint8 images [N, H, W, 3] and labels [N]. With `real_count`, the first
     `real_count` images are real and the rest are extras (a pool, or the noise control), which
-    join the real ones as the evaluator's `mix` says."""
+    join the real ones as the evaluator's `mix` says. `passes`: its step budget in passes over
+    the reference images where not the evaluator's `epochs` (CAS's `cas_epochs`)."""
 
     name: str
     images: np.ndarray
     labels: np.ndarray
     real_count: int | None = None
+    passes: int | None = None
 
     @property
     def has_extras(self) -> bool:
@@ -106,11 +109,13 @@ def pass_order(n: int, real_count: int | None, share: float,
     return both[torch.randperm(len(both), generator=generator)]
 
 
-def step_budget(config: EvaluatorConfig, reference_images: int, world: int = 1) -> int:
-    """Optimizer steps every classifier of a dataset gets: `epochs` passes over the real train
-    split. The same for all, so that no task is ahead merely by taking more steps."""
-    return max(1, config.epochs * steps_per_epoch(math.ceil(reference_images / world),
-                                                  config.batch_size))
+def step_budget(config: EvaluatorConfig, reference_images: int, world: int = 1,
+                passes: int | None = None) -> int:
+    """Optimizer steps a classifier of a dataset gets: `epochs` passes (or the task's own
+    `passes`) over the real train split. The same for every task that learns from real images,
+    so that no task is ahead merely by taking more steps."""
+    return max(1, (passes or config.epochs) * steps_per_epoch(math.ceil(reference_images / world),
+                                                              config.batch_size))
 
 
 def index_batches(n: int, budget: int, batch_size: int, generator: torch.Generator,
@@ -270,7 +275,7 @@ def train_classifier(task: Task, num_classes: int, config: EvaluatorConfig, devi
     model = wrap(model.to(device))
     x, y = to_unit_range(task.images, device), label_tensor(task.labels, device)
     real = task.real_count if task.has_extras else len(x)
-    budget = step_budget(config, reference_images or real, world)
+    budget = step_budget(config, reference_images or real, world, task.passes)
     mix = config.mix if task.has_extras else "plain"
     steps, report_every = 0, max(1, budget // 2)  # a line half-way and one at the end
 
@@ -291,7 +296,7 @@ def train_classifier(task: Task, num_classes: int, config: EvaluatorConfig, devi
     if mix == "distill" and teacher is None:
         raise ValueError("mix distill needs the real-only teacher: train the real task first")
     total = budget * (2 if mix == "pretrain" else 1)
-    if mix == "pretrain":  # the pool alone first: exactly the CAS run (same init and streams)
+    if mix == "pretrain":  # the pool alone first: the CAS run (same init and streams) at `epochs`
         run = _Run(model, config, budget)
         xe, ye = x[real:], y[real:]
         batches, aug = schedule(len(xe))

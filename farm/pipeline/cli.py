@@ -21,7 +21,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="smoke",
                    help="trials/presets/<name>.yaml: smoke (minutes on a laptop), laptop (all 30 "
                         "image classes on a CPU, minutes in bench/RESULTS.md), full, tiny")
-    p.add_argument("--only", help="comma-separated families to grow, e.g. tabular-a")
+    p.add_argument("--only", help="comma-separated families to grow, their trials queued in "
+                   "that order, e.g. tabular-a")
     p.add_argument("--data-dir", default=os.environ.get("FARM_DATA_DIR"),
                    help="folder with <dataset>/<file> copies (default $FARM_DATA_DIR, then the "
                         "cache, then a download)")

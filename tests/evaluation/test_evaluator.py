@@ -74,7 +74,8 @@ def test_confusion_and_scores_per_class():
                                             ({"lr": 0.0}, "lr"), ({"workrs": 2}, "workrs"),
                                             ({"width": 0}, "width"),
                                             ({"autocast": "fp16"}, "autocast"),
-                                            ({"choice_epochs": -1}, "choice_epochs")])
+                                            ({"choice_epochs": -1}, "choice_epochs"),
+                                            ({"cas_epochs": -2}, "cas_epochs must be >= 0")])
 def test_bad_evaluator_settings_are_named(values, message):
     with pytest.raises(ConfigError, match=message):
         evaluator_config(values)
@@ -88,6 +89,15 @@ def test_every_classifier_takes_the_same_number_of_steps_whatever_its_data():
                           say=lambda _line: None, reference_images=40)["steps"]
              for n in (40, 96, 7)]
     assert steps == [step_budget(config, 40)] * 3 == [2 * 3] * 3  # 40 images: 3 steps a pass
+
+
+def test_a_task_with_its_own_passes_takes_that_many_passes_worth_of_steps():
+    rng = np.random.default_rng(4)
+    config = EvaluatorConfig(arch="tiny", epochs=4, batch_size=16)
+    cas = fit_and_test(Task("synthetic/p", *_blobs(96, rng), passes=1), Task("t", *_blobs(6, rng)),
+                       3, config, torch.device("cpu"), say=lambda _line: None,
+                       reference_images=40)
+    assert cas["steps"] == step_budget(config, 40, passes=1) == 3  # 40 reference images, 1 pass
 
 
 def _counts(order, n):

@@ -310,3 +310,5 @@ def test_the_choice_classifiers_train_on_each_pool_alone_and_test_on_the_val_sli
     assert "80 passes over the real train split (the pool choice's classifiers 40)" in \
         evaluator_config({"epochs": 80, "choice_epochs": 40}).describe()
     assert "(the pool choice" not in evaluator_config({"choice_epochs": 30}).describe()
+    assert "80 passes over the real train split (CAS 40, the pool choice's classifiers 40)" in \
+        evaluator_config({"epochs": 80, "choice_epochs": 40, "cas_epochs": 40}).describe()
