@@ -106,13 +106,12 @@ def rank_checkpoints(experiment: Path, trials: list[dict], dataset: str, data_di
                      say=print, passes: int | None = None, done: list[dict] | None = None,
                      keep=lambda rows: None) -> list[dict]:
     """Per all-class trial: each kept checkpoint's logged usefulness and KID, and its CAS
-    (one classifier seed, the evaluator's passes unless `passes` says otherwise). Rows in
+    (one classifier seed, the evaluator's CAS passes unless `passes` says otherwise). Rows in
     `done` are kept and their checkpoints not trained again; `keep(rows)` is called after each
     checkpoint, so a stopped ranking goes on where it stopped."""
     stored = json.loads((experiment / "run.json").read_text())
     config = dataclasses.replace(evaluator_config(stored["config"].get("evaluator")), seeds=1)
-    if passes:
-        config = dataclasses.replace(config, epochs=passes)
+    config = dataclasses.replace(config, epochs=passes or config.cas_passes)
     images_cfg = stored["config"]["data"].get("images", {})
     per_class = int(images_cfg.get("synthetic_per_class", 32))
     judge_filter = int(images_cfg.get("judge_filter", 1))
@@ -229,7 +228,7 @@ def main() -> None:
                         help="only the summary's figures (no per-checkpoint CAS)")
     parser.add_argument("--passes", type=int,
                         help="passes of each checkpoint's CAS classifier (default: the "
-                             "evaluator's)")
+                             "evaluator's CAS passes)")
     parser.add_argument("--checkpoints-only", type=Path, metavar="ROWS_JSON",
                         help="rank the checkpoints of a run still in its evaluator (no summary "
                              "yet) and write the rows here, one checkpoint at a time (rows "

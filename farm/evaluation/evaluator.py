@@ -17,8 +17,8 @@ How real + synthetic is trained is `mix` (a reviewer's protocols, as data; `MIXE
     `synthetic_batch` synthetic images on top, never in place of a real one (Azizi et al. 2023).
     The loss is the mean over both, so a real image weighs as a synthetic one does, and without
     `separate_bn` the batch's statistics include the synthetic images;
-  * `pretrain`: train on the pool alone (the CAS run at `epochs` passes), then fine-tune on the real train
-    split with the ceiling's schedule and a fresh optimizer;
+  * `pretrain`: train on the pool alone (the CAS run at `epochs` passes), then fine-tune on the
+    real train split with the ceiling's schedule and a fresh optimizer;
   * `distill`: as `extra`, but each synthetic image's target mixes its requested class with the
     softmax of a teacher trained on the real train split only (that seed's ceiling model);
   * `share`: the earlier protocol, kept for comparison with bench/RESULTS.md: every pass holds

@@ -52,8 +52,8 @@ def started_head():
         yield env, port, temp
     finally:
         os.killpg(head.pid, signal.SIGTERM)
-        try:
-            head.wait(timeout=30)
+        try:  # `ray start --block` outlived 30 s of SIGTERM on every run: the KILL ends it
+            head.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
         os.killpg(head.pid, signal.SIGKILL) if _group_alive(head.pid) else None
