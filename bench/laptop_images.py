@@ -88,6 +88,19 @@ def checkpoint_cas(experiment: Path, trial: dict, folder: Path, train, test: Tas
     return scores(out["matrix"], range(len(train.classes)))["accuracy"]
 
 
+def mean_cas(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The first file's rows, each checkpoint's `cas` the mean over every file's (each file one
+    classifier seed); the files must rank the same checkpoints."""
+    rows = frames[0].copy()
+    key = ["trial", "epoch"]
+    for other in frames[1:]:
+        if sorted(map(tuple, other[key].values)) != sorted(map(tuple, rows[key].values)):
+            raise SystemExit("--rows-from files rank different checkpoints")
+    stacked_cas = pd.concat([f[key + ["cas"]] for f in frames]).groupby(key)["cas"].mean()
+    rows["cas"] = [stacked_cas[(t, e)] for t, e in zip(rows["trial"], rows["epoch"])]
+    return rows
+
+
 def grown_trials(experiment: Path, dataset: str) -> list[dict]:
     """The all-class trials of a run that has not finished (no summary yet), from Tune's
     folders: what `rank_checkpoints` needs of each (kept and last epochs are read from the
@@ -104,7 +117,7 @@ def grown_trials(experiment: Path, dataset: str) -> list[dict]:
 
 def rank_checkpoints(experiment: Path, trials: list[dict], dataset: str, data_dir: str | None,
                      say=print, passes: int | None = None, done: list[dict] | None = None,
-                     keep=lambda rows: None) -> list[dict]:
+                     keep=lambda rows: None, seed: int | None = None) -> list[dict]:
     """Per all-class trial: each kept checkpoint's logged usefulness and KID, and its CAS
     (one classifier seed, the evaluator's CAS passes unless `passes` says otherwise). Rows in
     `done` are kept and their checkpoints not trained again; `keep(rows)` is called after each
@@ -112,6 +125,8 @@ def rank_checkpoints(experiment: Path, trials: list[dict], dataset: str, data_di
     stored = json.loads((experiment / "run.json").read_text())
     config = dataclasses.replace(evaluator_config(stored["config"].get("evaluator")), seeds=1)
     config = dataclasses.replace(config, epochs=passes or config.cas_passes)
+    if seed is not None:  # another classifier seed: rows to average with the first's
+        config = dataclasses.replace(config, seed=seed)
     images_cfg = stored["config"]["data"].get("images", {})
     per_class = int(images_cfg.get("synthetic_per_class", 32))
     judge_filter = int(images_cfg.get("judge_filter", 1))
@@ -233,8 +248,13 @@ def main() -> None:
                         help="rank the checkpoints of a run still in its evaluator (no summary "
                              "yet) and write the rows here, one checkpoint at a time (rows "
                              "already there are kept); nothing else")
-    parser.add_argument("--rows-from", type=Path, metavar="ROWS_JSON",
-                        help="the rows --checkpoints-only wrote, instead of ranking again")
+    parser.add_argument("--classifier-seed", type=int,
+                        help="with --checkpoints-only: this classifier seed (default: the "
+                             "evaluator's first)")
+    parser.add_argument("--rows-from", type=Path, metavar="ROWS_JSON", nargs="+",
+                        help="the rows --checkpoints-only wrote, instead of ranking again; with "
+                             "several files (other classifier seeds), each checkpoint's CAS is "
+                             "their mean")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -247,7 +267,7 @@ def main() -> None:
 
         keep(rank_checkpoints(args.experiment, grown_trials(args.experiment, args.dataset),
                               args.dataset, args.data_dir, passes=args.passes, done=done,
-                              keep=keep))
+                              keep=keep, seed=args.classifier_seed))
         return
     summary = json.loads((args.experiment / "summary.json").read_text())
     train, _ = reference_sets(args.experiment, summary, args.dataset, args.data_dir)
@@ -255,7 +275,7 @@ def main() -> None:
               "collapsed_pair_classes": collapsed_pairs(summary, args.dataset)}
     rows = pd.DataFrame()
     if args.rows_from:
-        rows = pd.DataFrame(json.loads(args.rows_from.read_text()))
+        rows = mean_cas([pd.DataFrame(json.loads(f.read_text())) for f in args.rows_from])
         ends = {t["trial"]: (t["best_epoch"], t["last_epoch"]) for t in summary["trials"]}
         rows["kept"] = [ends[t][0] == e for t, e in zip(rows["trial"], rows["epoch"])]
         rows["last"] = [ends[t][1] == e for t, e in zip(rows["trial"], rows["epoch"])]
