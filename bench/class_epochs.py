@@ -35,7 +35,8 @@ import numpy as np
 import torch
 
 from common import command_line, emit, git_commit, host_cpu
-from evaluator_mixes import accuracy, checkpoint_draw, pool_members, stacked
+from evaluator_mixes import (accuracy, checkpoint_draw, kept_draws, member_blend,
+                             pool_members)
 from image_epochs import prepared_dataset, real_and_test
 from laptop_images import checkpoints, logged
 
@@ -45,7 +46,6 @@ sys.path.insert(0, str(REPO))
 from farm.config.classifiers import evaluator_config  # noqa: E402
 from farm.evaluation.evaluate_pools import real_plus  # noqa: E402
 from farm.evaluation.evaluator import Task, seed_configs, train_classifier  # noqa: E402
-from farm.evaluation.pools import interleaved  # noqa: E402
 from farm.metrics.paired import paired_gain  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "class-epochs.json"
@@ -71,30 +71,20 @@ def member_draws(experiment: Path, summary: dict, dataset: str, pool: str, prepa
     {trial: {class: that epoch}})."""
     classes = list(prepared.images.classes)
     members_of = pool_members(summary, dataset, pool, classes)
-    kept, per_class, epochs = {}, {}, {}
-    for members in members_of.values():
-        for trial in members:
-            name = trial["trial"]
-            if name in kept:
-                continue
-            folder = experiment / "tune" / name / Path(trial["checkpoint"]).name
-            kept[name] = checkpoint_draw(folder, prepared, config)
-            if trial.get("class"):  # one class's own trial: nothing to choose per class
-                continue
-            best = best_epoch_per_class(experiment, trial, classes)
-            folders = dict(checkpoints(experiment, trial))
-            drawn = {e: checkpoint_draw(folders[e], prepared, config) for e in set(best.values())}
-            per_class[name] = {c: drawn[best[c]][c] for c in classes}
-            epochs[name] = best
-            print(f"{name}: kept epoch {trial['best_epoch']}; classes from epochs "
-                  f"{sorted(set(best.values()))}", flush=True)
+    kept = kept_draws(experiment, members_of, prepared, config)
+    per_class, epochs = {}, {}
+    trials = {t["trial"]: t for members in members_of.values() for t in members}
+    for name, trial in trials.items():
+        if trial.get("class"):  # one class's own trial: nothing to choose per class
+            continue
+        best = best_epoch_per_class(experiment, trial, classes)
+        folders = dict(checkpoints(experiment, trial))
+        drawn = {e: checkpoint_draw(folders[e], prepared, config) for e in set(best.values())}
+        per_class[name] = {c: drawn[best[c]][c] for c in classes}
+        epochs[name] = best
+        print(f"{name}: kept epoch {trial['best_epoch']}; classes from epochs "
+              f"{sorted(set(best.values()))}", flush=True)
     return members_of, kept, per_class, epochs
-
-
-def build(members_of: dict, draws: dict, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The pool as the farm blends it: each class's images in turn from each of its members."""
-    return stacked({c: interleaved([list(draws[t["trial"]][c]) for t in members_of[c]])
-                    for c in classes}, classes)
 
 
 def main() -> None:
@@ -120,8 +110,8 @@ def main() -> None:
     if not per_class:
         raise SystemExit(f"pool {args.pool} has no conditional member: nothing to choose per "
                          "class")
-    pools = {"kept": build(members_of, kept, classes),
-             "per-class": build(members_of, {**kept, **per_class}, classes)}
+    pools = {"kept": member_blend(members_of, kept, classes),
+             "per-class": member_blend(members_of, {**kept, **per_class}, classes)}
     real, test = real_and_test(prepared)
     n_classes, device = len(classes), torch.device("cpu")
     acc: dict[str, list[float]] = {}

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from common import emit, git_commit
-from image_epochs import prepared_dataset, real_and_test
+from image_epochs import _checkpoint, prepared_dataset, real_and_test
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -109,21 +109,34 @@ def built_pool(summary: dict, dataset: str, name: str, classes: list[str]):
         return read_pool(Path(tmp) / name, classes)
 
 
-def redrawn_pool(summary: dict, dataset: str, name: str, prepared, config: dict,
-                 per_class: int) -> tuple[np.ndarray, np.ndarray]:
+def kept_draws(experiment: Path, members_of: dict, prepared, config: dict,
+               per_class: int | None = None) -> dict[str, dict]:
+    """{trial: {class: images}}: every member of a pool (`pool_members`) drawn once at its kept
+    checkpoint, found under `experiment` wherever the run's folder now lives."""
+    draws: dict[str, dict] = {}
+    for trial in (t for members in members_of.values() for t in members):
+        if trial["trial"] not in draws:
+            folder = _checkpoint(experiment, trial, trial["checkpoint"])
+            draws[trial["trial"]] = checkpoint_draw(folder, prepared, config, per_class=per_class)
+    return draws
+
+
+def member_blend(members_of: dict, draws: dict, classes: list[str]):
+    """(images, labels) as the farm blends a pool: each class's images in turn from each of its
+    members' draws (`draws`: {trial: {class: images}})."""
+    return stacked({c: interleaved([list(draws[t["trial"]][c]) for t in members_of[c]])
+                    for c in classes}, classes)
+
+
+def redrawn_pool(experiment: Path, summary: dict, dataset: str, name: str, prepared,
+                 config: dict, per_class: int) -> tuple[np.ndarray, np.ndarray]:
     """(images, labels) of pool `name` with the members the farm would choose, each member's
     kept checkpoint drawn again at `per_class` images a class (under the run's judge filter):
     the same pool at another size, where the farm exports `synthetic_per_class`."""
     classes = list(prepared.images.classes)
     members_of = pool_members(summary, dataset, name, classes)
-    draws: dict[str, dict] = {}
-    for members in members_of.values():
-        for trial in members:
-            if trial["trial"] not in draws:
-                draws[trial["trial"]] = checkpoint_draw(Path(trial["checkpoint"]), prepared,
-                                                        config, per_class=per_class)
-    return stacked({c: interleaved([list(draws[t["trial"]][c]) for t in members_of[c]])
-                    for c in classes}, classes)
+    return member_blend(members_of, kept_draws(experiment, members_of, prepared, config,
+                                               per_class), classes)
 
 
 def pool_images(experiment: Path, summary: dict | None, dataset: str, checkpoint: str | None,
@@ -135,7 +148,7 @@ def pool_images(experiment: Path, summary: dict | None, dataset: str, checkpoint
     a class when given), or the farm's chosen pool."""
     classes = list(prepared.images.classes)
     if pool and per_class:
-        x, y = redrawn_pool(summary, dataset, pool, prepared, config, per_class)
+        x, y = redrawn_pool(experiment, summary, dataset, pool, prepared, config, per_class)
         return f"pool {pool} redrawn at {per_class} a class", x, y
     if pool:
         x, y = built_pool(summary, dataset, pool, classes)
