@@ -205,7 +205,7 @@ class ConditionalParams(StepSettings):
     consistency_augment: str = "translation,cutout"   # its transform T, a DiffAugment policy
     transition_start: int = 0       # G step at which the class starts to count ...
     transition_end: int = 0         # ... and from which it counts fully; 0 = off (always)
-    eval_images: int = 16           # per class
+    eval_images: int = 128          # per class (trials/images.yaml says why)
     kid_subsets: int = 20
     grid_images: int = 8            # per class: one grid row each
 
