@@ -30,11 +30,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats
 
 from common import command_line, emit, git_commit, host_cpu
 from image_epochs import prepared_dataset, reference_sets
-from laptop_images import checkpoints, mean_cas
+from laptop_images import checkpoints, mean_cas, spearman_per_trial
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -74,12 +73,6 @@ def probe_scores(experiment: Path, trial: str, train, sizes: list[int]) -> list[
     return rows
 
 
-def spearman(table: pd.DataFrame, column: str, sign: float = 1.0) -> dict[str, float]:
-    """Per trial: Spearman of sign * column with the checkpoints' mean test CAS."""
-    return {trial: float(stats.spearmanr(sign * g[column], g["cas"])[0])
-            for trial, g in table.groupby("trial")}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("experiment", type=Path)
@@ -105,7 +98,7 @@ def main() -> None:
                                      on=["trial", "epoch"])
     columns = {"logged usefulness": ("useful", 1.0), "logged KID (sign flipped)": ("kid", -1.0),
                **{f"probe on {n} a class": (f"useful@{n}", 1.0) for n in sizes}}
-    per_trial = {name: spearman(table, column, sign) for name, (column, sign) in columns.items()}
+    per_trial = {name: spearman_per_trial(table, column, sign) for name, (column, sign) in columns.items()}
     result = {"commit": git_commit(), "command": command_line(), "device": host_cpu(),
               "experiment": args.experiment.name, "classifier_seeds": len(args.rows_from),
               "checkpoints": len(table), "seconds": round(time.perf_counter() - started),
