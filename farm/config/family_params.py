@@ -135,14 +135,22 @@ AUTOCAST = ("", "bf16")   # an image trial's `autocast`: none, or bfloat16 (farm
 class StepSettings:
     """How an image trial's GAN steps run on its device, whatever the family (farm/gan/
     precision.py): the same model and step, laid out or rounded for speed. Off by default, so a
-    preset that wants them says so; evaluation, export and checkpoints stay float32."""
+    preset that wants them says so; export and checkpoints stay float32, and evaluation too
+    unless `eval_autocast` says otherwise."""
 
     channels_last: bool = False     # G, D and the real images in channels-last memory
     autocast: str = ""              # "bf16": the steps under bfloat16 autocast; "" = off
+    # the images an evaluation scores drawn under `autocast` too (export, pictures and
+    # checkpoints stay float32): on one CPU core the conditional draw of 128 a class ran 1.6x
+    # faster, and the usefulness probe moved by 2e-5 (bench/RESULTS.md, "laptop-16")
+    eval_autocast: bool = False
 
     def __post_init__(self):
         if self.autocast not in AUTOCAST:
             raise ValueError(f"autocast must be one of {AUTOCAST}, got {self.autocast!r}")
+        if self.eval_autocast and not self.autocast:
+            raise ValueError("eval_autocast draws the scored images under the steps' autocast: "
+                             "set autocast (bf16) too")
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import torch
 from farm.config.family_params import ImageParams
 from farm.data.trial_data import ImageData
 from farm.families.image_common import (discriminator_for, generate, grid, judge_for, pair_on,
-                                        score_class, to_uint8, useful_scores)
+                                        score_class, scored_draw, to_uint8, useful_scores)
 from farm.gan.diffaugment import augmented
 from farm.gan.ema import EMAGenerator
 from farm.gan.gan_loop import GanPair, RealVsFake, Tricks, gan_epoch, shuffled_batches
@@ -123,7 +123,7 @@ def real_rows(view: ClassView, device) -> torch.Tensor:
 
 def evaluate(G, params: ImageParams, view: ClassView, seed: int) -> dict:
     judge = judge_for(view.data, next(G.parameters()).device)
-    fake = generate(G, params.eval_images, seed)
+    fake = scored_draw(G, params, params.eval_images, seed)
     scores, features = score_class(judge, fake, view.data.real_features[view.label], view.label,
                                    params, seed)
     return {**scores, **useful_scores(view.data, {view.label: features})}

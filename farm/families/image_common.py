@@ -20,6 +20,7 @@ from farm.metrics.images import diversity, kid
 from farm.metrics.judge import Judge
 from farm.metrics.usefulness import usefulness
 from farm.models.images import DISCRIMINATORS, noise_for
+from farm.models.precision import autocast_steps
 
 
 def _optimizer(params: ImageParams, module, lr):
@@ -59,6 +60,16 @@ def generate(G, n: int, seed: int, label: int | None = None,
     if label is None:
         return G(z)
     return G(z, torch.full((n,), label, dtype=torch.long, device=device))
+
+
+def scored_draw(G, params, n: int, seed: int, label: int | None = None) -> torch.Tensor:
+    """The fixed-noise batch an evaluation scores, as float32 images: drawn in float32, or
+    under the steps' autocast where `eval_autocast` asks (the conditional family's 128 images a
+    class: most of an evaluation's time is this draw)."""
+    device = next(G.parameters()).device
+    autocast = params.autocast if getattr(params, "eval_autocast", False) else ""
+    with autocast_steps(autocast, device):
+        return generate(G, n, seed, label).float()
 
 
 def score_class(judge: Judge, fake: torch.Tensor, real_features: np.ndarray, label: int,

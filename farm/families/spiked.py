@@ -21,7 +21,7 @@ from farm.config.family_params import ImageParams
 from farm.data.images import label_tensor
 from farm.data.trial_data import ImageData
 from farm.families.image_common import (discriminator_for, generate, grid, judge_for, pair_on,
-                                        score_class, to_uint8, useful_scores)
+                                        score_class, scored_draw, to_uint8, useful_scores)
 from farm.gan.diffaugment import augmented
 from farm.gan.gan_loop import GanPair, d_accuracy
 from farm.models.images import GENERATORS, noise_for
@@ -73,7 +73,7 @@ def evaluate(G, params: ImageParams, data: ImageData, seed: int) -> dict:
     judge = judge_for(data, next(G.parameters()).device)
     metrics, generated = {}, {}
     for label, name in enumerate(data.classes):
-        fake = generate(G, params.eval_images, seed + label, label)
+        fake = scored_draw(G, params, params.eval_images, seed + label, label)
         scores, generated[label] = score_class(judge, fake, data.real_features[label], label,
                                                params, seed)
         metrics.update({f"{key}/{name}": value for key, value in scores.items()})

@@ -119,3 +119,38 @@ def test_a_fast_trial_checkpoint_samples_the_same_from_a_plain_model(kind, data,
     assert list(one) == list(other)
     for name in one:  # uint8 images; the two memory layouts may round one pixel apart
         assert np.abs(one[name].astype(int) - other[name].astype(int)).max() <= 1
+
+
+def test_eval_autocast_needs_autocast():
+    with pytest.raises(ValueError, match="eval_autocast"):
+        params_from("conditional", {"eval_autocast": True})
+
+
+@pytest.mark.parametrize("kind", sorted(TINY))
+def test_eval_autocast_draws_the_scored_images_in_bf16_and_nothing_else(kind, data, monkeypatch):
+    """With `eval_autocast` the images an evaluation scores come from a bf16 draw (handed on as
+    float32 images); export stays float32, and without it the scored draw is float32 too."""
+    from farm.families import image_common
+
+    family, view, params, pair, _ = _trial(kind, data, **FAST, eval_autocast=True)
+    plain_params = params_from(kind, {**TINY[kind], **FAST})
+    seen = []
+    draw = image_common.generate
+
+    def spy(G, n, seed, label=None, rng=None):
+        images = draw(G, n, seed, label, rng)
+        seen.append(images.dtype)
+        return images
+
+    for module in ("image_common", "spiked", "fruit_pairs"):
+        monkeypatch.setattr(f"farm.families.{module}.generate", spy, raising=False)
+    bf16 = family.evaluate(pair.generator, params, view, 0)
+    assert set(seen) == {torch.bfloat16}
+    seen.clear()
+    full = family.evaluate(pair.generator, plain_params, view, 0)
+    assert set(seen) == {torch.float32}
+    assert bf16.keys() == full.keys()
+    assert all(np.isfinite(v) for v in bf16.values() if isinstance(v, float))
+    seen.clear()
+    exported = family.export(pair.generator, params, view, 4, 7)
+    assert set(seen) == {torch.float32} and all(x.dtype == np.uint8 for x in exported.values())
