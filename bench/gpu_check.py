@@ -166,17 +166,37 @@ def pytest_counts(log: Path) -> dict:
                                               if line.startswith("SKIPPED")})}
 
 
+STATUS_LINE = re.compile(r"^\[\d+:\d\d\] trials: ")
+
+
+def periodic_status_lines(lines: list[str]) -> tuple[int, int]:
+    """(reports, lines) of the trial status the farm prints every 30 s while trials run (each
+    `[m:ss] trials:` line and the table under it), the last report, which lists every trial,
+    not counted. Their number grows with the run's wall time, so a busy machine shows more."""
+    starts = [i for i, line in enumerate(lines) if STATUS_LINE.match(line)]
+    count = 0
+    for start in starts[:-1]:
+        end = start + 1
+        while end < len(lines) and lines[end].startswith("  "):
+            end += 1
+        count += end - start
+    return max(0, len(starts) - 1), count
+
+
 def farm_summary(path: Path, log: Path) -> dict:
     """The smoke farm's own account: trials, their status, and its phases' seconds; and what
-    its terminal showed: how many lines, and which known noise (`TERMINAL_NOISE`) got through."""
+    its terminal showed: how many lines (and how many of them the periodic trial status), and
+    which known noise (`TERMINAL_NOISE`) got through."""
     summary = json.loads(path.read_text())
     trials = summary["trials"]
     shown = log.read_text(errors="replace")
+    reports, status_lines = periodic_status_lines(shown.splitlines())
     return {"seconds": summary["seconds"], "phases": summary["phases"],
             "families": sorted({t["family"] for t in trials}), "trials": len(trials),
             "trials ok": sum(t["status"] == "ok" for t in trials),
             "evaluator device": (summary.get("evaluator") or {}).get("device"),
             "terminal lines": len(shown.splitlines()),
+            "periodic status reports": reports, "periodic status lines": status_lines,
             "terminal noise": [noise for noise in TERMINAL_NOISE if noise in shown]}
 
 

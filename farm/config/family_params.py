@@ -142,7 +142,8 @@ class StepSettings:
     autocast: str = ""              # "bf16": the steps under bfloat16 autocast; "" = off
     # the images an evaluation scores drawn under `autocast` too (export, pictures and
     # checkpoints stay float32): on one CPU core the conditional draw of 128 a class ran 1.6x
-    # faster, and the usefulness probe moved by 2e-5 (bench/RESULTS.md, "laptop-16")
+    # faster, and the usefulness probe moved by 0.0008 on average, at most 0.003
+    # (bench/RESULTS.md, "laptop-16")
     eval_autocast: bool = False
 
     def __post_init__(self):
