@@ -226,6 +226,8 @@ def main() -> None:
                         help="the first classifier seed (default: the config's): with --seeds, "
                              "adds seeds to a run's own (the noise images stay the config's)")
     parser.add_argument("--passes", type=int, help="passes over the real train split")
+    parser.add_argument("--synthetic-batch", type=int,
+                        help="synthetic images on top of each real batch (default: the config's)")
     parser.add_argument("--preset", help="take the evaluator settings from this preset")
     parser.add_argument("--data-dir")
     parser.add_argument("--out", type=Path)
@@ -246,6 +248,11 @@ def main() -> None:
         base = dataclasses.replace(base, seeds=args.seeds)
     if args.passes:
         base = dataclasses.replace(base, epochs=args.passes)
+    if args.synthetic_batch:
+        if args.control_from_run:
+            raise SystemExit("--synthetic-batch changes how the noise control trains too: the "
+                             "run's own control would not match (drop --control-from-run)")
+        base = dataclasses.replace(base, synthetic_batch=args.synthetic_batch)
     noise_seed = base.seed  # the farm draws one set of noise images for every classifier seed
     if args.first_seed is not None:
         base = dataclasses.replace(base, seed=args.first_seed)
