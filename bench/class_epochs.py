@@ -44,7 +44,7 @@ import torch
 
 from common import command_line, emit, git_commit, host_cpu
 from evaluator_mixes import (accuracy, checkpoint_draw, kept_draws, member_blend,
-                             pool_members)
+                             pool_members, same_ceiling)
 from image_epochs import prepared_dataset, real_and_test
 from laptop_images import checkpoints, logged
 
@@ -85,6 +85,16 @@ def top_epochs(experiment: Path, trial: dict, k: int) -> list[int]:
     return sorted(scores, key=lambda e: (scores[e], e), reverse=True)[:k]
 
 
+def top_k(choice: str) -> int | None:
+    """K of a `top-K` choice; None for `per-class`; anything else stops with one line."""
+    if choice == "per-class":
+        return None
+    k = choice.removeprefix("top-")
+    if choice.startswith("top-") and k.isdigit() and int(k) >= 2:
+        return int(k)
+    raise SystemExit(f"--choice is per-class or top-K with K at least 2, not {choice!r}")
+
+
 def member_draws(experiment: Path, summary: dict, dataset: str, pool: str, prepared,
                  config: dict, choice: str) -> tuple[dict, dict, dict, dict]:
     """(members per class, {trial: kept draw}, {trial: {class: images of the alternative}},
@@ -98,14 +108,15 @@ def member_draws(experiment: Path, summary: dict, dataset: str, pool: str, prepa
         if trial.get("class"):  # one class's own trial: nothing to choose per class
             continue
         folders = dict(checkpoints(experiment, trial))
-        if choice == "per-class":
+        k = top_k(choice)
+        if k is None:
             best = best_epoch_per_class(experiment, trial, classes)
             drawn = {e: checkpoint_draw(folders[e], prepared, config) for e in set(best.values())}
             other[name] = {c: drawn[best[c]][c] for c in classes}
             epochs[name] = best
             used = sorted(set(best.values()))
         else:
-            used = top_epochs(experiment, trial, int(choice.removeprefix("top-")))
+            used = top_epochs(experiment, trial, k)
             if used[0] != trial["best_epoch"]:
                 raise SystemExit(f"{name}: the best logged usefulness is at epoch {used[0]}, "
                                  f"not the kept {trial['best_epoch']}")
@@ -146,10 +157,7 @@ def main() -> None:
     parser.add_argument("--data-dir")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    if args.choice != "per-class" and not (args.choice.startswith("top-")
-                                            and args.choice[4:].isdigit()
-                                            and int(args.choice[4:]) >= 2):
-        raise SystemExit(f"--choice is per-class or top-K with K at least 2, not {args.choice!r}")
+    top_k(args.choice)  # a bad --choice stops here, before anything is drawn
 
     summary = json.loads((args.experiment / "summary.json").read_text())
     prepared, config = prepared_dataset(args.experiment, args.dataset, args.data_dir)
@@ -188,10 +196,8 @@ def main() -> None:
         teacher = fit("ceiling", real, seed_config) if args.gain else None
         if from_run:
             at = from_run["seeds"].index(seed_config.seed)
-            if abs(from_run["ceiling"][at] - acc["ceiling"][-1]) > 1e-9:
-                raise SystemExit(f"seed {seed_config.seed}: the ceiling {acc['ceiling'][-1]:.4f} "
-                                 f"is not the run's {from_run['ceiling'][at]:.4f}: its kept "
-                                 "figures would not pair with these")
+            same_ceiling(seed_config.seed, acc["ceiling"][-1], from_run["ceiling"][at],
+                         "its kept pool's figures")
             for key in ("cas/kept", "gain/kept"):
                 acc.setdefault(key, []).append(from_run[key][at])
         for name, (x, y) in pools.items():
@@ -212,7 +218,7 @@ def main() -> None:
         for name in ("kept", alt):
             figures[f"gain_{name}"] = paired_gain(acc[f"gain/{name}"], acc["ceiling"])
         figures[f"gain_{alt}_over_kept"] = paired_gain(acc[f"gain/{alt}"], acc["gain/kept"])
-    results = RESULTS["per-class" if alt == "per-class" else "top"]
+    results = RESULTS["per-class" if top_k(alt) is None else "top"]
     results.parent.mkdir(exist_ok=True)
     results.write_text(json.dumps(figures, indent=1) + "\n")
 

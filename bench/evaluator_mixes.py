@@ -175,6 +175,14 @@ def run_evaluator(summary: dict, dataset: str) -> dict[int, tuple[float, float]]
                                                   control["accuracies"])}
 
 
+def same_ceiling(seed: int, trained: float, run: float, what: str) -> None:
+    """Stop unless the ceiling trained here is the run's for this seed: figures taken from the
+    run (`what`) pair with this bench's only when the classifiers are the same."""
+    if abs(run - trained) > 1e-9:
+        raise SystemExit(f"seed {seed}: the ceiling {trained:.4f} is not the run's {run:.4f}: "
+                         f"{what} would not pair with these figures")
+
+
 def accuracy(model, task, test, classes: int, config, steps: int, started: float) -> float:
     record = tested(model, task, test, classes, config, torch.device("cpu"), steps, started)
     return scores(record["matrix"], range(classes))["accuracy"]
@@ -293,10 +301,7 @@ def main() -> None:
               f"({time.perf_counter() - started:.0f} s)", flush=True)
         if run_figures is not None:
             ceiling, control = run_figures[seed_config.seed]
-            if abs(ceiling - acc["ceiling"][-1]) > 1e-9:
-                raise SystemExit(f"seed {seed_config.seed}: the ceiling {acc['ceiling'][-1]:.4f} "
-                                 f"is not the run's {ceiling:.4f}: its noise control would not "
-                                 "pair with these figures")
+            same_ceiling(seed_config.seed, acc["ceiling"][-1], ceiling, "its noise control")
             for mix in mixes:
                 acc.setdefault(f"{mix}/noise", []).append(control)
                 seconds.setdefault(f"{mix}/noise", 0.0)

@@ -67,7 +67,7 @@ def scored_draw(G, params, n: int, seed: int, label: int | None = None) -> torch
     under the steps' autocast where `eval_autocast` asks (the conditional family's 128 images a
     class: most of an evaluation's time is this draw)."""
     device = next(G.parameters()).device
-    autocast = params.autocast if getattr(params, "eval_autocast", False) else ""
+    autocast = params.autocast if params.eval_autocast else ""
     with autocast_steps(autocast, device):
         return generate(G, n, seed, label).float()
 
